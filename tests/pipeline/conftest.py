@@ -1,0 +1,28 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.main import main
+
+SAMPLE_LANGS = ("tel", "hin", "jpn", "spa")
+
+
+def read_jsonl(directory: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for part in sorted(directory.glob("part-*.jsonl"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def run_select(out: Path, *extra: str, langs=SAMPLE_LANGS) -> Path:
+    code = main(["--langs", ",".join(langs), "--output", str(out), "--until", "select", *extra])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """The select stage on the bundled sample, all four languages, one worker."""
+    return run_select(tmp_path_factory.mktemp("select"))

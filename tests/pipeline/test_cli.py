@@ -1,0 +1,49 @@
+"""The command line as users run it: a real subprocess, exit codes and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--langs", "xx"], "unknown language code 'xx'"),
+        (["--langs", "../etc"], "unknown language code"),
+        ([], "--langs is required"),
+        (["--langs", "tel", "--input", "/nonexistent/{lang}.txt"], "no input files match"),
+        (["--langs", "tel", "--config", "/nonexistent.yaml"], "cannot read config"),
+        (["--langs", "tel", "--dry-run"], "--dry-run is not available yet"),
+    ],
+)
+def test_bad_arguments_fail_fast_with_one_line(args, message):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0  # one line, no traceback
+
+
+def test_select_on_own_input_with_cc100_names(tmp_path):
+    # a CC-100 style file named by CC-100's code, read through the {cc100} placeholder
+    (tmp_path / "es.txt").write_text(
+        "Toda persona tiene derecho a la educación, que debe ser gratuita al menos en lo básico.\n"
+        "La instrucción elemental será obligatoria y la técnica estará al alcance de todos.\n\n"
+        "HAGA CLIC AQUÍ PARA GANAR UN PREMIO GRATIS AHORA MISMO\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = cli("--langs", "spa", "--input", str(tmp_path / "{cc100}.txt"), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "stopping after select" in result.stderr
+    stats = json.loads((out / "stats" / "spa.json").read_text())
+    assert stats["paragraphs"] == {"read": 3, "kept": 2, "rejected": {"too_many_capitals": 1}}
+    (record,) = [json.loads(x) for f in (out / "data" / "spa").glob("part-*") for x in f.read_text().splitlines()]
+    assert record["source"] == {"file": "es.txt", "doc": 0, "paragraphs": [0, 1]}

