@@ -74,6 +74,7 @@ class DedupConfig:
     word_ngram: int = 2
     char_ngram: int = 5
     seed: int = 1
+    shards: int = 256  # bucket entries travel grouped by shard: fewer, larger shuffle elements
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
+import zlib
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -70,6 +71,29 @@ def bands_of(cfg: DedupConfig) -> tuple[int, int, int]:
     return cfg.bands, cfg.num_perm // cfg.bands, cfg.min_band_matches
 
 
+def shard_of(key: bytes, shards: int) -> int:
+    """The shard a bucket key travels in: entries of one key always meet in one shard."""
+    return zlib.crc32(key) % shards
+
+
+def shard_links(batches: Iterable[list[tuple[bytes, tuple]]], min_matches: int):
+    """Group one shard's (key, value) entries into buckets; ("link", exact link) for exact-text
+    buckets, ("pair", ((a, b), n)) for band buckets."""
+    buckets = defaultdict(list)
+    for entries in batches:
+        for key, value in entries:
+            buckets[key].append(value)
+    for key, members in buckets.items():
+        if len(members) < 2:
+            continue
+        if key[:1] == b"x":
+            for link in exact_links(key, members):
+                yield "link", link
+        else:
+            for pair in band_pairs(key, members, min_matches):
+                yield "pair", pair
+
+
 def exact_key(text: str) -> bytes:
     return b"x" + hashlib.blake2b(normalize(text).encode(), digest_size=12).digest()
 
@@ -77,7 +101,8 @@ def exact_key(text: str) -> bytes:
 def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
     """One bucket key per band: the band's index and its rows' values."""
     return [
-        i.to_bytes(2, "big") + signature[i * rows:(i + 1) * rows].tobytes() for i in range(bands)
+        b"b" + i.to_bytes(2, "big") + signature[i * rows:(i + 1) * rows].tobytes()
+        for i in range(bands)
     ]
 
 

@@ -12,6 +12,7 @@ Each threshold comes from ``FilterConfig``; a threshold of None disables its che
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -40,23 +41,48 @@ _SYMBOL = regex.compile(r"[\p{S}#*@|_\\<>{}\[\]]")
 _DIGIT = regex.compile(r"\p{Nd}")
 _UPPER = regex.compile(r"\p{Lu}")
 _CASED = regex.compile(r"[\p{Lu}\p{Ll}]")
-_LETTER = regex.compile(r"[\p{L}\p{M}]")
-_SPACE = regex.compile(r"\s")
+_NOT_LETTER = regex.compile(r"[^\p{L}\p{M}]+")
 # A unit of 1-20 characters repeated back to back: "!!!!!!", "hahahaha", "buy now buy now ...".
-_REPEAT = "(.{{1,20}}?)\\1{{{n},}}"
+_MAX_UNIT = 20
 # Below this many cased letters a capitals share says little ("NASA", "OK").
 _MIN_CASED_LETTERS = 10
 
 
 @functools.lru_cache(maxsize=None)
 def _script_pattern(scripts: tuple[str, ...]) -> regex.Pattern:
+    """Runs of characters that are not letters (or marks) of ``scripts``."""
     union = "".join(f"\\p{{Script_Extensions={s}}}" for s in scripts)
-    return regex.compile(f"(?V1)[[\\p{{L}}\\p{{M}}]&&[{union}]]")
+    return regex.compile(f"(?V1)[^[\\p{{L}}\\p{{M}}]&&[{union}]]+")
 
 
 @functools.lru_cache(maxsize=None)
-def _repeat_pattern(max_repeats: int) -> regex.Pattern:
-    return regex.compile(_REPEAT.format(n=max_repeats))
+def _unit_repeat(max_repeats: int, max_unit: int) -> re.Pattern:
+    return re.compile(f"(.{{1,{max_unit}}}?)\\1{{{max_repeats},}}", re.DOTALL)
+
+
+def has_repeated_unit(text: str, max_repeats: int) -> bool:
+    """Whether a unit repeats back to back more than ``max_repeats`` times: a character
+    ("!!!!!!"), a short syllable run inside a word ("hahahaha", "jajaja") or a few words
+    ("buy now buy now buy now ...").
+
+    One backtracking search over a whole paragraph costs ~1 ms, so each search runs where it is
+    cheap: character runs over the text, word units over the string of word ids, and syllable
+    units only inside long words made of few distinct characters.
+    """
+    if _unit_repeat(max_repeats, 1).search(text):
+        return True
+    words = text.split()
+    ids: dict[str, str] = {}
+    word_ids = "".join(ids.setdefault(w, chr(0x4E00 + len(ids) % 20000)) for w in words)
+    if _unit_repeat(max_repeats, 4).search(word_ids):
+        return True
+    shortest = 2 * (max_repeats + 1)
+    return any(
+        len(w) >= shortest
+        and 3 * len(set(w)) <= len(w)
+        and _unit_repeat(max_repeats, _MAX_UNIT).search(w)
+        for w in words
+    )
 
 
 def _ratio(pattern: regex.Pattern, text: str, total: int) -> float:
@@ -65,8 +91,8 @@ def _ratio(pattern: regex.Pattern, text: str, total: int) -> float:
 
 def script_ratio(text: str, scripts: tuple[str, ...]) -> float:
     """Share of the letters (and combining marks) of ``text`` that belong to ``scripts``."""
-    letters = len(_LETTER.findall(text))
-    return len(_script_pattern(scripts).findall(text)) / letters if letters else 0.0
+    letters = len(_NOT_LETTER.sub("", text))  # counting by deletion: no list of matches
+    return len(_script_pattern(scripts).sub("", text)) / letters if letters else 0.0
 
 
 def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str | None:
@@ -79,9 +105,9 @@ def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str
         folded = text.casefold()
         if any(phrase in folded for phrase in cfg.boilerplate_phrases):
             return BOILERPLATE
-    if cfg.max_repeats is not None and _repeat_pattern(cfg.max_repeats).search(text):
+    if cfg.max_repeats is not None and has_repeated_unit(text, cfg.max_repeats):
         return REPEATED_CHARS
-    visible = len(text) - len(_SPACE.findall(text))
+    visible = len("".join(text.split()))
     if cfg.max_symbol_ratio is not None and _ratio(_SYMBOL, text, visible) > cfg.max_symbol_ratio:
         return TOO_MANY_SYMBOLS
     if cfg.max_digit_ratio is not None and _ratio(_DIGIT, text, visible) > cfg.max_digit_ratio:

@@ -87,7 +87,9 @@ class MinHasher:
             edges = np.flatnonzero(np.diff(np.concatenate(([0], codes != 32, [0])).astype(np.int8)))
             unit_start, unit_end = edges[0::2], edges[1::2]
         else:  # units are the characters, the joining spaces excluded
-            unit_start = np.setdiff1d(np.arange(len(codes)), text_end[:-1])
+            is_char = np.ones(len(codes), bool)
+            is_char[text_end[:-1]] = False
+            unit_start = np.flatnonzero(is_char)
             unit_end = unit_start + 1
         unit_owner = np.searchsorted(text_end, unit_start, side="left")
         first = np.arange(max(0, len(unit_start) - self.ngram + 1))
@@ -96,7 +98,7 @@ class MinHasher:
         first, last = first[whole], last[whole]
         starts, ends, owners = unit_start[first], unit_end[last], unit_owner[first]
         # a text shorter than one shingle is one shingle: itself (empty text: the empty span)
-        short = np.setdiff1d(np.arange(len(normalized)), owners)
+        short = np.flatnonzero(np.bincount(owners, minlength=len(normalized)) == 0)
         starts = np.concatenate((starts, text_start[short]))
         ends = np.concatenate((ends, text_end[short]))
         owners = np.concatenate((owners, short))

@@ -2,7 +2,7 @@ import gzip
 import lzma
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.read import ReadCC100, relative_name, split_documents, template_dir
@@ -30,13 +30,13 @@ def test_reads_plain_gzip_and_xz_through_beam(tmp_path):
         for name in ("a.txt", "b.txt.gz", "c.txt.xz")
         for doc, n in ((0, 2), (1, 1), (2, 1))
     ]
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamPipeline(runner="FnApiRunner") as p:
         docs = p | ReadCC100(str(tmp_path / "*"))
         assert_that(docs | beam.Map(lambda d: (d.file, d.doc, len(d.paragraphs))), equal_to(expected))
 
 
 def test_max_documents(tmp_path):
     (tmp_path / "a.txt").write_bytes(RAW)
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamPipeline(runner="FnApiRunner") as p:
         docs = p | ReadCC100(str(tmp_path / "a.txt"), max_documents=2)
         assert_that(docs | beam.Map(lambda d: d.doc), equal_to([0, 1]))
