@@ -32,7 +32,8 @@ from pipeline.languages import get  # noqa: E402
 from pipeline.main import main  # noqa: E402
 from transforms import dedup  # noqa: E402
 from transforms.read import Document, split_documents  # noqa: E402
-from transforms.select import BATCH_DOCS, ParagraphScorer, make_fragments, record_stats, reject_stat  # noqa: E402
+from pipeline.graph import BATCH_DOCS  # noqa: E402
+from transforms.select import ParagraphScorer, make_fragments, record_stats, reject_stat  # noqa: E402
 from transforms.write import to_json  # noqa: E402
 
 LANGS = ("tel", "hin", "jpn", "spa")
@@ -81,7 +82,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
         stats, kept_by_doc = Counter(), {}
         exact, bands, rejects = defaultdict(list), defaultdict(list), []
         with open(corpus / f"{code}.txt", "rb") as f:
-            docs = [Document(f"{code}.txt", i, tuple(p)) for i, p in split_documents(f)]
+            docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p in split_documents(f)]
         for start in range(0, len(docs), BATCH_DOCS):
             batch = docs[start:start + BATCH_DOCS]
             for doc, scored in zip(batch, scorer.score(batch), strict=True):

@@ -37,7 +37,8 @@ class ReadConfig:
 class FilterConfig:
     max_urls: int | None = 0  # URLs or e-mail addresses allowed in a paragraph
     boilerplate_phrases: tuple[str, ...] = ()  # casefolded substrings that mark boilerplate
-    max_repeats: int | None = 5  # back-to-back repeats of a 1-20 character unit
+    max_menu_separators: int | None = 2  # "|" and "•": menus and link lists have more
+    max_repeats: int | None = 5  # back-to-back repeats of a unit of 1-4 characters or words
     max_symbol_ratio: float | None = 0.1  # of non-space characters
     max_digit_ratio: float | None = 0.25  # of non-space characters
     max_upper_ratio: float | None = 0.4  # of cased letters, with at least 10 of them

@@ -9,9 +9,12 @@ from pipeline.languages import Language
 from transforms import dedup, langid
 from transforms.read import ReadCC100
 from transforms.select import Select
-from transforms.write import WriteJsonl, WriteStats
+from transforms.write import WritePerLang, WriteStats
 
 IMPLEMENTED = ("select",)
+# Documents read and scored together: their paragraphs are MinHashed in one vectorised call
+# and their dedup bucket entries travel as one list per shard.
+BATCH_DOCS = 128
 
 
 def input_pattern(template: str, lang: Language) -> str:
@@ -45,15 +48,17 @@ def build(
     input_template: str,
     output: str,
 ) -> None:
-    for lang in langs:
-        cfg = config.for_lang(lang.code).select
-        code = lang.code
-        documents = p | f"{code}/Read" >> ReadCC100(
-            input_pattern(input_template, lang), cfg.read.max_documents
-        )
-        selected = documents | f"{code}/Select" >> Select(lang, cfg)
-        selected.records | f"{code}/WriteData" >> WriteJsonl(f"{output}/data/{code}")
-        selected.rejects | f"{code}/WriteRejects" >> WriteJsonl(f"{output}/rejects/{code}")
-        selected.stats | f"{code}/WriteStats" >> WriteStats(
-            f"{output}/stats/{code}.json", code, run_config(config, lang)
-        )
+    """One graph for all languages: the language travels with each element."""
+    per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
+    sources = [
+        (code, input_pattern(input_template, lang), cfg.read.max_documents)
+        for code, (lang, cfg) in per_lang.items()
+    ]
+    codes = list(per_lang)
+    documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
+    selected = documents | "Select" >> Select(per_lang)
+    selected.records | "WriteData" >> WritePerLang(output, "data", codes)
+    selected.rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
+    selected.stats | "WriteStats" >> WriteStats(
+        output, {lang.code: run_config(config, lang) for lang in langs}
+    )

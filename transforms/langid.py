@@ -6,6 +6,7 @@ no download); ``lid.model_path`` takes lid.176.bin or GlotLID (``lid.labels: glo
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -33,13 +34,19 @@ def expected_label(lang: Language, scheme: str) -> str | None:
     raise ValueError(f"lid.labels must be lid176 or glotlid, got {scheme!r}")
 
 
+@functools.lru_cache(maxsize=4)
+def _load(path: str):
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
 class LanguageIdentifier:
-    """A loaded fastText model; ``predict`` gives the top label and its probability."""
+    """A fastText model (loaded once per process and path); ``predict`` gives the top label
+    and its probability."""
 
     def __init__(self, cfg: LidConfig):
-        import fasttext
-
-        self.model = fasttext.load_model(cfg.model_path or default_model_path())
+        self.model = _load(cfg.model_path or default_model_path())
 
     def predict(self, text: str) -> tuple[str, float]:
         labels, probs = self.model.predict(text.replace("\n", " "), k=1)

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -22,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 class Document(NamedTuple):
+    lang: str  # language code
     file: str  # path relative to the input template's directory, e.g. "tel.txt.xz"
     doc: int  # 0-based position of the document in its file
     paragraphs: tuple[str, ...]
@@ -47,18 +47,29 @@ def relative_name(path: str, base_dir: str) -> str:
     return path[len(base):] if base_dir and path.startswith(base) else posixpath.basename(path)
 
 
-class _ReadDocuments(beam.DoFn):
-    def __init__(self, base_dir: str, max_documents: int | None):
-        self.base_dir = base_dir
-        self.max_documents = max_documents
+def _match(source: tuple[str, str, int | None]):
+    """(lang, pattern, max documents) -> (lang, path, name, max documents) per matching file."""
+    lang, pattern, max_documents = source
+    base_dir = template_dir(pattern)
+    for metadata in FileSystems.match([pattern])[0].metadata_list:
+        yield lang, metadata.path, relative_name(metadata.path, base_dir), max_documents
 
-    def process(self, metadata):
-        name = relative_name(metadata.path, self.base_dir)
-        with FileSystems.open(metadata.path, compression_type=CompressionTypes.AUTO) as f:
-            for doc, paragraphs in split_documents(iter(f.readline, b"")):
-                if self.max_documents is not None and doc >= self.max_documents:
-                    break
-                yield Document(name, doc, tuple(paragraphs))
+
+def _read_documents(file: tuple[str, str, str, int | None], batch_size: int):
+    """Lists of up to ``batch_size`` documents of one file: the unit later stages work on
+    (a batch costs one element, not one per document)."""
+    lang, path, name, max_documents = file
+    batch = []
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        for doc, paragraphs in split_documents(iter(f.readline, b"")):
+            if max_documents is not None and doc >= max_documents:
+                break
+            batch.append(Document(lang, name, doc, tuple(paragraphs)))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def template_dir(pattern: str) -> str:
@@ -70,17 +81,19 @@ def template_dir(pattern: str) -> str:
 
 
 class ReadCC100(beam.PTransform):
-    """File pattern -> ``Document``s, spread over workers."""
+    """(lang, file pattern, max documents per file) sources -> lists of ``Document``s, spread
+    over workers. Each file is streamed by one worker; the Reshuffle spreads its batches."""
 
-    def __init__(self, pattern: str, max_documents: int | None = None):
+    def __init__(self, sources: list[tuple[str, str, int | None]], batch_size: int = 128):
         super().__init__()
-        self.pattern = pattern
-        self.max_documents = max_documents
+        self.sources, self.batch_size = sources, batch_size
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "Match" >> fileio.MatchFiles(self.pattern)
-            | "Read" >> beam.ParDo(_ReadDocuments(template_dir(self.pattern), self.max_documents))
-            | "Spread" >> beam.Reshuffle()
+            | "Sources" >> beam.Create(self.sources)
+            | "Match" >> beam.FlatMap(_match)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(_read_documents, self.batch_size)
+            | "SpreadBatches" >> beam.Reshuffle()
         )

@@ -1,12 +1,15 @@
 """The select stage: documents -> clean, deduplicated response fragments, every drop explained.
 
-    documents --ScoreParagraphs--> kept paragraphs by document, rejects, dedup bucket keys
-    exact keys --GroupByKey--> exact links \
-    band keys --GroupByKey--> pairs --count--> near links --ConnectedComponents--> duplicates
+    document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
+                                                  dedup bucket entries by shard
+    bucket entries --GroupByKey(shard)--LinkBuckets--> exact links
+                                                   \-> pair counts --> near links
+    links --ConnectedComponents (per language)--> duplicates by document
     kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
 
-Paragraph checks (filters, language ID, MinHash) run per document in one DoFn, so a document
-costs one element and its paragraphs are hashed as one batch.
+Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
+document costs one element and a batch's paragraphs are MinHashed in one vectorised call.
+Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns only route.
 """
 
 from __future__ import annotations
@@ -27,9 +30,6 @@ from transforms.read import Document
 from transforms.records import StageOutput, record_id, reject, source
 
 STAGE = "select"
-# Documents scored together: their paragraphs are MinHashed in one vectorised call, and
-# their dedup bucket entries travel as one list per shard.
-BATCH_DOCS = 128
 # Histogram edges (characters) of response lengths in the stats.
 LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 
@@ -155,72 +155,91 @@ def record_stats(record: dict) -> list[tuple[str, int]]:
     ]
 
 
-class _Tallied(beam.DoFn):
-    """Tallies counts per bundle and emits them once, at the bundle's end, as (name, n) pairs on
-    the ``stats`` output and as Beam metrics (progress on every runner)."""
+LangConfigs = dict  # language code -> (Language, SelectConfig)
 
-    def __init__(self, lang: Language, cfg: SelectConfig):
-        self.lang, self.cfg = lang, cfg
+
+class _Tallied(beam.DoFn):
+    """Tallies counts per bundle and emits them once, at the bundle's end, as ((lang, name), n)
+    pairs on the ``stats`` output and as Beam metrics (progress on every runner)."""
+
+    def __init__(self, langs: LangConfigs):
+        self.langs = langs
 
     def start_bundle(self):
         self.tally = Counter()
 
-    def rejects(self, lines: list[dict]):
+    def rejects(self, lang: str, lines: list[dict]):
         for line in lines:
-            self.tally[f"paragraphs.rejected.{line['reason']}"] += _span(line)
+            self.tally[lang, f"paragraphs.rejected.{line['reason']}"] += _span(line)
             yield beam.pvalue.TaggedOutput("rejects", line)
 
     def finish_bundle(self):
-        for name, n in self.tally.items():
-            Metrics.counter(f"{STAGE}/{self.lang.code}", name).inc(n)
+        for (lang, name), n in self.tally.items():
+            Metrics.counter(f"{STAGE}/{lang}", name).inc(n)
             yield beam.pvalue.TaggedOutput(
-                "stats", window.GlobalWindows.windowed_value_at_end_of_window((name, n))
+                "stats", window.GlobalWindows.windowed_value_at_end_of_window(((lang, name), n))
             )
 
 
 class ScoreParagraphs(_Tallied):
-    """Batch of documents -> (doc key, kept paragraphs) per document; rejects; dedup bucket
-    entries grouped by shard (one element per shard and batch, not per bucket key)."""
+    """Batch of documents -> ((lang, file, doc), kept paragraphs) per document; rejects; dedup
+    bucket entries grouped by (lang, shard): one element per shard and batch, not per key."""
 
     def setup(self):
-        self.scorer = ParagraphScorer(self.lang, self.cfg)
+        self.scorers = {}  # built on first use: a worker may see few of the languages
+
+    def scorer(self, code: str) -> ParagraphScorer:
+        if code not in self.scorers:
+            self.scorers[code] = ParagraphScorer(*self.langs[code])
+        return self.scorers[code]
 
     def process(self, docs: list[Document]):
-        shards = defaultdict(list)
-        for doc, scored in zip(docs, self.scorer.score(docs), strict=True):
-            self.tally["paragraphs.read"] += len(doc.paragraphs)
-            yield from self.rejects(scored.rejects)
-            for key, value in chain(scored.exact, scored.bands):
-                shards[dedup.shard_of(key, self.cfg.dedup.shards)].append((key, value))
-            if scored.kept:
-                yield (doc.file, doc.doc), scored.kept
-        for shard, entries in shards.items():
-            yield beam.pvalue.TaggedOutput("buckets", (shard, entries))
+        by_lang = defaultdict(list)
+        for doc in docs:
+            by_lang[doc.lang].append(doc)
+        for code, lang_docs in by_lang.items():
+            shards, cfg = defaultdict(list), self.langs[code][1].dedup
+            for doc, scored in zip(lang_docs, self.scorer(code).score(lang_docs), strict=True):
+                self.tally[code, "paragraphs.read"] += len(doc.paragraphs)
+                yield from self.rejects(code, scored.rejects)
+                for key, value in chain(scored.exact, scored.bands):
+                    shards[dedup.shard_of(key, cfg.shards)].append((key, value))
+                if scored.kept:
+                    yield (code, doc.file, doc.doc), scored.kept
+            for shard, entries in shards.items():
+                yield beam.pvalue.TaggedOutput("buckets", ((code, shard), entries))
 
 
 class LinkBuckets(beam.DoFn):
-    """(shard, entry lists) -> exact links (main) and near-duplicate pair counts (``pairs``)."""
+    """((lang, shard), entry lists) -> (lang, exact link) on the main output and
+    ((lang, pair), n) near-duplicate pair counts on ``pairs``."""
 
-    def __init__(self, min_matches: int):
+    def __init__(self, min_matches: dict[str, int]):
         self.min_matches = min_matches
 
     def process(self, element):
-        _, batches = element
-        for kind, item in dedup.shard_links(batches, self.min_matches):
-            yield item if kind == "link" else beam.pvalue.TaggedOutput("pairs", item)
+        (lang, _), batches = element
+        for kind, item in dedup.shard_links(batches, self.min_matches[lang]):
+            if kind == "link":
+                yield lang, item
+            else:
+                pair, n = item
+                yield beam.pvalue.TaggedOutput("pairs", ((lang, pair), n))
 
 
 class MakeFragments(_Tallied):
-    """(doc key, {kept, duplicates}) -> records; rejects for duplicates and bad lengths."""
+    """((lang, file, doc), {kept, duplicates}) -> records; rejects for duplicates and lengths."""
 
     def process(self, element):
-        (file, doc), grouped = element
+        (lang, file, doc), grouped = element
         kept = [paragraph for part in grouped["kept"] for paragraph in part]
         duplicates = {i: (reason, root) for i, reason, root in grouped["duplicates"]}
-        records, rejects = make_fragments(self.lang.code, self.cfg, file, doc, kept, duplicates)
-        yield from self.rejects(rejects)
+        cfg = self.langs[lang][1]
+        records, rejects = make_fragments(lang, cfg, file, doc, kept, duplicates)
+        yield from self.rejects(lang, rejects)
         for record in records:
-            self.tally.update(dict(record_stats(record)))
+            for name, n in record_stats(record):
+                self.tally[lang, name] += n
             yield record
 
 
@@ -234,25 +253,32 @@ def reject_stat(line: dict) -> tuple[str, int]:
     return f"paragraphs.rejected.{line['reason']}", _span(line)
 
 
-def _duplicates_by_doc(duplicates: dict):
+def _near_links(pair_count, min_matches: dict[str, int]):
+    (lang, pair), n = pair_count
+    for link in dedup.near_links((pair, n), min_matches[lang]):
+        yield lang, link
+
+
+def _duplicates_by_doc(lang_duplicates):
+    lang, duplicates = lang_duplicates
     for (file, doc, i), (reason, root) in duplicates.items():
-        yield (file, doc), (i, reason, root)
+        yield (lang, file, doc), (i, reason, root)
 
 
 class Select(beam.PTransform):
-    def __init__(self, lang: Language, cfg: SelectConfig):
+    """Batches of documents of any languages -> StageOutput; ``langs`` maps each language code to its
+    (Language, SelectConfig). Languages are data, not graph branches: one graph serves 1 or
+    116 languages, and dedup never crosses languages (every key starts with the language)."""
+
+    def __init__(self, langs: LangConfigs):
         super().__init__()
-        self.lang, self.cfg = lang, cfg
+        self.langs = langs
 
     def expand(self, documents) -> StageOutput:
-        scored = (
-            documents
-            | "Batch" >> beam.BatchElements(min_batch_size=BATCH_DOCS, max_batch_size=BATCH_DOCS)
-            | "Score" >> beam.ParDo(ScoreParagraphs(self.lang, self.cfg)).with_outputs(
-                "rejects", "buckets", "stats", main="kept"
-            )
+        min_matches = {code: dedup.bands_of(cfg.dedup)[2] for code, (_, cfg) in self.langs.items()}
+        scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
+            "rejects", "buckets", "stats", main="kept"
         )
-        _, _, min_matches = dedup.bands_of(self.cfg.dedup)
         linked = (
             scored.buckets
             | "Shards" >> beam.GroupByKey()
@@ -261,18 +287,18 @@ class Select(beam.PTransform):
         near_links = (
             linked.pairs
             | "CountPairs" >> beam.CombinePerKey(sum)
-            | "NearLinks" >> beam.FlatMap(lambda kv: dedup.near_links(kv, min_matches))
+            | "NearLinks" >> beam.FlatMap(_near_links, min_matches)
         )
         duplicates = (
             (linked.exact, near_links)
             | "Links" >> beam.Flatten()
-            | "Components" >> beam.CombineGlobally(dedup.ConnectedComponents())
+            | "Components" >> beam.CombinePerKey(dedup.ConnectedComponents())
             | "ByDocument" >> beam.FlatMap(_duplicates_by_doc)
         )
         made = (
             {"kept": scored.kept, "duplicates": duplicates}
             | "Join" >> beam.CoGroupByKey()
-            | "Fragment" >> beam.ParDo(MakeFragments(self.lang, self.cfg)).with_outputs(
+            | "Fragment" >> beam.ParDo(MakeFragments(self.langs)).with_outputs(
                 "rejects", "stats", main="records"
             )
         )

@@ -69,18 +69,45 @@ def _write_json(path: str, document: dict) -> None:
         f.write((json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
 
-class WriteStats(beam.PTransform):
-    """(name, count) pairs -> ``path``, one JSON document (written even when all counts are 0)."""
+def _write_lang_stats(element, output: str, configs: dict[str, dict]) -> str:
+    lang, pairs = element
+    path = f"{output}/stats/{lang}.json"
+    _write_json(path, build_stats(lang, dict(pairs), configs[lang]))
+    return path
 
-    def __init__(self, path: str, lang: str, config: dict):
+
+class WriteStats(beam.PTransform):
+    """((lang, name), count) pairs -> ``{output}/stats/{lang}.json`` for every language in
+    ``configs`` (written even when all its counts are 0)."""
+
+    def __init__(self, output: str, configs: dict[str, dict]):
         super().__init__()
-        self.path, self.lang, self.config = path, lang, config
+        self.output, self.configs = output, configs
 
     def expand(self, pairs):
-        return (
-            pairs
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "ToDict" >> beam.combiners.ToDict()
-            | "Build" >> beam.Map(lambda sums: build_stats(self.lang, sums, self.config))
-            | "Write" >> beam.Map(lambda doc: _write_json(self.path, doc))
+        every_lang = pairs.pipeline | "EveryLang" >> beam.Create(
+            [((lang, "paragraphs.read"), 0) for lang in self.configs]
         )
+        return (
+            (pairs, every_lang)
+            | "All" >> beam.Flatten()
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "ByLang" >> beam.MapTuple(lambda key, n: (key[0], (key[1], n)))
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.Map(_write_lang_stats, self.output, self.configs)
+        )
+
+
+class WritePerLang(beam.PTransform):
+    """Dicts with a ``lang`` field -> ``{output}/{kind}/{lang}/part-*.jsonl`` per language."""
+
+    def __init__(self, output: str, kind: str, langs: list[str]):
+        super().__init__()
+        self.output, self.kind, self.langs = output, kind, langs
+
+    def expand(self, records):
+        index = {lang: i for i, lang in enumerate(self.langs)}
+        parts = records | "ByLang" >> beam.Partition(lambda r, _: index[r["lang"]], len(self.langs))
+        for lang, part in zip(self.langs, parts, strict=True):
+            part | f"Write/{lang}" >> WriteJsonl(f"{self.output}/{self.kind}/{lang}")
+        return records.pipeline

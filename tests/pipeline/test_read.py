@@ -31,12 +31,13 @@ def test_reads_plain_gzip_and_xz_through_beam(tmp_path):
         for doc, n in ((0, 2), (1, 1), (2, 1))
     ]
     with BeamPipeline(runner="FnApiRunner") as p:
-        docs = p | ReadCC100(str(tmp_path / "*"))
+        docs = p | ReadCC100([("spa", str(tmp_path / "*"), None)], batch_size=2) | beam.FlatMap(list)
         assert_that(docs | beam.Map(lambda d: (d.file, d.doc, len(d.paragraphs))), equal_to(expected))
 
 
 def test_max_documents(tmp_path):
     (tmp_path / "a.txt").write_bytes(RAW)
     with BeamPipeline(runner="FnApiRunner") as p:
-        docs = p | ReadCC100(str(tmp_path / "a.txt"), max_documents=2)
-        assert_that(docs | beam.Map(lambda d: d.doc), equal_to([0, 1]))
+        sources = [("spa", str(tmp_path / "a.txt"), 2), ("tel", str(tmp_path / "a.txt"), 1)]
+        docs = p | ReadCC100(sources) | beam.FlatMap(list)
+        assert_that(docs | beam.Map(lambda d: (d.lang, d.doc)), equal_to([("spa", 0), ("spa", 1), ("tel", 0)]))

@@ -72,3 +72,38 @@ def test_script_ratio():
     assert filters.script_ratio("abc", ("Latin",)) == 1.0
     assert filters.script_ratio("ab где", ("Latin",)) == pytest.approx(0.4)
     assert filters.script_ratio("123 !!", ("Latin",)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("jajajajajajajaja", True),
+        ("Qué bueno jajaja", False),
+        ("compra ya compra ya compra ya compra ya compra ya compra ya y ahorra", True),
+        ("compra ya compra ya compra ya", False),
+        ("すごいわらわらわらわらわらわらわら", True),
+        ("Todo bien...", False),
+        ("Todo bien......", True),
+    ],
+)
+def test_repeated_units(text, expected):
+    assert filters.has_repeated_unit(text, 5) is expected
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Inicio | Nosotros | Servicios | Contacto", "spa"),
+        ("होम | समाचार | खेल | क्रिकेट", "hin"),
+        ("• Inicio • Blog • Tienda", "spa"),
+        ("© 2019 Diario Local. Todos los derechos reservados.", "spa"),
+        ("Copyright © 2020 समाचार. सर्वाधिकार सुरक्षित", "hin"),
+    ],
+)
+def test_menus_and_copyright_lines_are_boilerplate(text, code):
+    assert filters.paragraph_reject_reason(text, get(code), CFG) == filters.BOILERPLATE
+
+
+def test_guillemets_are_quotes_not_menus():
+    text = "Dijo «no» y luego «sí», y al final «quizá» con una sonrisa en la cara."
+    assert filters.paragraph_reject_reason(text, get("spa"), CFG) is None
