@@ -37,9 +37,9 @@ def render(stats: list[dict], preset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(output: str, langs: list[str], preset: str) -> str:
+def write(output: str, langs: list[str], preset: str) -> list[dict]:
+    """Write ``OUT/report.md``; returns the stats it summarises."""
     stats = [_read_json(f"{output}/stats/{lang}.json") for lang in langs]
-    path = f"{output}/report.md"
-    with FileSystems.create(path) as f:
+    with FileSystems.create(f"{output}/report.md") as f:
         f.write(render(stats, preset).encode("utf-8"))
-    return path
+    return stats
