@@ -88,9 +88,26 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class TranslateConfig:
+    """NLLB through transformers, for translate (R_x -> R_en) and backtranslate (I_en -> I_x)."""
+
+    model: str = "facebook/nllb-200-distilled-600M"  # hub id, local dir, or tiny:nllb
+    device: str = "auto"  # auto: cuda when available
+    dtype: str = "auto"  # auto: float16 on GPU, float32 on CPU; or float16, bfloat16, float32
+    num_beams: int = 1
+    max_segment_tokens: int = 200  # longer sentences are cut at clause marks or spaces
+    batch_tokens: int = 4096  # padded source tokens per generate call
+    sort_by_length: bool = True  # longest first: less padding
+    max_new_tokens_ratio: float = 1.5  # of the longest source segment, plus 8
+    records_per_batch: int = 64  # records per RunInference batch
+    share_model: bool = False  # one model per machine instead of per process (big models)
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "demo"
     select: SelectConfig = field(default_factory=SelectConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
 

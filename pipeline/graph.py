@@ -6,12 +6,14 @@ import apache_beam as beam
 
 from pipeline.config import Config, to_dict
 from pipeline.languages import Language
+from pipeline.options import STAGES
 from transforms import dedup, langid
 from transforms.read import ReadCC100
 from transforms.select import Select
+from transforms.translate import Translate
 from transforms.write import WritePerLang, WriteStats
 
-IMPLEMENTED = ("select",)
+IMPLEMENTED = ("select", "translate")
 # Documents read and scored together: their paragraphs are MinHashed in one vectorised call
 # and their dedup bucket entries travel as one list per shard.
 BATCH_DOCS = 128
@@ -30,6 +32,7 @@ def run_config(config: Config, lang: Language) -> dict:
     return {
         "preset": config.preset,
         "select": to_dict(cfg),
+        "translate": to_dict(config.translate),
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {
@@ -47,8 +50,10 @@ def build(
     config: Config,
     input_template: str,
     output: str,
+    until: str = "select",
 ) -> None:
-    """One graph for all languages: the language travels with each element."""
+    """One graph for all languages: the language travels with each element. Stages run in
+    order up to ``until``; each adds its rejects and counts to the same outputs."""
     per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
     sources = [
         (code, input_pattern(input_template, lang), cfg.read.max_documents)
@@ -56,9 +61,11 @@ def build(
     ]
     codes = list(per_lang)
     documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
-    selected = documents | "Select" >> Select(per_lang)
-    selected.records | "WriteData" >> WritePerLang(output, "data", codes)
-    selected.rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
-    selected.stats | "WriteStats" >> WriteStats(
-        output, {lang.code: run_config(config, lang) for lang in langs}
-    )
+    stages = [documents | "Select" >> Select(per_lang)]
+    if STAGES.index(until) >= STAGES.index("translate"):
+        stages.append(stages[-1].records | "Translate" >> Translate(config.translate))
+    stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
+    rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
+    rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
+    stats = [stage.stats for stage in stages] | "AllStats" >> beam.Flatten()
+    stats | "WriteStats" >> WriteStats(output, {lang.code: run_config(config, lang) for lang in langs})

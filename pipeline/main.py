@@ -69,10 +69,12 @@ def run(args, beam_args, langs, config) -> int:
 
     from pipeline import graph, report
 
-    if args.until not in graph.IMPLEMENTED:
+    until = args.until
+    if until not in graph.IMPLEMENTED:
+        until = graph.IMPLEMENTED[-1]
         logger.warning(
-            "stages after select are not built yet; stopping after select (asked: --until %s)",
-            args.until,
+            "stages after %s are not built yet; stopping after %s (asked: --until %s)",
+            until, until, args.until,
         )
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
@@ -84,7 +86,7 @@ def run(args, beam_args, langs, config) -> int:
     gc.freeze()
     options = PipelineOptions(beam_args)
     with beam.Pipeline(options=options) as p:
-        graph.build(p, langs, config, args.input, args.output)
+        graph.build(p, langs, config, args.input, args.output, until)
     for stats in report.write(args.output, [lang.code for lang in langs], config.preset):
         para = stats["paragraphs"]
         logger.info(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import window
 
 
 class StageOutput(NamedTuple):
@@ -49,3 +52,55 @@ def reject(
     if detail:
         line["detail"] = detail
     return line
+
+
+def record_reject(record: dict, stage: str, reason: str, detail: dict | None = None) -> dict:
+    """The reject line of a whole record dropped by a model stage."""
+    line = {
+        "id": record["id"],
+        "lang": record["lang"],
+        "stage": stage,
+        "reason": reason,
+        "text": record["response"],
+        "source": record["source"],
+    }
+    if detail:
+        line["detail"] = detail
+    return line
+
+
+class RouteResults(beam.DoFn):
+    """(record, reject reason or None) -> kept records (main), reject lines (``rejects``) and
+    ((lang, stat), n) counts (``stats``: ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``),
+    tallied per bundle; the same counts go to Beam metrics."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def start_bundle(self):
+        self.tally = Counter()
+
+    def process(self, result):
+        record, reason = result
+        prefix = f"stages.{self.stage}"
+        self.tally[record["lang"], f"{prefix}.in"] += 1
+        if reason:
+            self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
+            yield beam.pvalue.TaggedOutput("rejects", record_reject(record, self.stage, reason))
+        else:
+            self.tally[record["lang"], f"{prefix}.out"] += 1
+            yield record
+
+    def finish_bundle(self):
+        for (lang, name), n in self.tally.items():
+            Metrics.counter(f"{self.stage}/{lang}", name).inc(n)
+            yield beam.pvalue.TaggedOutput(
+                "stats", window.GlobalWindows.windowed_value_at_end_of_window(((lang, name), n))
+            )
+
+
+def route(results, stage: str) -> StageOutput:
+    routed = results | f"Route{stage.title()}" >> beam.ParDo(RouteResults(stage)).with_outputs(
+        "rejects", "stats", main="records"
+    )
+    return StageOutput(routed.records, routed.rejects, routed.stats)

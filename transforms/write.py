@@ -8,6 +8,8 @@ import math
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.options import STAGES
+
 
 def to_json(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False)
@@ -44,6 +46,15 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
     histogram = {
         int(k[len(hist_prefix):]): v for k, v in sums.items() if k.startswith(hist_prefix)
     }
+    stages: dict[str, dict] = {}
+    for key, n in sorted(sums.items()):
+        if key.startswith("stages."):
+            _, stage, kind, *reason = key.split(".", 3)
+            entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}})
+            if kind == "rejected":
+                entry["rejected"][reason[0]] = n
+            else:
+                entry[kind] = n
     return {
         "lang": lang,
         "paragraphs": {
@@ -52,7 +63,7 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
             "rejected": rejected,
         },
         "selected_records": records,
-        "stages": {},
+        "stages": {stage: stages[stage] for stage in STAGES if stage in stages},
         "lengths": {
             "response_chars": {
                 "mean": round(mean, 1),

@@ -1,0 +1,107 @@
+"""Tiny, randomly initialised stand-ins for the real models, built locally (no hub access):
+the demo preset and the tests run every model stage's real code path on them.
+
+Each builder writes a directory the real loading code reads like a downloaded model, and
+returns its path; ``ensure`` builds once and caches under ``NATURAL_INSTRUCT_CACHE`` (default
+``~/.cache/natural-instruct/tiny``). Output made with them proves plumbing, not quality.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import lzma
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parent.parent / "pipeline" / "sample"
+# Text for the tokenizers: the bundled sample in four scripts plus English. Other scripts
+# encode as <unk> with these tokenizers: fine for stand-ins, whose output is random anyway.
+_ENGLISH = (
+    "Everyone has the right to life, liberty and security of person. "
+    "Write a short question that this text answers. What is the main idea of the passage? "
+    "Summarise the following text in two sentences. Which of the options A, B, C or D is right? "
+    "Solve the problem step by step and give the final answer. Rate the response from 1 to 5."
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NATURAL_INSTRUCT_CACHE", Path.home() / ".cache" / "natural-instruct" / "tiny"))
+
+
+def ensure(name: str) -> str:
+    """Path of tiny model ``name`` (``nllb``), built on first use; safe across processes."""
+    builder = BUILDERS[name]
+    target = cache_dir() / name
+    if (target / "READY").exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "READY").exists():
+            builder(target)
+            (target / "READY").write_text("built by transforms/tiny_models.py\n")
+    return str(target)
+
+
+def training_text() -> list[str]:
+    lines = [_ENGLISH] * 20
+    for path in sorted(SAMPLE.glob("*.txt.xz")):
+        text = lzma.open(path).read().decode("utf-8", errors="ignore")
+        lines += [line for line in text.splitlines() if line.strip()]
+    return lines
+
+
+def _train_sentencepiece(prefix: Path, vocab_size: int, **extra) -> Path:
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_text()),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        **extra,
+    )
+    return Path(f"{prefix}.model")
+
+
+def build_nllb(target: Path) -> None:
+    """An NLLB-layout tokenizer (sentencepiece, the 202 language codes after the vocabulary,
+    ``<mask>`` last) and a 2+2-layer M2M100 with d_model 32."""
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
+
+    target.mkdir(parents=True, exist_ok=True)
+    # ids 0/1/2 = unk/<s>/</s> and no pad: the layout NllbConverter expects
+    spm_model = _train_sentencepiece(
+        target / "spm", 1200, unk_id=0, bos_id=1, eos_id=2, pad_id=-1
+    )
+    tokenizer = NllbTokenizerFast(vocab_file=str(spm_model))
+    torch.manual_seed(0)
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        tokenizer_class="NllbTokenizer",
+    )
+    model = M2M100ForConditionalGeneration(config)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    spm_model.unlink()
+    Path(f"{target / 'spm'}.vocab").unlink()
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"nllb": build_nllb}
