@@ -104,10 +104,25 @@ class TranslateConfig:
 
 
 @dataclass(frozen=True)
+class QeConfig:
+    """Reference-free COMET (COMET-kiwi): R_x -> R_en after translate, I_en -> I_x in qe."""
+
+    model: str = "Unbabel/wmt22-cometkiwi-da"  # hub id (gated: needs a token), local dir, tiny:comet
+    device: str = "auto"  # auto: cuda when available (then half precision)
+    batch_size: int = 16  # pairs per forward pass, sorted by length
+    records_per_batch: int = 64  # records per RunInference batch
+    threads: int | None = None  # torch CPU threads; None: torch's default
+    share_model: bool = False  # one model per machine instead of per process
+    min_response: float | None = 0.7  # keep R_x -> R_en at or above (None: keep all)
+    min_instruction: float | None = 0.7  # keep I_en -> I_x at or above
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "demo"
     select: SelectConfig = field(default_factory=SelectConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
+    qe: QeConfig = field(default_factory=QeConfig)
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
 

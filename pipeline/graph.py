@@ -33,6 +33,7 @@ def run_config(config: Config, lang: Language) -> dict:
         "preset": config.preset,
         "select": to_dict(cfg),
         "translate": to_dict(config.translate),
+        "qe": to_dict(config.qe),
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {
@@ -63,7 +64,7 @@ def build(
     documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
     stages = [documents | "Select" >> Select(per_lang)]
     if STAGES.index(until) >= STAGES.index("translate"):
-        stages.append(stages[-1].records | "Translate" >> Translate(config.translate))
+        stages.append(stages[-1].records | "Translate" >> Translate(config.translate, config.qe))
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)

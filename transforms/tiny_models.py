@@ -104,4 +104,73 @@ def build_nllb(target: Path) -> None:
     Path(f"{target / 'spm'}.vocab").unlink()
 
 
-BUILDERS: dict[str, Callable[[Path], None]] = {"nllb": build_nllb}
+def build_comet(target: Path) -> None:
+    """A CometKiwi-shaped ``UnifiedMetric`` (reference-free: inputs mt and src) on a 2-layer
+    XLM-R encoder with hidden size 32, saved the way COMET checkpoints are:
+    ``checkpoints/model.ckpt`` plus ``hparams.yaml`` one level up."""
+    import pytorch_lightning
+    import torch
+    import yaml
+    from comet.models import UnifiedMetric
+    from transformers import XLMRobertaConfig, XLMRobertaTokenizerFast
+
+    encoder = target / "encoder"
+    encoder.mkdir(parents=True, exist_ok=True)
+    spm_model = _train_sentencepiece(encoder / "spm", 1000, unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+    tokenizer = XLMRobertaTokenizerFast(vocab_file=str(spm_model))
+    tokenizer.save_pretrained(encoder)
+    XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
+    ).save_pretrained(encoder)
+    for suffix in (".model", ".vocab"):
+        Path(f"{encoder / 'spm'}{suffix}").unlink()
+    hparams = {
+        "activations": "Tanh",
+        "batch_size": 16,
+        "class_identifier": "unified_metric",
+        "dropout": 0.1,
+        "encoder_learning_rate": 1.0e-06,
+        "encoder_model": "XLM-RoBERTa",
+        "final_activation": None,
+        "hidden_sizes": [64],
+        "input_segments": ["mt", "src"],
+        "keep_embeddings_frozen": True,
+        "layer": "mix",
+        "layer_norm": False,
+        "layer_transformation": "sparsemax",
+        "layerwise_decay": 0.95,
+        "learning_rate": 1.5e-05,
+        "loss": "mse",
+        "nr_frozen_epochs": 0.3,
+        "optimizer": "AdamW",
+        "pretrained_model": str(encoder),
+        "sent_layer": "mix",
+        "warmup_steps": 0,
+        "word_layer": 2,
+        "word_level_training": False,
+    }
+    torch.manual_seed(0)
+    init = {k: v for k, v in hparams.items() if k not in ("class_identifier", "layer")}
+    model = UnifiedMetric(**init, load_pretrained_weights=False)
+    (target / "checkpoints").mkdir(exist_ok=True)
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": init,
+            "pytorch-lightning_version": pytorch_lightning.__version__,
+        },
+        target / "checkpoints" / "model.ckpt",
+    )
+    (target / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"nllb": build_nllb, "comet": build_comet}

@@ -17,9 +17,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from pipeline.config import TranslateConfig
+from pipeline.config import QeConfig, TranslateConfig
 from pipeline.languages import LANGUAGES
 from transforms import segment
+from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
 from transforms.records import route
 
 logger = logging.getLogger(__name__)
@@ -161,23 +162,43 @@ def _with_provenance(result, stage: str, model: str):
     record, reason = result
     if reason is None:
         provenance = record.get("provenance", {})
-        record = {**record, "provenance": {**provenance, "models": {**provenance.get("models", {}), stage: model}}}
+        models = {**provenance.get("models", {}), stage: model}
+        record = {**record, "provenance": {**provenance, "models": models}}
     return record, reason
 
 
 class Translate(beam.PTransform):
-    """Records -> StageOutput of records with ``target_field``: NLLB through RunInference."""
+    """Records -> StageOutput: NLLB through RunInference from ``source_field`` into
+    ``target_field``; with ``qe``, the translation is scored (``scores.qe_response``) and
+    records under ``qe.min_response`` are rejected as ``qe_response_low`` before any LLM sees
+    them."""
 
-    def __init__(self, cfg: TranslateConfig, stage: str = "translate", source_field: str = "response",
-                 target_field: str = "response_en", to_english: bool = True):
+    def __init__(
+        self,
+        cfg: TranslateConfig,
+        qe: QeConfig | None = None,
+        stage: str = "translate",
+        source_field: str = "response",
+        target_field: str = "response_en",
+        to_english: bool = True,
+    ):
         super().__init__()
-        self.cfg, self.stage = cfg, stage
+        self.cfg, self.qe, self.stage = cfg, qe, stage
+        self.source_field, self.target_field = source_field, target_field
         self.handler = NllbHandler(cfg, source_field, target_field, to_english)
 
     def expand(self, records):
         results = (
             records
-            | "Infer" >> RunInference(self.handler)
+            | "Translate" >> RunInference(self.handler)
             | "Provenance" >> beam.Map(_with_provenance, self.stage, self.cfg.model)
         )
+        if self.qe is not None:
+            scorer = QeHandler(self.qe, self.source_field, self.target_field, "qe_response")
+            results = (
+                results
+                | "Score" >> RunInference(scorer)
+                | "QeProvenance" >> beam.Map(_with_provenance, "qe", self.qe.model)
+                | "Threshold" >> beam.Map(below_threshold, "qe_response", self.qe.min_response, QE_RESPONSE_LOW)
+            )
         return route(results, self.stage)

@@ -1,0 +1,104 @@
+"""Reference-free translation quality (COMET-kiwi through ``unbabel-comet``) behind a Beam
+ModelHandler. Scores are stored on the record (``scores.qe_response``, ``scores.qe_instruction``);
+thresholds apply afterwards, in one place (``below_threshold``), so changing them needs no model.
+
+The model runs through COMET's own ``prepare_for_inference`` and ``predict_step`` under
+``torch.inference_mode`` (no Lightning trainer, no forked DataLoader workers), in batches sorted
+by length, half precision on GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from apache_beam.ml.inference.base import ModelHandler
+
+from pipeline.config import QeConfig
+
+QE_RESPONSE_LOW = "qe_response_low"
+QE_INSTRUCTION_LOW = "qe_instruction_low"
+
+Result = tuple[dict, "str | None"]  # (record, reject reason or None)
+
+
+def checkpoint_path(name: str) -> str:
+    """``tiny:comet``, a local model directory or checkpoint, or a hub id (downloaded)."""
+    if name.startswith("tiny:"):
+        from transforms import tiny_models
+
+        name = tiny_models.ensure(name.removeprefix("tiny:"))
+    path = Path(name)
+    if path.is_file():
+        return str(path)
+    if (path / "checkpoints" / "model.ckpt").is_file():
+        return str(path / "checkpoints" / "model.ckpt")
+    from comet import download_model
+
+    return download_model(name)
+
+
+class CometScorer:
+    def __init__(self, cfg: QeConfig):
+        import torch
+        from comet import load_from_checkpoint
+
+        self.cfg, self.torch = cfg, torch
+        self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        if cfg.threads and not self.device.startswith("cuda"):
+            torch.set_num_threads(cfg.threads)
+        model = load_from_checkpoint(checkpoint_path(cfg.model))
+        model.eval().to(self.device)
+        if self.device.startswith("cuda"):
+            model.half()
+        self.model = model
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """COMET-kiwi scores of (source, translation) pairs, in input order."""
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
+        scores: list[float | None] = [None] * len(pairs)
+        for start in range(0, len(order), self.cfg.batch_size):
+            chunk = order[start:start + self.cfg.batch_size]
+            inputs = self.model.prepare_for_inference([{"src": pairs[i][0], "mt": pairs[i][1]} for i in chunk])
+            inputs = [{k: v.to(self.device) for k, v in part.items()} for part in inputs]
+            with self.torch.inference_mode():
+                predicted = self.model.predict_step(inputs).scores.float().cpu().tolist()
+            for i, value in zip(chunk, predicted, strict=True):
+                scores[i] = round(float(value), 4)
+        return scores
+
+
+class QeHandler(ModelHandler[Result, Result, CometScorer]):
+    """(record, reason) -> the same, with ``scores[score_name]`` set on records not already
+    rejected: the COMET score of (``source_field`` -> ``target_field``)."""
+
+    def __init__(self, cfg: QeConfig, source_field: str, target_field: str, score_name: str):
+        super().__init__(min_batch_size=1, max_batch_size=cfg.records_per_batch)
+        self.cfg = cfg
+        self.source_field, self.target_field, self.score_name = source_field, target_field, score_name
+
+    def load_model(self) -> CometScorer:
+        return CometScorer(self.cfg)
+
+    def share_model_across_processes(self) -> bool:
+        return self.cfg.share_model
+
+    def run_inference(self, batch: Sequence[Result], model: CometScorer, inference_args=None) -> Iterable[Result]:
+        todo = [k for k, (_, reason) in enumerate(batch) if reason is None]
+        pairs = [(batch[k][0][self.source_field], batch[k][0][self.target_field]) for k in todo]
+        results = list(batch)
+        for k, score in zip(todo, model.score(pairs), strict=True):
+            record = batch[k][0]
+            results[k] = ({**record, "scores": {**record.get("scores", {}), self.score_name: score}}, None)
+        return results
+
+    def get_metrics_namespace(self) -> str:
+        return f"qe/{self.score_name}"
+
+
+def below_threshold(result: Result, score_name: str, minimum: float | None, reason: str) -> Result:
+    """Apply a QE threshold to a scored record (None: keep every score)."""
+    record, rejected = result
+    if rejected is None and minimum is not None and record["scores"][score_name] < minimum:
+        return record, reason
+    return result
