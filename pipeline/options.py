@@ -29,6 +29,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file merged over the preset")
     p.add_argument("--until", default="qe", choices=STAGES, help="last stage to run")
     p.add_argument(
+        "--llm-endpoint",
+        help="an existing OpenAI-compatible server (http://host:port/v1) for generate and judge, "
+        "instead of starting vLLM; its key is read from $LLM_API_KEY (llm.api_key_env)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="estimate counts, tokens and GPU-hours; no models"
     )
     return p

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from apache_beam.ml.inference.base import ModelHandler
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig
 
@@ -102,3 +103,23 @@ def below_threshold(result: Result, score_name: str, minimum: float | None, reas
     if rejected is None and minimum is not None and record["scores"][score_name] < minimum:
         return record, reason
     return result
+
+
+class QualityEstimate(beam.PTransform):
+    """The qe stage: records -> StageOutput, scoring I_en -> I_x (``scores.qe_instruction``)
+    and rejecting pairs under ``min_instruction`` as ``qe_instruction_low``."""
+
+    def __init__(self, cfg: QeConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, records):
+        from transforms.records import route
+
+        results = (
+            records
+            | "Pending" >> beam.Map(lambda r: (r, None))
+            | "Score" >> RunInference(QeHandler(self.cfg, "instruction_en", "instruction", "qe_instruction"))
+            | "Threshold" >> beam.Map(below_threshold, "qe_instruction", self.cfg.min_instruction, QE_INSTRUCTION_LOW)
+        )
+        return route(results, "qe")

@@ -70,7 +70,7 @@ def record_reject(record: dict, stage: str, reason: str, detail: dict | None = N
 
 
 class RouteResults(beam.DoFn):
-    """(record, reject reason or None) -> kept records (main), reject lines (``rejects``) and
+    """(record, reject reason or None[, detail]) -> kept records (main), reject lines (``rejects``) and
     ((lang, stat), n) counts (``stats``: ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``),
     tallied per bundle; the same counts go to Beam metrics."""
 
@@ -81,12 +81,13 @@ class RouteResults(beam.DoFn):
         self.tally = Counter()
 
     def process(self, result):
-        record, reason = result
+        record, reason, *detail = result
         prefix = f"stages.{self.stage}"
         self.tally[record["lang"], f"{prefix}.in"] += 1
         if reason:
             self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
-            yield beam.pvalue.TaggedOutput("rejects", record_reject(record, self.stage, reason))
+            line = record_reject(record, self.stage, reason, detail[0] if detail else None)
+            yield beam.pvalue.TaggedOutput("rejects", line)
         else:
             self.tally[record["lang"], f"{prefix}.out"] += 1
             yield record

@@ -173,4 +173,62 @@ def build_comet(target: Path) -> None:
     (target / "hparams.yaml").write_text(yaml.safe_dump(hparams))
 
 
-BUILDERS: dict[str, Callable[[Path], None]] = {"nllb": build_nllb, "comet": build_comet}
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build_llama(target: Path) -> None:
+    """A byte-level BPE tokenizer (vocabulary 2048, with a chat template) and a 2-layer Llama
+    (hidden 128, 2 heads, 1 KV head, head_dim 64: a shape vLLM's CPU kernels support)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    target.mkdir(parents=True, exist_ok=True)
+    specials = ["<|end|>", "<|pad|>", "<|begin|>", "<|system|>", "<|user|>", "<|assistant|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        training_text(),
+        trainers.BpeTrainer(
+            vocab_size=2048,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|begin|>",
+        eos_token="<|end|>",
+        pad_token="<|pad|>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(target)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(target)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "nllb": build_nllb,
+    "comet": build_comet,
+    "llama": build_llama,
+}

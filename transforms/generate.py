@@ -1,0 +1,230 @@
+"""The LLM stages: generate (an English instruction I_en for each R_en) and judge (a 5-point
+additive rating of the pair). Pure functions build requests and parse answers; ``LlmHandler``
+runs a batch through the one async client; ``LlmStage`` is the Beam shell.
+
+Every answer is validated even under structured outputs: an unparseable answer, an MCQ
+without four options and an answer letter, an empty instruction, one that copies the
+response, or a judge output without a final ``Score: N`` is a counted reject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import replace
+import re
+from collections.abc import Iterable, Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+
+import prompts
+from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig
+from transforms import llm
+from transforms.records import route
+
+LLM_UNPARSEABLE = "llm_unparseable"
+INSTRUCTION_EMPTY = "instruction_empty"
+INSTRUCTION_TOO_LONG = "instruction_too_long"
+INSTRUCTION_COPIES_RESPONSE = "instruction_copies_response"
+MCQ_INVALID = "mcq_invalid"
+JUDGE_UNPARSEABLE = "judge_unparseable"
+JUDGE_LOW = "judge_low"
+
+_SCORE = re.compile(r"Score:\s*\**\s*([0-5])\s*\**\s*\W*\Z")
+_WORD = re.compile(r"\w+")
+JUDGE_REGEX = r"[^\n]{0,300}\nScore: [0-5]"  # a one-paragraph justification, then the score
+
+
+def record_seed(record_id: str, salt: int) -> int:
+    """A per-record sampling seed: the same record gets the same output on every run."""
+    return int.from_bytes(hashlib.sha1(f"{salt}/{record_id}".encode()).digest()[:4], "big")
+
+
+def draw_task(record_id: str, tasks: dict[str, float], seed: int) -> str:
+    """The task prompt of a record, drawn by weight, reproducibly from its id."""
+    names = sorted(tasks)
+    return random.Random(f"{seed}/{record_id}").choices(names, [tasks[n] for n in names])[0]
+
+
+def generate_request(record: dict, prompt: prompts.Prompt, cfg: GenerateConfig) -> llm.LlmRequest:
+    schema = _bounded(prompt.schema, cfg.max_instruction_chars)
+    return llm.LlmRequest(
+        messages=({"role": "user", "content": prompt.render(response=record["response_en"])},),
+        max_tokens=cfg.max_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=record_seed(record["id"], cfg.seed),
+        schema=schema,
+    )
+
+
+def _bounded(schema: dict, max_chars: int) -> dict:
+    """A copy of ``schema`` whose free-text strings are at most ``max_chars`` long, so a
+    constrained answer always closes before the token limit."""
+    if schema.get("type") == "string" and "enum" not in schema:
+        return {**schema, "maxLength": min(schema.get("maxLength", max_chars), max_chars)}
+    if schema.get("type") == "object":
+        return {**schema, "properties": {k: _bounded(v, max_chars) for k, v in schema["properties"].items()}}
+    return schema
+
+
+def _ngrams(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.casefold())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def copies_response(instruction: str, response: str, max_ratio: float) -> bool:
+    """Whether the instruction repeats more than ``max_ratio`` of the response's word 8-grams
+    (or contains the whole response, for responses shorter than 8 words)."""
+    grams = _ngrams(response)
+    if not grams:
+        return response.casefold().strip() in instruction.casefold()
+    return len(grams & _ngrams(instruction)) / len(grams) > max_ratio
+
+
+def parse_instruction(text: str | None, prompt: prompts.Prompt, response: str,
+                      cfg: GenerateConfig) -> tuple[str | None, str | None, dict]:
+    """(instruction, None, task detail) or (None, reason, {})."""
+    try:
+        data = json.loads(text or "")
+    except json.JSONDecodeError:
+        return None, LLM_UNPARSEABLE, {}
+    if not isinstance(data, dict):
+        return None, LLM_UNPARSEABLE, {}
+    detail: dict = {}
+    if prompt.id == "mcq":
+        options, answer = data.get("options"), data.get("answer")
+        question = str(data.get("question", "")).strip()
+        if (not isinstance(options, dict) or sorted(options) != ["A", "B", "C", "D"]
+                or not all(str(v).strip() for v in options.values()) or answer not in options or not question):
+            return None, MCQ_INVALID, {}
+        instruction = question + "\n" + "\n".join(f"{k}. {str(options[k]).strip()}" for k in "ABCD")
+        detail = {"answer": answer}
+    else:
+        instruction = str(data.get("instruction", "")).strip()
+    if not instruction:
+        return None, INSTRUCTION_EMPTY, {}
+    if len(instruction) > cfg.max_instruction_chars:
+        return None, INSTRUCTION_TOO_LONG, {}
+    if copies_response(instruction, response, cfg.max_copy_ratio):
+        return None, INSTRUCTION_COPIES_RESPONSE, {}
+    return instruction, None, detail
+
+
+def judge_request(record: dict, prompt: prompts.Prompt, cfg: JudgeConfig, seed: int) -> llm.LlmRequest:
+    return llm.LlmRequest(
+        messages=({"role": "user", "content": prompt.render(
+            instruction=record["instruction_en"], response=record["response_en"])},),
+        max_tokens=cfg.max_tokens,
+        temperature=cfg.temperature,
+        seed=record_seed(record["id"], seed),
+        schema=None,
+    )
+
+
+def parse_score(text: str | None) -> int | None:
+    """The rating at the very end of the judge's output (``Score: N``); a "Score: 5" quoted
+    earlier, e.g. from the response, does not count."""
+    m = _SCORE.search((text or "").strip())
+    return int(m.group(1)) if m else None
+
+
+class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
+    """Records -> (record + the stage's fields, None) or (record, reason), for ``kind``
+    generate or judge. ``load_model`` connects to ``llm.endpoint`` or starts (once per
+    process) a vLLM server from ``llm.server_python``."""
+
+    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig):
+        super().__init__(min_batch_size=1, max_batch_size=llm_cfg.records_per_batch)
+        self.kind, self.llm_cfg, self.generate, self.judge = kind, llm_cfg, generate, judge
+
+    def load_model(self) -> llm.LlmClient:
+        import os
+
+        from transforms.translate import resolve_model
+
+        cfg = self.llm_cfg
+        model = resolve_model(cfg.model)
+        if cfg.endpoint:
+            base_url, api_key = cfg.endpoint, os.environ.get(cfg.api_key_env, "EMPTY")
+        else:
+            server = llm.shared_server(cfg.server_python, model, cfg.server_args, cfg.server_env,
+                                       cfg.startup_timeout_s)
+            base_url, api_key = server.base_url, "EMPTY"
+        return llm.LlmClient(base_url, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries)
+
+    def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
+        if self.kind == "generate":
+            tasks = [prompts.load(draw_task(r["id"], self.generate.tasks, self.generate.seed)) for r in batch]
+            requests = [generate_request(r, p, self.generate) for r, p in zip(batch, tasks, strict=True)]
+        else:
+            prompt = prompts.load(self.judge.prompt)
+            requests = [judge_request(r, prompt, self.judge, self.generate.seed) for r in batch]
+            if self.judge.constrain:
+                requests = [_with_regex(q, JUDGE_REGEX) for q in requests]
+        results = []
+        for k, (record, answer) in enumerate(zip(batch, model.complete(requests), strict=True)):
+            if answer.error:
+                results.append((record, llm.LLM_ERROR, {"error": answer.error, "attempts": answer.attempts}))
+            elif self.kind == "generate":
+                results.append(self._generated(record, tasks[k], answer.text))
+            else:
+                results.append(self._judged(record, answer.text))
+        return results
+
+    def _generated(self, record: dict, prompt: prompts.Prompt, text: str | None):
+        instruction, reason, detail = parse_instruction(text, prompt, record["response_en"], self.generate)
+        if reason:
+            return record, reason
+        out = {**record, "instruction_en": instruction, "task": prompt.id}
+        if detail:
+            out["task_detail"] = detail
+        return _provenance(out, "generate", self.llm_cfg.model, prompt.name), None
+
+    def _judged(self, record: dict, text: str | None):
+        score = parse_score(text)
+        if score is None:
+            return record, JUDGE_UNPARSEABLE
+        out = {**record, "scores": {**record.get("scores", {}), "judge": score}}
+        return _provenance(out, "judge", self.llm_cfg.model, self.judge.prompt), None
+
+    def get_metrics_namespace(self) -> str:
+        return self.kind
+
+
+def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
+    return replace(request, schema=None, regex=pattern)
+
+
+def _provenance(record: dict, stage: str, model: str, prompt: str) -> dict:
+    provenance = record.get("provenance", {})
+    return {**record, "provenance": {
+        **provenance,
+        "models": {**provenance.get("models", {}), stage: model},
+        "prompts": {**provenance.get("prompts", {}), stage: prompt},
+    }}
+
+
+def judge_threshold(result, min_score: int | None):
+    record, reason = result[:2]
+    if reason is None and min_score is not None and record["scores"]["judge"] < min_score:
+        return record, JUDGE_LOW
+    return result
+
+
+class LlmStage(beam.PTransform):
+    """generate or judge: records -> StageOutput (judge applies lambda = ``judge.min_score``
+    to the stored score)."""
+
+    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig):
+        super().__init__()
+        self.kind, self.judge = kind, judge
+        self.handler = LlmHandler(kind, llm_cfg, generate, judge)
+
+    def expand(self, records):
+        results = records | "Infer" >> RunInference(self.handler)
+        if self.kind == "judge":
+            results = results | "Lambda" >> beam.Map(judge_threshold, self.judge.min_score)
+        return route(results, self.kind)
