@@ -30,6 +30,11 @@ NO_TRANSLATION_MODEL = "no_translation_model"
 TRANSLATION_EMPTY = "translation_empty"
 
 
+def sentence_language(lang) -> str:
+    """The code sentencex knows a language by: CC-100's, without a script or variant suffix."""
+    return lang.cc100.split("_")[0].split("-")[0]
+
+
 def resolve_model(name: str) -> str:
     """A hub id or local path as given; ``tiny:NAME`` is a locally built stand-in."""
     if name.startswith("tiny:"):
@@ -127,7 +132,7 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
             src_lang = lang if self.to_english else LANGUAGES["eng"]
             try:
                 paragraphs = segment.segments(
-                    record[self.source_field], src_lang.cc100.split("_")[0].split("-")[0],
+                    record[self.source_field], sentence_language(src_lang),
                     model.count_tokens, self.cfg.max_segment_tokens,
                 )
             except segment.SegmentTooLong:
