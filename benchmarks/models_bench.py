@@ -29,7 +29,8 @@ import apache_beam as beam  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from transforms import generate, llm, segment  # noqa: E402
 from pipeline.languages import LANGUAGES  # noqa: E402
-from transforms.translate import NllbTranslator, Translate, resolve_model, sentence_language  # noqa: E402
+from transforms import tiny_models  # noqa: E402
+from transforms.translate import NllbTranslator, Translate, sentence_language  # noqa: E402
 
 
 def sample_records(n: int) -> list[dict]:
@@ -56,7 +57,7 @@ def run_pipeline(records: list[dict], transform: beam.PTransform) -> float:
 
 
 def bench_generate(cfg: config_mod.Config, records: list[dict]) -> dict:
-    model = resolve_model(cfg.llm.model)
+    model = tiny_models.resolve(cfg.llm.model)
     server = llm.VllmServer(str(ROOT / cfg.llm.server_python), model, cfg.llm.server_args,
                             cfg.llm.server_env, cfg.llm.startup_timeout_s).start()
     try:

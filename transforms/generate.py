@@ -21,8 +21,8 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import prompts
 from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig
-from transforms import llm
-from transforms.records import route
+from transforms import llm, tiny_models
+from transforms.records import route, with_provenance
 
 LLM_UNPARSEABLE = "llm_unparseable"
 INSTRUCTION_EMPTY = "instruction_empty"
@@ -143,10 +143,8 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
     def load_model(self) -> llm.LlmClient:
         import os
 
-        from transforms.translate import resolve_model
-
         cfg = self.llm_cfg
-        model = resolve_model(cfg.model)
+        model = tiny_models.resolve(cfg.model)
         if cfg.endpoint:
             base_url, api_key = cfg.endpoint, os.environ.get(cfg.api_key_env, "EMPTY")
         else:
@@ -181,14 +179,14 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         out = {**record, "instruction_en": instruction, "task": prompt.id}
         if detail:
             out["task_detail"] = detail
-        return _provenance(out, "generate", self.llm_cfg.model, prompt.name), None
+        return with_provenance(out, "generate", self.llm_cfg.model, prompt.name), None
 
     def _judged(self, record: dict, text: str | None):
         score = parse_score(text)
         if score is None:
             return record, JUDGE_UNPARSEABLE
         out = {**record, "scores": {**record.get("scores", {}), "judge": score}}
-        return _provenance(out, "judge", self.llm_cfg.model, self.judge.prompt), None
+        return with_provenance(out, "judge", self.llm_cfg.model, self.judge.prompt), None
 
     def get_metrics_namespace(self) -> str:
         return self.kind
@@ -196,15 +194,6 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
 
 def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
     return replace(request, schema=None, regex=pattern)
-
-
-def _provenance(record: dict, stage: str, model: str, prompt: str) -> dict:
-    provenance = record.get("provenance", {})
-    return {**record, "provenance": {
-        **provenance,
-        "models": {**provenance.get("models", {}), stage: model},
-        "prompts": {**provenance.get("prompts", {}), stage: prompt},
-    }}
 
 
 def judge_threshold(result, min_score: int | None):

@@ -25,18 +25,16 @@ Result = tuple[dict, "str | None"]  # (record, reject reason or None)
 
 def checkpoint_path(name: str) -> str:
     """``tiny:comet``, a local model directory or checkpoint, or a hub id (downloaded)."""
-    if name.startswith("tiny:"):
-        from transforms import tiny_models
+    from transforms import tiny_models
 
-        name = tiny_models.ensure(name.removeprefix("tiny:"))
-    path = Path(name)
+    path = Path(tiny_models.resolve(name))
     if path.is_file():
         return str(path)
     if (path / "checkpoints" / "model.ckpt").is_file():
         return str(path / "checkpoints" / "model.ckpt")
     from comet import download_model
 
-    return download_model(name)
+    return download_model(str(path))
 
 
 class CometScorer:

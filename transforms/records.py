@@ -69,16 +69,30 @@ def record_reject(record: dict, stage: str, reason: str, detail: dict | None = N
     return line
 
 
-class RouteResults(beam.DoFn):
-    """(record, reject reason or None[, detail]) -> kept records (main), reject lines (``rejects``) and
-    ((lang, stat), n) counts (``stats``: ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``),
-    tallied per bundle; the same counts go to Beam metrics."""
+class Tallied(beam.DoFn):
+    """A DoFn that tallies ((lang, name), n) counts per bundle and emits them once, at the
+    bundle's end, on its ``stats`` output and as Beam metrics (``{stage}/{lang}``), so progress
+    shows on every runner without an element or a log line per record."""
 
-    def __init__(self, stage: str):
-        self.stage = stage
+    stage = ""
 
     def start_bundle(self):
         self.tally = Counter()
+
+    def finish_bundle(self):
+        for (lang, name), n in self.tally.items():
+            Metrics.counter(f"{self.stage}/{lang}", name).inc(n)
+            yield beam.pvalue.TaggedOutput(
+                "stats", window.GlobalWindows.windowed_value_at_end_of_window(((lang, name), n))
+            )
+
+
+class RouteResults(Tallied):
+    """(record, reject reason or None[, detail]) -> kept records (main), reject lines
+    (``rejects``) and counts ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
 
     def process(self, result):
         record, reason, *detail = result
@@ -92,12 +106,14 @@ class RouteResults(beam.DoFn):
             self.tally[record["lang"], f"{prefix}.out"] += 1
             yield record
 
-    def finish_bundle(self):
-        for (lang, name), n in self.tally.items():
-            Metrics.counter(f"{self.stage}/{lang}", name).inc(n)
-            yield beam.pvalue.TaggedOutput(
-                "stats", window.GlobalWindows.windowed_value_at_end_of_window(((lang, name), n))
-            )
+
+def with_provenance(record: dict, stage: str, model: str, prompt: str | None = None) -> dict:
+    """``record`` with the model (and prompt) that produced ``stage``'s fields."""
+    provenance = record.get("provenance", {})
+    out = {**provenance, "models": {**provenance.get("models", {}), stage: model}}
+    if prompt:
+        out["prompts"] = {**provenance.get("prompts", {}), stage: prompt}
+    return {**record, "provenance": out}
 
 
 def route(results, stage: str) -> StageOutput:

@@ -14,20 +14,18 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from itertools import chain
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.transforms import window
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
 from transforms import dedup, filters, langid
 from transforms.fragment import fragment_document
 from transforms.read import Document
-from transforms.records import StageOutput, record_id, reject, source
+from transforms.records import StageOutput, Tallied, record_id, reject, source
 
 STAGE = "select"
 # Histogram edges (characters) of response lengths in the stats.
@@ -158,27 +156,16 @@ def record_stats(record: dict) -> list[tuple[str, int]]:
 LangConfigs = dict  # language code -> (Language, SelectConfig)
 
 
-class _Tallied(beam.DoFn):
-    """Tallies counts per bundle and emits them once, at the bundle's end, as ((lang, name), n)
-    pairs on the ``stats`` output and as Beam metrics (progress on every runner)."""
+class _Tallied(Tallied):
+    stage = STAGE
 
     def __init__(self, langs: LangConfigs):
         self.langs = langs
-
-    def start_bundle(self):
-        self.tally = Counter()
 
     def rejects(self, lang: str, lines: list[dict]):
         for line in lines:
             self.tally[lang, f"paragraphs.rejected.{line['reason']}"] += _span(line)
             yield beam.pvalue.TaggedOutput("rejects", line)
-
-    def finish_bundle(self):
-        for (lang, name), n in self.tally.items():
-            Metrics.counter(f"{STAGE}/{lang}", name).inc(n)
-            yield beam.pvalue.TaggedOutput(
-                "stats", window.GlobalWindows.windowed_value_at_end_of_window(((lang, name), n))
-            )
 
 
 class ScoreParagraphs(_Tallied):

@@ -29,6 +29,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NATURAL_INSTRUCT_CACHE", Path.home() / ".cache" / "natural-instruct" / "tiny"))
 
 
+def resolve(name: str) -> str:
+    """A model name from config as a path or hub id: ``tiny:NAME`` is a stand-in built here."""
+    return ensure(name.removeprefix("tiny:")) if name.startswith("tiny:") else name
+
+
 def ensure(name: str) -> str:
     """Path of tiny model ``name`` (``nllb``), built on first use; safe across processes."""
     builder = BUILDERS[name]

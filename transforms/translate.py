@@ -19,9 +19,9 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig, TranslateConfig
 from pipeline.languages import LANGUAGES
-from transforms import segment
+from transforms import segment, tiny_models
 from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
-from transforms.records import route
+from transforms.records import route, with_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +35,6 @@ def sentence_language(lang) -> str:
     return lang.cc100.split("_")[0].split("-")[0]
 
 
-def resolve_model(name: str) -> str:
-    """A hub id or local path as given; ``tiny:NAME`` is a locally built stand-in."""
-    if name.startswith("tiny:"):
-        from transforms import tiny_models
-
-        return tiny_models.ensure(name.removeprefix("tiny:"))
-    return name
-
-
 class NllbTranslator:
     """A loaded NLLB tokenizer and model; ``translate`` takes sentences of one language pair."""
 
@@ -51,7 +42,7 @@ class NllbTranslator:
         import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        path = resolve_model(cfg.model)
+        path = tiny_models.resolve(cfg.model)
         self.cfg = cfg
         self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = {"auto": torch.float16 if self.device.startswith("cuda") else torch.float32,
@@ -165,11 +156,7 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
 
 def _with_provenance(result, stage: str, model: str):
     record, reason = result
-    if reason is None:
-        provenance = record.get("provenance", {})
-        models = {**provenance.get("models", {}), stage: model}
-        record = {**record, "provenance": {**provenance, "models": models}}
-    return record, reason
+    return (with_provenance(record, stage, model) if reason is None else record), reason
 
 
 class Translate(beam.PTransform):
