@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import os
 import sys
+import traceback
 
 logger = logging.getLogger("pipeline")
 
@@ -27,6 +29,19 @@ def _check_inputs(template: str, langs) -> None:
             raise UsageError(f"cannot read input {pattern}: {e}") from e
         if not found:
             raise UsageError(f"no input files match {pattern} (language {lang.code})")
+
+
+def _check_llm(config, until: str) -> None:
+    """A run that reaches generate needs the vLLM environment, or an endpoint."""
+    from pipeline.options import STAGES
+
+    if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint:
+        return
+    if not os.path.exists(config.llm.server_python):
+        raise UsageError(
+            f"the vLLM server's Python {config.llm.server_python} does not exist: build it with "
+            "`make vllm-env`, set llm.server_python, or pass --llm-endpoint URL"
+        )
 
 
 def _clear_outputs(output: str, langs) -> None:
@@ -60,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             raise UsageError("--dry-run is not available yet: it comes with the cost estimator")
         _check_inputs(args.input, langs)
+        _check_llm(config, args.until)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -71,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args, beam_args, langs, config) -> int:
     import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import graph, report
@@ -88,6 +105,13 @@ def run(args, beam_args, langs, config) -> int:
     try:
         with beam.Pipeline(options=options) as p:
             graph.build(p, langs, config, args.input, args.output, args.until)
+    except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
+        path = f"{args.output}/error.txt"
+        with FileSystems.create(path) as f:
+            f.write(traceback.format_exc().encode("utf-8"))
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        print(f"error: the run failed: {reason[:500]} (traceback: {path})", file=sys.stderr)
+        return 1
     finally:
         llm.stop_all()  # a vLLM server this process started never outlives the run
     for stats in report.write(args.output, [lang.code for lang in langs], config.preset):

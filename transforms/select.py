@@ -44,7 +44,8 @@ class Scored(NamedTuple):
 
 
 class ParagraphScorer:
-    """The pure core of ScoreParagraphs: one document's paragraphs -> kept, rejects, dedup keys.
+    """The pure core of ScoreParagraphs: a batch of documents -> per document, kept paragraphs,
+    reject lines and dedup bucket entries.
 
     Holds the loaded fastText model and MinHasher; build one per process (in ``setup``).
     """
@@ -164,7 +165,8 @@ class _Tallied(Tallied):
 
     def rejects(self, lang: str, lines: list[dict]):
         for line in lines:
-            self.tally[lang, f"paragraphs.rejected.{line['reason']}"] += _span(line)
+            name, n = reject_stat(line)
+            self.tally[lang, name] += n
             yield beam.pvalue.TaggedOutput("rejects", line)
 
 

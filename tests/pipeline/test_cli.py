@@ -47,3 +47,23 @@ def test_select_on_own_input_with_cc100_names(tmp_path):
     assert stats["paragraphs"] == {"read": 3, "kept": 2, "rejected": {"too_many_capitals": 1}}
     (record,) = [json.loads(x) for f in (out / "data" / "spa").glob("part-*") for x in f.read_text().splitlines()]
     assert record["source"] == {"file": "es.txt", "doc": 0, "paragraphs": [0, 1]}
+
+
+def test_missing_vllm_environment_fails_before_any_work(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("llm: {server_python: /nonexistent/bin/python}\n")
+    result = cli("--langs", "tel", "--config", str(config), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "make vllm-env" in result.stderr and result.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_run_exits_non_zero_with_one_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("translate: {model: /nonexistent/nllb}\n")
+    out = tmp_path / "out"
+    result = cli("--langs", "tel", "--config", str(config), "--output", str(out), "--until", "translate")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the run failed:") and "error.txt" in last
+    assert "nonexistent" in (out / "error.txt").read_text()
