@@ -72,7 +72,7 @@ class NllbTranslator:
         if not texts:
             return []
         self.tokenizer.src_lang = src
-        encoded = [self.tokenizer(t)["input_ids"] for t in texts]
+        encoded = self.tokenizer(list(texts))["input_ids"]  # one batched call, for lengths
         out: list[str | None] = [None] * len(texts)
         forced_bos = self.tokenizer.convert_tokens_to_ids(tgt)
         # each text's own output limit, so its translation does not depend on its batch
