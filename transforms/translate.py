@@ -137,17 +137,15 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
             for (k, p, _), text in zip(items, translations, strict=True):
                 pieces[k][p].append(text)
         for k, record in enumerate(batch):
-            if results[k][1] is not None or k not in pieces:
-                if results[k][1] is None:  # nothing to translate: an empty text
-                    results[k] = (record, TRANSLATION_EMPTY)
+            if results[k][1] is not None:
                 continue
             target = LANGUAGES["eng"] if self.to_english else LANGUAGES[record["lang"]]
             joiner = " " if target.spaced else ""
             paragraphs = [joiner.join(t for t in pieces[k][p] if t) for p in sorted(pieces[k])]
-            if not all(paragraphs):
+            if not paragraphs or not all(paragraphs):  # nothing to translate, or nothing came back
                 results[k] = (record, TRANSLATION_EMPTY)
-                continue
-            results[k] = ({**record, self.target_field: "\n".join(paragraphs)}, None)
+            else:
+                results[k] = ({**record, self.target_field: "\n".join(paragraphs)}, None)
         return results
 
     def get_metrics_namespace(self) -> str:

@@ -75,3 +75,9 @@ def test_translate_stage_end_to_end(tmp_path):
         rejected = [r for r in read_jsonl(tmp_path / "t" / "rejects" / lang) if r["stage"] == "translate"]
         ids = [r["id"] for r in records] + [r["id"] for r in rejected]
         assert len(ids) == len(set(ids)) == stats["selected_records"]  # each record once
+
+
+def test_nothing_to_translate_is_a_counted_reject(translator):
+    handler = translate.NllbHandler(CFG, "response", "response_en", to_english=True)
+    ((_, reason),) = handler.run_inference([record("spa", "   ")], translator)
+    assert reason == translate.TRANSLATION_EMPTY
