@@ -1,4 +1,5 @@
-"""Wire the stages of one run: per language, read -> select -> ... -> write."""
+"""Wire the stages of one run: per language, read -> select -> ... -> write, each stage
+saved as a checkpoint, or read back from one (``pipeline/resume.py`` decides which)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import apache_beam as beam
 
 from pipeline.config import Config, to_dict
 from pipeline.languages import Language
-from pipeline.options import STAGES
-from transforms import dedup, langid
+from pipeline import resume
+from transforms import checkpoint, dedup, langid
 from transforms.read import ReadCC100
+from transforms.records import StageOutput
 from transforms.select import Select
 from transforms.generate import LlmStage
 from transforms.qe import QualityEstimate
@@ -18,6 +20,7 @@ from transforms.write import WritePerLang, WriteStats
 # Documents read and scored together: their paragraphs are MinHashed in one vectorised call
 # and their dedup bucket entries travel as one list per shard.
 BATCH_DOCS = 128
+CHECKPOINT_SHARDS = 4  # Parquet files per stage, language and kind
 
 
 def input_pattern(template: str, lang: Language) -> str:
@@ -55,29 +58,41 @@ def build(
     config: Config,
     input_template: str,
     output: str,
-    until: str = "select",
+    plan: resume.Plan,
+    fingerprints: dict[str, dict[str, str]],
 ) -> None:
-    """One graph for all languages: the language travels with each element. Stages run in
-    order up to ``until``; each adds its rejects and counts to the same outputs."""
+    """One graph for all languages: the language travels with each element. The stages of
+    ``plan.reused`` are read back from their checkpoints; those of ``plan.run`` run in order,
+    each saving its checkpoint; every stage adds its rejects and counts to the same outputs."""
     per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
-    sources = [
-        (code, input_pattern(input_template, lang), cfg.read.max_documents)
-        for code, (lang, cfg) in per_lang.items()
-    ]
     codes = list(per_lang)
-    documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
-    stages = [documents | "Select" >> Select(per_lang)]
-    model_stages = {
-        "translate": lambda: Translate(config.translate, config.qe),
-        "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge),
-        "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge),
+    cache = f"{output}/cache"
+    make_stage = {
+        "translate": lambda: Translate(config.translate, config.qe, cache_dir=cache),
+        "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge, cache),
+        "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge, cache),
         "backtranslate": lambda: Translate(
-            config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False
+            config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False,
+            cache_dir=cache,
         ),
-        "qe": lambda: QualityEstimate(config.qe),
+        "qe": lambda: QualityEstimate(config.qe, cache),
     }
-    for stage in STAGES[1:STAGES.index(until) + 1]:
-        stages.append(stages[-1].records | stage.title() >> model_stages[stage]())
+    stages: list[StageOutput] = []
+    last_reused = list(plan.reused)[-1] if plan.reused else None
+    for stage, markers in plan.reused.items():
+        stages.append(p | f"Load{stage.title()}" >> checkpoint.LoadStage(output, stage, markers, stage == last_reused))
+    for stage in plan.run:
+        if stage == "select":
+            sources = [
+                (code, input_pattern(input_template, lang), cfg.read.max_documents)
+                for code, (lang, cfg) in per_lang.items()
+            ]
+            documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
+            out = documents | "Select" >> Select(per_lang)
+        else:
+            out = stages[-1].records | stage.title() >> make_stage[stage]()
+        out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], CHECKPOINT_SHARDS)
+        stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)

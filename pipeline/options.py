@@ -29,6 +29,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file merged over the preset")
     p.add_argument("--until", default="qe", choices=STAGES, help="last stage to run")
     p.add_argument(
+        "--from-stage",
+        choices=STAGES,
+        help="redo this stage and the ones after it, reusing the checkpoints of those before "
+        "it (by default a re-run reuses every stage whose checkpoint matches its config and input)",
+    )
+    p.add_argument(
         "--llm-endpoint",
         help="an existing OpenAI-compatible server (http://host:port/v1) for generate and judge, "
         "instead of starting vLLM; its key is read from $LLM_API_KEY (llm.api_key_env)",

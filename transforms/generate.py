@@ -22,6 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 import prompts
 from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig
 from transforms import llm, tiny_models
+from transforms.cache import CallCache
 from transforms.records import route, with_provenance
 
 LLM_UNPARSEABLE = "llm_unparseable"
@@ -133,25 +134,30 @@ def parse_score(text: str | None) -> int | None:
 
 class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
     """Records -> (record + the stage's fields, None) or (record, reason), for ``kind``
-    generate or judge. ``load_model`` connects to ``llm.endpoint`` or starts (once per
-    process) a vLLM server from ``llm.server_python``."""
+    generate or judge. ``load_model`` connects to ``llm.endpoint`` or to the machine's vLLM
+    server from ``llm.server_python`` (started by the first process that asks)."""
 
-    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig):
+    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
+                 cache_dir: str | None = None):
         super().__init__(min_batch_size=1, max_batch_size=llm_cfg.records_per_batch)
         self.kind, self.llm_cfg, self.generate, self.judge = kind, llm_cfg, generate, judge
+        # the model and every request field (prompt, sampling, seed) make the key
+        self.cache = CallCache(cache_dir, kind, {"model": llm_cfg.model, "server_args": llm_cfg.server_args})
 
     def load_model(self) -> llm.LlmClient:
         import os
 
         cfg = self.llm_cfg
+        # without an endpoint, the server starts when a batch first needs it (not when the
+        # cache answers every request)
+        api_key = os.environ.get(cfg.api_key_env, "EMPTY") if cfg.endpoint else "EMPTY"
         model = tiny_models.resolve(cfg.model)
-        if cfg.endpoint:
-            base_url, api_key = cfg.endpoint, os.environ.get(cfg.api_key_env, "EMPTY")
-        else:
-            server = llm.shared_server(cfg.server_python, model, cfg.server_args, cfg.server_env,
-                                       cfg.startup_timeout_s)
-            base_url, api_key = server.base_url, "EMPTY"
-        return llm.LlmClient(base_url, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries)
+        return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries)
+
+    def _server_url(self) -> str:
+        cfg = self.llm_cfg
+        return llm.server_url(cfg.server_python, tiny_models.resolve(cfg.model), cfg.server_args,
+                              cfg.server_env, cfg.startup_timeout_s)
 
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
         if self.kind == "generate":
@@ -162,14 +168,20 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
             requests = [judge_request(r, prompt, self.judge, self.generate.seed) for r in batch]
             if self.judge.constrain:
                 requests = [_with_regex(q, JUDGE_REGEX) for q in requests]
+        def call(missing: list[llm.LlmRequest]) -> list[dict]:
+            if not self.llm_cfg.endpoint:  # the machine's server: started, or restarted if it died
+                model.base_url = self._server_url()
+            return [_plain(answer) for answer in model.complete(missing)]
+
+        answers = self.cache.run(requests, call, keep=lambda answer: answer["error"] is None)
         results = []
-        for k, (record, answer) in enumerate(zip(batch, model.complete(requests), strict=True)):
-            if answer.error:
-                results.append((record, llm.LLM_ERROR, {"error": answer.error, "attempts": answer.attempts}))
+        for k, (record, answer) in enumerate(zip(batch, answers, strict=True)):
+            if answer["error"]:
+                results.append((record, llm.LLM_ERROR, {"error": answer["error"], "attempts": answer["attempts"]}))
             elif self.kind == "generate":
-                results.append(self._generated(record, tasks[k], answer.text))
+                results.append(self._generated(record, tasks[k], answer["text"]))
             else:
-                results.append(self._judged(record, answer.text))
+                results.append(self._judged(record, answer["text"]))
         return results
 
     def _generated(self, record: dict, prompt: prompts.Prompt, text: str | None):
@@ -192,6 +204,10 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         return self.kind
 
 
+def _plain(answer: llm.LlmResult) -> dict:
+    return {"text": answer.text, "error": answer.error, "attempts": answer.attempts}
+
+
 def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
     return replace(request, schema=None, regex=pattern)
 
@@ -207,10 +223,11 @@ class LlmStage(beam.PTransform):
     """generate or judge: records -> StageOutput (judge applies lambda = ``judge.min_score``
     to the stored score)."""
 
-    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig):
+    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
+                 cache_dir: str | None = None):
         super().__init__()
         self.kind, self.judge = kind, judge
-        self.handler = LlmHandler(kind, llm_cfg, generate, judge)
+        self.handler = LlmHandler(kind, llm_cfg, generate, judge, cache_dir)
 
     def expand(self, records):
         results = records | "Infer" >> RunInference(self.handler)

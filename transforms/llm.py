@@ -8,7 +8,8 @@ the stage, never a crash and never silence.
 ``VllmServer`` starts ``python -m vllm.entrypoints.openai.api_server`` from the Python of a
 separate environment (vLLM needs transformers >= 5; this one has < 5), waits until
 ``/v1/models`` answers, and stops it with the process that started it (``stop_all``, atexit,
-and the parent-death signal on Linux), so no server outlives a run.
+and the parent-death signal on Linux), so no server outlives a run. ``server_url`` gives
+every worker process of a machine the same server (started by the first to ask).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import ctypes
+import hashlib
+import json
 import logging
 import os
 import random
@@ -60,7 +63,7 @@ class LlmResult:
 class LlmClient:
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,  # None until set (a server started on demand)
         model: str,
         api_key: str = "EMPTY",
         concurrency: int = 64,
@@ -136,7 +139,8 @@ class VllmServer:
         self.env, self.startup_timeout_s = env or {}, startup_timeout_s
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="vllm-", suffix=".log", delete=False)
+        fd, self.log_path = tempfile.mkstemp(prefix="vllm-", suffix=".log")
+        os.close(fd)
 
     @property
     def base_url(self) -> str:
@@ -150,10 +154,11 @@ class VllmServer:
             )
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--host", "127.0.0.1", "--port", str(self.port), *self.args]
-        logger.info("starting vLLM: %s (log %s)", " ".join(cmd), self.log.name)
+        logger.info("starting vLLM: %s (log %s)", " ".join(cmd), self.log_path)
         env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **self.env}
-        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                        preexec_fn=_die_with_parent)
+        with open(self.log_path, "ab") as log:  # appending: others may add lines to the log
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=_die_with_parent)
         _RUNNING.add(self)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
@@ -171,7 +176,7 @@ class VllmServer:
         raise RuntimeError(f"vLLM server not healthy after {self.startup_timeout_s:.0f} s: {self.tail()}")
 
     def tail(self, chars: int = 1500) -> str:
-        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()[-chars:]
 
     def stop(self) -> None:
@@ -186,24 +191,74 @@ class VllmServer:
 
 
 _RUNNING: set[VllmServer] = set()
-_SHARED: dict[tuple, VllmServer] = {}
 _LOCK = threading.Lock()
+_HANDLES: dict[str, object] = {}  # tag -> proxy of the machine's _ServerHost, per process
+_HOSTED: set[str] = set()  # tags whose _ServerHost lives in this process
+MAX_CRASHES = 2  # restarts of a server that died by itself, before a run gives up
 
 
-def shared_server(python: str, model: str, args: Sequence[str], env: dict, timeout_s: float) -> VllmServer:
-    """One server per process and configuration: the generate and judge stages share it."""
-    key = (python, model, tuple(args), tuple(sorted(env.items())))
+class _ServerHost:
+    """The one vLLM server of a machine and configuration. It lives in the first process that
+    asks for it (Beam's ``MultiProcessShared``); every other process on the machine reaches it
+    through a proxy, so N worker processes share one server (and one GPU's memory). It starts
+    the server on first use, and again if the server died, up to ``MAX_CRASHES`` times."""
+
+    def __init__(self, tag: str, spec: tuple):
+        self.tag, self.spec = tag, spec
+        self.server: VllmServer | None = None
+        self.crashes = 0
+        self.clients: set[int] = set()
+        self.lock = threading.Lock()
+        _HOSTED.add(tag)
+
+    def base_url(self, client_pid: int) -> str:
+        with self.lock:  # a second process asking during start-up waits for health here
+            server = self.server
+            if server is not None and server.process is not None and server.process.poll() is not None:
+                if server in _RUNNING:  # died by itself, not stopped by stop_all
+                    self.crashes += 1
+                    if self.crashes > MAX_CRASHES:
+                        raise RuntimeError(f"vLLM server died {self.crashes} times: {server.tail()}")
+                    logger.warning("vLLM server died (exit %s); restarting", server.process.returncode)
+                    server.stop()
+                server = None
+            if server is None:
+                self.server = server = VllmServer(*self.spec).start()
+                self.clients = set()
+            if client_pid not in self.clients:  # in the server's log: who shared it
+                self.clients.add(client_pid)
+                with open(server.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"[natural-instruct] client process {client_pid}\n")
+            return server.base_url
+
+
+def server_url(python: str, model: str, args: Sequence[str], env: dict, timeout_s: float) -> str:
+    """The base URL of this machine's vLLM server for this configuration, started on first
+    use. Generate and judge, and every worker process on the machine, share it."""
+    from apache_beam.utils.multi_process_shared import MultiProcessShared
+
+    spec = (python, model, tuple(args), dict(env), timeout_s)
+    key = json.dumps([python, model, list(args), sorted(env.items())])
+    tag = "natural-instruct-vllm-" + hashlib.sha1(key.encode()).hexdigest()[:16]
     with _LOCK:
-        server = _SHARED.get(key)
-        if server is None or server.process is None or server.process.poll() is not None:
-            server = _SHARED[key] = VllmServer(python, model, args, env, timeout_s).start()
-        return server
+        if tag not in _HANDLES:
+            shared = MultiProcessShared(lambda: _ServerHost(tag, spec), tag=tag, always_proxy=True)
+            _HANDLES[tag] = shared.acquire()
+        handle = _HANDLES[tag]
+    return handle.base_url(os.getpid())
 
 
 def stop_all() -> None:
+    """Stop the servers this process started, and retire the machine-wide handles it hosts
+    (a later run on this machine starts afresh instead of finding a stale address)."""
     for server in list(_RUNNING):
         server.stop()
-    _SHARED.clear()
+    for tag in list(_HOSTED):
+        address = os.path.join(tempfile.gettempdir(), f"{tag}.address")
+        if os.path.exists(address):
+            os.remove(address)
+    _HOSTED.clear()
+    _HANDLES.clear()
 
 
 atexit.register(stop_all)

@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig
+from transforms.cache import CallCache
 
 QE_RESPONSE_LOW = "qe_response_low"
 QE_INSTRUCTION_LOW = "qe_instruction_low"
@@ -71,10 +72,12 @@ class QeHandler(ModelHandler[Result, Result, CometScorer]):
     """(record, reason) -> the same, with ``scores[score_name]`` set on records not already
     rejected: the COMET score of (``source_field`` -> ``target_field``)."""
 
-    def __init__(self, cfg: QeConfig, source_field: str, target_field: str, score_name: str):
+    def __init__(self, cfg: QeConfig, source_field: str, target_field: str, score_name: str,
+                 cache_dir: str | None = None):
         super().__init__(min_batch_size=1, max_batch_size=cfg.records_per_batch)
         self.cfg = cfg
         self.source_field, self.target_field, self.score_name = source_field, target_field, score_name
+        self.cache = CallCache(cache_dir, score_name, {"model": cfg.model})
 
     def load_model(self) -> CometScorer:
         return CometScorer(self.cfg)
@@ -86,7 +89,7 @@ class QeHandler(ModelHandler[Result, Result, CometScorer]):
         todo = [k for k, (_, reason) in enumerate(batch) if reason is None]
         pairs = [(batch[k][0][self.source_field], batch[k][0][self.target_field]) for k in todo]
         results = list(batch)
-        for k, score in zip(todo, model.score(pairs), strict=True):
+        for k, score in zip(todo, self.cache.run(pairs, model.score), strict=True):
             record = batch[k][0]
             results[k] = ({**record, "scores": {**record.get("scores", {}), self.score_name: score}}, None)
         return results
@@ -107,9 +110,9 @@ class QualityEstimate(beam.PTransform):
     """The qe stage: records -> StageOutput, scoring I_en -> I_x (``scores.qe_instruction``)
     and rejecting pairs under ``min_instruction`` as ``qe_instruction_low``."""
 
-    def __init__(self, cfg: QeConfig):
+    def __init__(self, cfg: QeConfig, cache_dir: str | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.cache_dir = cfg, cache_dir
 
     def expand(self, records):
         from transforms.records import route
@@ -117,7 +120,7 @@ class QualityEstimate(beam.PTransform):
         results = (
             records
             | "Pending" >> beam.Map(lambda r: (r, None))
-            | "Score" >> RunInference(QeHandler(self.cfg, "instruction_en", "instruction", "qe_instruction"))
+            | "Score" >> RunInference(QeHandler(self.cfg, "instruction_en", "instruction", "qe_instruction", self.cache_dir))
             | "Threshold" >> beam.Map(below_threshold, "qe_instruction", self.cfg.min_instruction, QE_INSTRUCTION_LOW)
         )
         return route(results, "qe")

@@ -20,6 +20,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from pipeline.config import QeConfig, TranslateConfig
 from pipeline.languages import LANGUAGES
 from transforms import segment, tiny_models
+from transforms.cache import CallCache
 from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
 from transforms.records import route, with_provenance
 
@@ -100,10 +101,14 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
     English into the record's language (backtranslate stage).
     """
 
-    def __init__(self, cfg: TranslateConfig, source_field: str, target_field: str, to_english: bool):
+    def __init__(self, cfg: TranslateConfig, source_field: str, target_field: str, to_english: bool,
+                 cache_dir: str | None = None):
         super().__init__(min_batch_size=1, max_batch_size=cfg.records_per_batch)
         self.cfg, self.source_field, self.target_field = cfg, source_field, target_field
         self.to_english = to_english
+        # a sentence's translation depends on these, not on its batch (see NllbTranslator)
+        params = {k: getattr(cfg, k) for k in ("model", "dtype", "num_beams", "max_new_tokens_ratio")}
+        self.cache = CallCache(cache_dir, "translate" if to_english else "backtranslate", params)
 
     def load_model(self) -> NllbTranslator:
         return NllbTranslator(self.cfg)
@@ -133,7 +138,10 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
             requests[pair] += [(k, p, s) for p, sentences in enumerate(paragraphs) for s in sentences]
         pieces: dict[int, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
         for (src, tgt), items in requests.items():
-            translations = model.translate([s for _, _, s in items], src, tgt)
+            translations = self.cache.run(
+                [(src, tgt, s) for _, _, s in items],
+                lambda missing: model.translate([s for _, _, s in missing], src, tgt),
+            )
             for (k, p, _), text in zip(items, translations, strict=True):
                 pieces[k][p].append(text)
         for k, record in enumerate(batch):
@@ -171,11 +179,12 @@ class Translate(beam.PTransform):
         source_field: str = "response",
         target_field: str = "response_en",
         to_english: bool = True,
+        cache_dir: str | None = None,
     ):
         super().__init__()
-        self.cfg, self.qe, self.stage = cfg, qe, stage
+        self.cfg, self.qe, self.stage, self.cache_dir = cfg, qe, stage, cache_dir
         self.source_field, self.target_field = source_field, target_field
-        self.handler = NllbHandler(cfg, source_field, target_field, to_english)
+        self.handler = NllbHandler(cfg, source_field, target_field, to_english, cache_dir)
 
     def expand(self, records):
         results = (
@@ -184,7 +193,7 @@ class Translate(beam.PTransform):
             | "Provenance" >> beam.Map(_with_provenance, self.stage, self.cfg.model)
         )
         if self.qe is not None:
-            scorer = QeHandler(self.qe, self.source_field, self.target_field, "qe_response")
+            scorer = QeHandler(self.qe, self.source_field, self.target_field, "qe_response", self.cache_dir)
             results = (
                 results
                 | "Score" >> RunInference(scorer)

@@ -4,7 +4,9 @@ the pipeline starts and stops itself."""
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,28 @@ def test_records_carry_every_field_and_their_provenance(chain_run, lang):
 @pytest.mark.slow
 def test_no_server_outlives_the_run(chain_run):
     assert vllm_processes() == ""
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_server_and_make_the_same_records(chain_run, tmp_path):
+    """--direct_num_workers=2 in multi_processing mode (pickling like a cluster): both worker
+    processes use one vLLM server (one server log, two client processes in it), and the
+    records are those of the one-worker run."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS), "--output", str(out),
+         "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+        cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)}, check=True, timeout=1200,
+    )
+    (log,) = tmp.glob("vllm-*.log")
+    assert len(set(re.findall(r"client process (\d+)", log.read_text()))) == 2
+    assert vllm_processes() == ""
+    for lang in LANGS:
+        def key(r):
+            return r["id"]
+        assert sorted(read_jsonl(out / "data" / lang), key=key) == sorted(read_jsonl(chain_run / "data" / lang), key=key)
 
 
 @pytest.mark.slow

@@ -1,0 +1,117 @@
+"""Which stages a run can take from its checkpoints, and which it must (re)do.
+
+A stage's fingerprint hashes what determines its output: the fingerprint of the stage before
+it, and its own config (model, prompts' text, sampling, thresholds; not batch sizes, devices
+or endpoints, which do not change what comes out). The select stage starts from the input
+files' names, sizes and modification times. So a change to a stage's config, or to its input,
+redoes that stage and every one after it; anything else is read back from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from apache_beam.io.filesystems import FileSystems
+
+import prompts
+from pipeline.config import Config, to_dict
+from pipeline.options import STAGES
+from transforms import checkpoint
+from transforms.cache import digest
+
+logger = logging.getLogger(__name__)
+
+# Settings that change how fast a stage runs or where, never what it outputs.
+OPERATIONAL = frozenset({
+    "device", "records_per_batch", "batch_tokens", "sort_by_length", "share_model", "batch_size",
+    "threads", "shards", "endpoint", "api_key_env", "server_python", "server_env",
+    "startup_timeout_s", "concurrency", "timeout_s", "retries",
+})
+
+
+class ResumeError(ValueError):
+    pass
+
+
+def _semantic(section) -> dict:
+    """A config section without its operational settings (recursively)."""
+    data = to_dict(section)
+    if not isinstance(data, dict):
+        return data
+    return {k: _semantic(v) if isinstance(v, dict) else v for k, v in data.items() if k not in OPERATIONAL}
+
+
+def _prompt_texts(names) -> dict[str, dict]:
+    return {name: to_dict(prompts.load(name)) for name in sorted(names)}
+
+
+def stage_config(config: Config, stage: str, lang: str) -> dict:
+    """What, besides its input, determines ``stage``'s output for ``lang``."""
+    cfg = config.for_lang(lang)
+    if stage == "select":
+        return {"select": _semantic(cfg.select)}
+    if stage in ("translate", "backtranslate"):
+        parts = {"translate": _semantic(cfg.translate)}
+        if stage == "translate":  # the R_x -> R_en QE threshold applies in this stage
+            parts["qe"] = _semantic(cfg.qe)
+        return parts
+    if stage == "generate":
+        return {"llm": _semantic(cfg.llm), "generate": _semantic(cfg.generate),
+                "prompts": _prompt_texts(cfg.generate.tasks)}
+    if stage == "judge":
+        return {"llm": _semantic(cfg.llm), "judge": _semantic(cfg.judge), "seed": cfg.generate.seed,
+                "prompts": _prompt_texts([cfg.judge.prompt])}
+    return {"qe": _semantic(cfg.qe)}
+
+
+def input_identity(pattern: str) -> list:
+    """The input files as (path, size, modification time): a changed input redoes select."""
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted([m.path, m.size_in_bytes, m.last_updated_in_seconds] for m in found)
+
+
+def fingerprints(config: Config, patterns: dict[str, str], until: str) -> dict[str, dict[str, str]]:
+    """stage -> lang -> fingerprint, for the stages up to ``until``."""
+    out: dict[str, dict[str, str]] = {}
+    previous = {lang: digest(input_identity(pattern)) for lang, pattern in patterns.items()}
+    for stage in STAGES[: STAGES.index(until) + 1]:
+        previous = out[stage] = {
+            lang: digest([previous[lang], stage, stage_config(config, stage, lang)]) for lang in patterns
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages taken from checkpoints (with their markers per language), then those run."""
+
+    reused: dict[str, dict[str, dict]]
+    run: tuple[str, ...]
+
+
+def plan(output: str, prints: dict[str, dict[str, str]], from_stage: str | None = None) -> Plan:
+    """Reuse the longest chain of complete checkpoints whose fingerprints match, for every
+    language (a stage done for only some languages is redone); ``from_stage`` redoes that
+    stage and the ones after it, reusing the ones before it as they are."""
+    stages = list(prints)
+    limit = stages.index(from_stage) if from_stage else len(stages)
+    if from_stage and from_stage not in stages:
+        raise ResumeError(f"--from-stage {from_stage} is after --until {stages[-1]}")
+    reused: dict[str, dict[str, dict]] = {}
+    for stage in stages[:limit]:
+        markers = {lang: checkpoint.read_marker(output, stage, lang) for lang in prints[stage]}
+        incomplete = [lang for lang, m in markers.items() if m is None]
+        stale = [lang for lang, m in markers.items() if m and m["fingerprint"] != prints[stage][lang]]
+        if from_stage and incomplete:
+            raise ResumeError(
+                f"--from-stage {from_stage}: stage {stage} has no complete checkpoint for "
+                f"{', '.join(incomplete)} in {output}/stages; run without --from-stage"
+            )
+        if from_stage and stale:
+            logger.warning("--from-stage %s: reusing %s although its config or input changed (%s)",
+                           from_stage, stage, ", ".join(stale))
+        elif incomplete or stale:
+            break
+        reused[stage] = markers
+    return Plan(reused, tuple(s for s in stages if s not in reused))

@@ -1,0 +1,175 @@
+"""Stage checkpoints: what a stage kept and rejected, as Parquet, with a marker written last.
+
+``OUT/stages/{stage}/{lang}/`` holds ``records-SSSSS-of-NNNNN.parquet`` and
+``rejects-SSSSS-of-NNNNN.parquet`` (columns ``id``, ``lang``, ``json``: records change shape
+from stage to stage, so each row keeps its record as JSON; Parquet adds compression and
+splittable reads) and ``_COMPLETE.json``: the stage's fingerprint (its config and everything
+upstream), its stats pairs and its file list. The marker is written only after every file of
+the language is, so a stage cut short has no marker and is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.records import StageOutput
+
+MARKER = "_COMPLETE.json"
+KINDS = ("records", "rejects")
+ROWS_PER_GROUP = 10_000  # Parquet row group: bounds a writer's memory
+
+
+def stage_dir(output: str, stage: str, lang: str) -> str:
+    return f"{output}/stages/{stage}/{lang}"
+
+
+def read_marker(output: str, stage: str, lang: str) -> dict | None:
+    path = f"{stage_dir(output, stage, lang)}/{MARKER}"
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def clear(output: str, stage: str, lang: str) -> None:
+    """Remove a stage's files for ``lang`` (marker first), before the stage runs again."""
+    directory = stage_dir(output, stage, lang)
+    marker = f"{directory}/{MARKER}"
+    if FileSystems.exists(marker):
+        FileSystems.delete([marker])
+    old = FileSystems.match([f"{directory}/*.parquet"])[0].metadata_list
+    if old:
+        FileSystems.delete([m.path for m in old])
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("lang", pa.string()), ("json", pa.string())])
+
+
+def _write_shard(element, output: str, stage: str, shards: int):
+    """((lang, kind, shard), JSON lines) -> one Parquet file; emits (lang, (kind, path, rows))."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (lang, kind, shard), rows = element
+    path = f"{stage_dir(output, stage, lang)}/{kind}-{shard:05d}-of-{shards:05d}.parquet"
+    count = 0
+    buffer = pa.BufferOutputStream()  # whole, then written once: any Beam filesystem takes bytes
+    with pq.ParquetWriter(buffer, _schema(), compression="zstd") as writer:
+        group: list[tuple[str, str]] = []
+        for row in rows:
+            group.append(row)
+            if len(group) == ROWS_PER_GROUP:
+                count += _write_group(writer, group, lang, pa)
+                group = []
+        if group:
+            count += _write_group(writer, group, lang, pa)
+    with FileSystems.create(path) as f:
+        f.write(buffer.getvalue().to_pybytes())
+    return lang, (kind, path, count)
+
+
+def _write_group(writer, group: list[tuple[str, str]], lang: str, pa) -> int:
+    ids, texts = zip(*group)
+    writer.write_table(pa.table({"id": ids, "lang": [lang] * len(ids), "json": texts}, schema=_schema()))
+    return len(group)
+
+
+def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]) -> str:
+    lang, grouped = element
+    files = sorted(grouped["files"])
+    marker = {
+        "stage": stage,
+        "lang": lang,
+        "fingerprint": fingerprints[lang],
+        "counts": {kind: sum(n for k, _, n in files if k == kind) for kind in KINDS},
+        "files": [path.rsplit("/", 1)[-1] for _, path, _ in files],
+        "stats": sorted(grouped["stats"]),
+    }
+    path = f"{stage_dir(output, stage, lang)}/{MARKER}"
+    with FileSystems.create(path) as f:
+        f.write(json.dumps(marker, ensure_ascii=False, indent=1).encode("utf-8"))
+    return path
+
+
+class SaveStage(beam.PTransform):
+    """A stage's output -> its checkpoint for every language in ``fingerprints``."""
+
+    def __init__(self, output: str, stage: str, fingerprints: dict[str, str], shards: int):
+        super().__init__()
+        self.output, self.stage, self.fingerprints, self.shards = output, stage, fingerprints, shards
+
+    def expand(self, stage_output: StageOutput):
+        shards = self.shards
+
+        def keyed(kind):
+            return lambda r: ((r["lang"], kind, zlib.crc32(r["id"].encode()) % shards),
+                              (r["id"], json.dumps(r, ensure_ascii=False)))
+
+        rows = [
+            stage_output.records | "KeyRecords" >> beam.Map(keyed("records")),
+            stage_output.rejects | "KeyRejects" >> beam.Map(keyed("rejects")),
+        ]
+        files = (
+            rows
+            | "Rows" >> beam.Flatten()
+            | "Shard" >> beam.GroupByKey()
+            | "Write" >> beam.Map(_write_shard, self.output, self.stage, shards)
+        )
+        stats = (
+            stage_output.stats
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "ByLang" >> beam.MapTuple(lambda key, n: (key[0], (key[1], n)))
+        )
+        every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
+        return (
+            {"files": files, "stats": stats, "lang": every_lang}
+            | "Join" >> beam.CoGroupByKey()
+            | "Marker" >> beam.Map(_write_marker, self.output, self.stage, self.fingerprints)
+        )
+
+
+def _read_rows(path: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(path) as f:
+        table = pq.read_table(pa.BufferReader(f.read()), columns=["json"])
+    for text in table.column("json").to_pylist():
+        yield json.loads(text)
+
+
+class LoadStage(beam.PTransform):
+    """A complete checkpoint -> the StageOutput it saved: rejects and stats, and the kept
+    records when ``with_records`` (only the last reused stage's records feed the next)."""
+
+    def __init__(self, output: str, stage: str, markers: dict[str, dict], with_records: bool):
+        super().__init__()
+        self.output, self.stage, self.markers, self.with_records = output, stage, markers, with_records
+
+    def _files(self, kind: str) -> list[str]:
+        return [
+            f"{stage_dir(self.output, self.stage, lang)}/{name}"
+            for lang, marker in self.markers.items()
+            for name in marker["files"]
+            if name.startswith(f"{kind}-")
+        ]
+
+    def _read(self, p, kind: str):
+        return (
+            p
+            | f"{kind.title()}Files" >> beam.Create(self._files(kind))
+            | f"Spread{kind.title()}" >> beam.Reshuffle()
+            | f"Read{kind.title()}" >> beam.FlatMap(_read_rows)
+        )
+
+    def expand(self, p):
+        stats = [((lang, name), n) for lang, marker in self.markers.items() for name, n in marker["stats"]]
+        records = self._read(p, "records") if self.with_records else None
+        return StageOutput(records, self._read(p, "rejects"), p | "Stats" >> beam.Create(stats))
