@@ -90,7 +90,10 @@ def build(
             documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
             out = documents | "Select" >> Select(per_lang)
         else:
-            out = stages[-1].records | stage.title() >> make_stage[stage]()
+            # a fusion break: the stage's checkpoint can complete before the next one starts,
+            # and a runner spreads the records over its workers afresh for each model
+            records = stages[-1].records | f"Spread{stage.title()}" >> beam.Reshuffle()
+            out = records | stage.title() >> make_stage[stage]()
         out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], CHECKPOINT_SHARDS)
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
