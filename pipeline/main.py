@@ -8,8 +8,10 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 
 logger = logging.getLogger("pipeline")
+LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
 
 
 class UsageError(Exception):
@@ -31,11 +33,28 @@ def _check_inputs(template: str, langs) -> None:
             raise UsageError(f"no input files match {pattern} (language {lang.code})")
 
 
-def _check_llm(config, until: str) -> None:
-    """A run that reaches generate needs the vLLM environment, or an endpoint."""
+def _runner(beam_args: list[str]) -> str | None:
+    """The --runner among Beam's arguments (``--runner X`` or ``--runner=X``), if any."""
+    runner = None
+    for i, arg in enumerate(beam_args):
+        if arg == "--runner" and i + 1 < len(beam_args):
+            runner = beam_args[i + 1]
+        elif arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+    return runner
+
+
+def _runs_here(beam_args: list[str]) -> bool:
+    """Whether the workers run on this machine (no --runner, or a local one)."""
+    return _runner(beam_args) in (None, *LOCAL_RUNNERS)
+
+
+def _check_llm(config, until: str, beam_args: list[str]) -> None:
+    """A local run that reaches generate needs the vLLM environment, or an endpoint (remote
+    workers have their own: the container's)."""
     from pipeline.options import STAGES
 
-    if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint:
+    if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint or not _runs_here(beam_args):
         return
     if not os.path.exists(config.llm.server_python):
         raise UsageError(
@@ -89,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     # Quiet while checking arguments (Beam's imports warn about optional cloud clients), so a
     # bad argument shows as one line; informative once the run starts.
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # google-api-core (the dataflow extra) warns about Python 3.11's end of life on every import
+    warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
     from pipeline import config as config_mod
     from pipeline import languages, options
     from pipeline.resume import ResumeError
@@ -106,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             raise UsageError("--dry-run is not available yet: it comes with the cost estimator")
         _check_inputs(args.input, langs)
-        _check_llm(config, args.until)
+        _check_llm(config, args.until, beam_args)
         prints, plan = _plan(args, langs, config)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -120,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args, beam_args, langs, config, prints, plan) -> int:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
     from pipeline import graph, report
     from transforms import checkpoint, llm
 
-    if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
+    if _runner(beam_args) is None:
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
         # engine it falls back to for batch pipelines, without the download.
         beam_args = [*beam_args, "--runner=FnApiRunner"]
@@ -154,6 +175,9 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         return 1
     finally:
         llm.stop_all()  # a vLLM server this process started never outlives the run
+    if options.view_as(TestOptions).dry_run:
+        logger.info("dry run (--dry_run=True): the job was built, not submitted")
+        return 0
     for stats in report.write(args.output, [lang.code for lang in langs], config.preset):
         para = stats["paragraphs"]
         logger.info(

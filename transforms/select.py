@@ -197,6 +197,7 @@ class ScoreParagraphs(_Tallied):
                     yield (code, doc.file, doc.doc), scored.kept
             for shard, entries in shards.items():
                 yield beam.pvalue.TaggedOutput("buckets", ((code, shard), entries))
+        self.feed_progress()  # a local runner's bundle can be the whole stage
 
 
 class LinkBuckets(beam.DoFn):
@@ -230,6 +231,7 @@ class MakeFragments(_Tallied):
             for name, n in record_stats(record):
                 self.tally[lang, name] += n
             yield record
+        self.feed_progress()
 
 
 def _span(line: dict) -> int:

@@ -9,6 +9,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import STAGES
+from transforms.records import SCORE_SUM_SCALE, SCORES
 
 
 def to_json(record: dict) -> str:
@@ -34,18 +35,54 @@ class WriteJsonl(beam.PTransform):
         )
 
 
-def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
-    """The stats document of one language from summed (name, count) pairs."""
-    prefix = "paragraphs.rejected."
-    rejected = {k[len(prefix):]: v for k, v in sorted(sums.items()) if k.startswith(prefix)}
-    records = sums.get("selected_records", 0)
-    total, sumsq = sums.get("response_chars.sum", 0), sums.get("response_chars.sumsq", 0)
-    mean = total / records if records else 0.0
-    std = math.sqrt(max(0.0, sumsq / records - mean**2)) if records else 0.0
-    hist_prefix = "response_chars.hist."
-    histogram = {
-        int(k[len(hist_prefix):]): v for k, v in sums.items() if k.startswith(hist_prefix)
-    }
+LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
+
+
+def dataset_stats(record: dict) -> list[tuple[tuple[str, str], int]]:
+    """((lang, name), n) pairs of one final record: its lengths and its task."""
+    lang = record["lang"]
+    pairs = [((lang, "dataset.records"), 1)]
+    for field in LENGTH_FIELDS:
+        if field in record:
+            n = len(record[field])
+            name = f"dataset.{field}_chars"
+            pairs += [((lang, f"{name}.count"), 1), ((lang, f"{name}.sum"), n), ((lang, f"{name}.sumsq"), n * n)]
+    if "task" in record:
+        pairs.append(((lang, f"dataset.tasks.{record['task']}"), 1))
+    return pairs
+
+
+class DatasetStats(beam.PTransform):
+    """The records written to ``OUT/data`` -> ((lang, name), n) pairs (``dataset.*``) for
+    ``WriteStats``: the paper's Table 2 (lengths, task mix), summed per key here already so
+    few pairs travel on. Every language in ``langs`` gets ``dataset.records``, 0 if none is
+    left, so the stats say so."""
+
+    def __init__(self, langs: list[str]):
+        super().__init__()
+        self.langs = langs
+
+    def expand(self, records):
+        zeros = records.pipeline | "EveryLang" >> beam.Create(
+            [((lang, "dataset.records"), 0) for lang in self.langs]
+        )
+        pairs = records | "Pairs" >> beam.FlatMap(dataset_stats)
+        return (pairs, zeros) | "All" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
+
+
+def mean_std(total: int, sumsq: int, count: int) -> dict[str, float]:
+    """Mean and (population) standard deviation from a sum, a sum of squares and a count."""
+    mean = total / count if count else 0.0
+    std = math.sqrt(max(0.0, sumsq / count - mean**2)) if count else 0.0
+    return {"mean": round(mean, 1), "std": round(std, 1)}
+
+
+def _with_prefix(sums: dict[str, int], prefix: str) -> dict[str, int]:
+    """The sums whose name starts with ``prefix``, by the rest of the name."""
+    return {k[len(prefix):]: v for k, v in sorted(sums.items()) if k.startswith(prefix)}
+
+
+def _stage_counts(sums: dict[str, int]) -> dict[str, dict]:
     stages: dict[str, dict] = {}
     for key, n in sorted(sums.items()):
         if key.startswith("stages."):
@@ -55,24 +92,78 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
                 entry["rejected"][reason[0]] = n
             else:
                 entry[kind] = n
-    return {
+    return {stage: stages[stage] for stage in STAGES if stage in stages}
+
+
+def score_summary(sums: dict[str, int], config: dict) -> dict[str, dict]:
+    """Per score a stage produced: how many records it scored, the mean, the threshold from
+    ``config`` and the histogram over every bin (taken before the threshold applied)."""
+    summary = {}
+    for name, scale in SCORES.items():
+        hist = {int(k): v for k, v in _with_prefix(sums, f"scores.{name}.hist.").items()}
+        invalid = sums.get(f"scores.{name}.invalid", 0)
+        if not hist and not invalid:
+            continue
+        count = sum(hist.values())
+        total = sums.get(f"scores.{name}.sum_x{SCORE_SUM_SCALE}", 0) / SCORE_SUM_SCALE
+        section, key = scale.threshold
+        summary[name] = {
+            "count": count,
+            "mean": round(total / count, 4) if count else None,
+            "threshold": config.get(section, {}).get(key),
+            "hist": {scale.label(b): hist.get(b, 0) for b in range(scale.top + 1)},
+        }
+        if invalid:
+            summary[name]["invalid"] = invalid
+    return summary
+
+
+def dataset_summary(sums: dict[str, int]) -> dict | None:
+    """Table 2 of the paper for the records written to ``OUT/data`` (from ``DatasetStats``):
+    instruction and response lengths in characters and the task mix; None if not counted."""
+    if "dataset.records" not in sums:
+        return None
+    summary: dict = {"records": sums["dataset.records"]}
+    for field in LENGTH_FIELDS:
+        count = sums.get(f"dataset.{field}_chars.count", 0)
+        if count:
+            summary[f"{field}_chars"] = mean_std(
+                sums[f"dataset.{field}_chars.sum"], sums[f"dataset.{field}_chars.sumsq"], count
+            )
+    tasks = _with_prefix(sums, "dataset.tasks.")
+    if tasks:
+        summary["tasks"] = tasks
+    return summary
+
+
+def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
+    """The stats document of one language from summed (name, count) pairs."""
+    records = sums.get("selected_records", 0)
+    histogram = {int(k): v for k, v in _with_prefix(sums, "response_chars.hist.").items()}
+    lengths = mean_std(sums.get("response_chars.sum", 0), sums.get("response_chars.sumsq", 0), records)
+    document = {
         "lang": lang,
         "paragraphs": {
             "read": sums.get("paragraphs.read", 0),
             "kept": sums.get("paragraphs.kept", 0),
-            "rejected": rejected,
+            "rejected": _with_prefix(sums, "paragraphs.rejected."),
         },
         "selected_records": records,
-        "stages": {stage: stages[stage] for stage in STAGES if stage in stages},
+        "stages": _stage_counts(sums),
         "lengths": {
             "response_chars": {
-                "mean": round(mean, 1),
-                "std": round(std, 1),
+                **lengths,
                 "histogram": {f">={k}": histogram[k] for k in sorted(histogram)},
             }
         },
-        "config": config,
     }
+    scores = score_summary(sums, config)
+    if scores:
+        document["scores"] = scores
+    dataset = dataset_summary(sums)
+    if dataset:
+        document["dataset"] = dataset
+    return {**document, "config": config}
 
 
 def _write_json(path: str, document: dict) -> None:

@@ -5,8 +5,10 @@ the pipeline starts and stops itself."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,20 @@ from pipeline.main import main
 from pipeline.options import STAGES
 from tests.pipeline.conftest import read_jsonl
 from tests.pipeline.test_llm_client import FlakyServer
+from transforms.llm import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGS = ("tel", "hin")
 
 
-def vllm_processes() -> str:
-    found = subprocess.run(["pgrep", "-af", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True)
-    return found.stdout.strip()
+def vllm_processes(wait_s: float = 30.0) -> str:
+    """vLLM servers still running after ``wait_s`` (a stopped server takes seconds to exit)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = subprocess.run(["pgrep", "-af", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True)
+        if not found.stdout.strip() or time.monotonic() > deadline:
+            return found.stdout.strip()
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +86,21 @@ def test_no_server_outlives_the_run(chain_run):
     assert vllm_processes() == ""
 
 
+def run_tel(out: Path, tmp: Path, *beam_args: str) -> None:
+    """The demo chain for tel in a subprocess whose temp directory (where vLLM server logs go)
+    is ``tmp``."""
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.main", "--langs", "tel", "--output", str(out), *beam_args],
+        cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)}, check=True, timeout=1200, capture_output=True,
+    )
+
+
+def same_records(out: Path, reference: Path, lang: str = "tel") -> bool:
+    def by_id(records):
+        return sorted(records, key=lambda r: r["id"])
+    return by_id(read_jsonl(out / "data" / lang)) == by_id(read_jsonl(reference / "data" / lang))
+
+
 @pytest.mark.slow
 def test_two_worker_processes_share_one_server_and_make_the_same_records(chain_run, tmp_path):
     """--direct_num_workers=2 in multi_processing mode (pickling like a cluster): both worker
@@ -85,19 +108,34 @@ def test_two_worker_processes_share_one_server_and_make_the_same_records(chain_r
     records are those of the one-worker run."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    out = tmp_path / "out"
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS), "--output", str(out),
-         "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-        cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)}, check=True, timeout=1200,
-    )
+    run_tel(tmp_path / "out", tmp, "--direct_num_workers=2", "--direct_running_mode=multi_processing")
     (log,) = tmp.glob("vllm-*.log")
     assert len(set(re.findall(r"client process (\d+)", log.read_text()))) == 2
     assert vllm_processes() == ""
-    for lang in LANGS:
-        def key(r):
-            return r["id"]
-        assert sorted(read_jsonl(out / "data" / lang), key=key) == sorted(read_jsonl(chain_run / "data" / lang), key=key)
+    assert same_records(tmp_path / "out", chain_run)
+
+
+@pytest.mark.slow
+def test_the_external_worker_path_makes_the_same_records(chain_run, tmp_path):
+    """The path a Flink cluster's workers take: a portable job (embedded job server) whose SDK
+    workers come from a worker pool (``--environment_type=EXTERNAL``), started here."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = _free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp)}
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(port)],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        run_tel(tmp_path / "out", tmp, "--runner=PortableRunner", "--job_endpoint=embed",
+                "--environment_type=EXTERNAL", f"--environment_config=localhost:{port}")
+    finally:
+        os.killpg(pool.pid, signal.SIGTERM)
+        pool.wait(timeout=60)
+    assert len(list(tmp.glob("vllm-*.log"))) == 1
+    assert vllm_processes() == ""
+    assert same_records(tmp_path / "out", chain_run)
 
 
 @pytest.mark.slow
