@@ -172,6 +172,36 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """The assumptions of ``--dry-run`` (``pipeline/dryrun.py``): token lengths, the share of
+    records each check keeps, and each model's throughput and price per GPU. Defaults fit the
+    default models (NLLB-200 600M, COMET-kiwi, Llama-3.1-8B) on L4 GPUs; the presets say where
+    each figure comes from. They are estimates to replace with your own measurements."""
+
+    sample_documents: int | None = 5000  # select runs on each file's first N; None: on all of it
+    chars_per_token: float = 3.5  # the language's text in NLLB's / XLM-R's sentencepiece
+    english_chars_per_token: float = 4.0  # English text in Llama 3's and NLLB's tokenizers
+    english_chars_ratio: float = 1.0  # characters of an English translation per source character
+    instruction_en_chars: float = 400.0  # a generated instruction I_en (paper, Table 2: 381-475)
+    judge_output_tokens: float = 150.0  # the judge's justification (up to 100 words) and score
+    # Share of its records each check keeps; a check whose threshold is null keeps them all.
+    qe_response_pass_rate: float = 0.8  # COMET-kiwi(R_x -> R_en) >= qe.min_response
+    generate_pass_rate: float = 0.95  # the answer parses and passes validation
+    judge_pass_rate: float = 0.75  # judge score >= judge.min_score
+    qe_instruction_pass_rate: float = 0.9  # COMET-kiwi(I_en -> I_x) >= qe.min_instruction
+    # nllb, comet, llm -> gpu, gpus_per_replica, input_tokens_per_s and output_tokens_per_s (per
+    # GPU), usd_per_gpu_hour; one set per run (checked by pipeline.dryrun.engines).
+    engines: dict[str, dict] = field(default_factory=lambda: {
+        "nllb": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 50000.0,
+                 "output_tokens_per_s": 2500.0, "usd_per_gpu_hour": 0.71},
+        "comet": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 20000.0,
+                  "usd_per_gpu_hour": 0.71},
+        "llm": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 3000.0,
+                "output_tokens_per_s": 700.0, "usd_per_gpu_hour": 0.85},
+    })
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "demo"
     select: SelectConfig = field(default_factory=SelectConfig)
@@ -180,6 +210,10 @@ class Config:
     llm: LlmConfig = field(default_factory=LlmConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    # Parquet files per stage checkpoint, language and kind (records, rejects): each is written
+    # whole by one worker, so big runs want more
+    checkpoint_shards: int = 4
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
 

@@ -20,7 +20,6 @@ from transforms.write import DatasetStats, WritePerLang, WriteStats
 # Documents read and scored together: their paragraphs are MinHashed in one vectorised call
 # and their dedup bucket entries travel as one list per shard.
 BATCH_DOCS = 128
-CHECKPOINT_SHARDS = 4  # Parquet files per stage, language and kind
 
 
 def input_pattern(template: str, lang: Language) -> str:
@@ -99,13 +98,14 @@ def build(
             documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
             out = documents | "Select" >> Select(per_lang)
         else:
-            # a fusion break: the stage's checkpoint can complete before the next one starts,
-            # and a runner spreads the records over its workers afresh for each model
+            # a fusion break: each model stage gets the records spread over all the workers
+            # afresh, and its checkpoint is not fused with the next stage's work
             records = stages[-1].records | f"Spread{stage.title()}" >> beam.Reshuffle()
             out = records | stage.title() >> make_stage[stage]().with_resource_hints(
                 **resource_hints(config, stage)
             )
-        out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], CHECKPOINT_SHARDS)
+        shards = config.checkpoint_shards
+        out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], shards)
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()

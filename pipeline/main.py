@@ -125,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                 config, llm=dataclasses.replace(config.llm, endpoint=args.llm_endpoint)
             )
         if args.dry_run:
-            raise UsageError("--dry-run is not available yet: it comes with the cost estimator")
+            from pipeline import dryrun
+
+            try:
+                return dryrun.run(args, langs, config)
+            except dryrun.InputError as e:
+                raise UsageError(str(e)) from e
         _check_inputs(args.input, langs)
         _check_llm(config, args.until, beam_args)
         prints, plan = _plan(args, langs, config)

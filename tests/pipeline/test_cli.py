@@ -21,7 +21,6 @@ def cli(*args, cwd=None):
         ([], "--langs is required"),
         (["--langs", "tel", "--input", "/nonexistent/{lang}.txt"], "no input files match"),
         (["--langs", "tel", "--config", "/nonexistent.yaml"], "cannot read config"),
-        (["--langs", "tel", "--dry-run"], "--dry-run is not available yet"),
     ],
 )
 def test_bad_arguments_fail_fast_with_one_line(args, message):

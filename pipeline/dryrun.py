@@ -1,0 +1,453 @@
+"""``--dry-run``: what a run would select, send to the models, and cost, with no model loaded.
+
+The select stage runs for real, in this process, on each input file or its first
+``cost.sample_documents`` documents: the functions the pipeline's ``Select`` wraps
+(``ParagraphScorer``, ``dedup.shard_links``, ``ConnectedComponents``, ``make_fragments``) in
+a plain loop, as ``benchmarks/select_bench.py`` does: on the bundled sample that takes 0.1 s a
+language after the fastText model loads, where the same select on Beam's FnApiRunner takes
+~6 s, mostly start-up. A sampled file's counts are scaled to all the documents the run would
+read of it. The model stages are arithmetic over the selected records: tokens from the prompt
+files and chars-per-token figures, records from expected pass rates, GPU-hours from per-GPU
+throughput figures; all of it from ``cost`` in the config (assumptions, documented in the
+presets, that a user should replace with measurements of their own).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from itertools import chain, islice
+from typing import NamedTuple
+
+from pipeline.config import Config, ConfigError, CostConfig, SelectConfig, build
+from pipeline.languages import Language
+from pipeline.options import STAGES
+
+# the models an estimate prices, and the stages that call them
+ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
+           "llm": "generate, judge"}
+# Documents scored together (their paragraphs are MinHashed in one call): speed only, the
+# result does not depend on it. The pipeline's batch (pipeline.graph.BATCH_DOCS) is the same.
+BATCH_DOCS = 128
+# Compressed bytes read at a time, so that the bytes a sample took are known to a few KiB.
+# A compressed file's first documents still take more than their share of it (the
+# compressor's dictionary starts empty): scaled by bytes, a sample runs a few percent low
+# (5,000 of 20,000 documents of an xz file: 4% low).
+READ_BYTES = 1024
+# A sampled file up to this size (as stored) is read on to its end to count its documents
+# exactly, which takes well under a second; a larger one is scaled by the bytes read.
+COUNT_BYTES = 4 * 1024 * 1024
+
+
+class InputError(Exception):
+    """No input file matches a language's pattern."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A model as the estimate sees it: throughput and price per GPU, from ``cost.engines``.
+    ``gpu: null`` means the model runs on CPU (the demo): it counts no GPU-hours."""
+
+    gpu: str | None
+    input_tokens_per_s: float | None = None  # per GPU: tokens read (prompt, source, scored pair)
+    output_tokens_per_s: float | None = None  # per GPU: tokens generated (None: scores only)
+    usd_per_gpu_hour: float | None = None
+    gpus_per_replica: int = 1  # one model server's GPUs (tensor parallel size)
+
+    def cost(self, tokens_in: float, tokens_out: float) -> tuple[float, float]:
+        """(GPU-hours, dollars) to read ``tokens_in`` and generate ``tokens_out``: per-GPU
+        rates, so the replica's size changes the wall time, not the GPU-hours."""
+        if self.gpu is None:
+            return 0.0, 0.0
+        seconds = tokens_in / self.input_tokens_per_s
+        if tokens_out:
+            seconds += tokens_out / self.output_tokens_per_s
+        return seconds / 3600, seconds / 3600 * self.usd_per_gpu_hour
+
+
+def engines(cost: CostConfig) -> dict[str, Engine]:
+    """``cost.engines`` checked like the rest of the config: every model, no unknown key, and
+    what a model on GPU needs: a price and its rates (comet generates nothing)."""
+    if set(cost.engines) != set(ENGINES):
+        raise ConfigError(f"cost.engines must name exactly {sorted(ENGINES)}; got {sorted(cost.engines)}")
+    out = {name: build(Engine, cost.engines[name], f"cost.engines.{name}") for name in ENGINES}
+    for name, e in out.items():
+        rates = ["input_tokens_per_s"] + ([] if name == "comet" else ["output_tokens_per_s"])
+        missing = [k for k in rates if not (getattr(e, k) or 0) > 0]
+        missing += ["usd_per_gpu_hour"] if e.usd_per_gpu_hour is None else []
+        if e.gpu is not None and missing:
+            raise ConfigError(f"cost.engines.{name}: a model on {e.gpu} needs {', '.join(missing)} (> 0)")
+    return out
+
+
+# --- selection ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What select keeps of one language's input, scaled from the documents read to the run."""
+
+    paragraphs: float  # read
+    records: float  # selected fragments
+    response_chars: float  # of all selected fragments together
+    note: str  # how it was measured, for the table
+
+
+def file_scale(documents: int, file_documents: float, max_documents: int | None) -> float:
+    """Documents the run reads from a file (all ``file_documents``, or ``read.max_documents``)
+    per document read here."""
+    if not documents:
+        return 1.0
+    if max_documents is not None:
+        file_documents = min(file_documents, max_documents)
+    return file_documents / documents
+
+
+def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, list[dict]]:
+    """The pipeline's select stage on ``docs`` in one process: paragraphs read per file, and
+    the records. Dedup sees all of ``docs`` at once, as the pipeline sees a language."""
+    from transforms import dedup
+    from transforms.select import ParagraphScorer, make_fragments
+
+    scorer = ParagraphScorer(lang, cfg)
+    min_matches = dedup.bands_of(cfg.dedup)[2]
+    read, kept, entries = Counter(), {}, []
+    for start in range(0, len(docs), BATCH_DOCS):
+        batch = docs[start:start + BATCH_DOCS]
+        for doc, scored in zip(batch, scorer.score(batch), strict=True):
+            read[doc.file] += len(doc.paragraphs)
+            entries += chain(scored.exact, scored.bands)
+            if scored.kept:
+                kept[doc.file, doc.doc] = scored.kept
+    duplicates = _duplicates(entries, min_matches)
+    records = [
+        record
+        for (file, doc), paragraphs in kept.items()
+        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[file, doc])[0]
+    ]
+    return read, records
+
+
+def _duplicates(entries: list, min_matches: int) -> defaultdict:
+    """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's LinkBuckets,
+    CountPairs, NearLinks and ConnectedComponents, with every bucket entry in one shard."""
+    from transforms import dedup
+
+    links, pairs = [], Counter()
+    for kind, item in dedup.shard_links([entries], min_matches):
+        if kind == "link":
+            links.append(item)
+        else:
+            pairs[item[0]] += item[1]
+    links += chain.from_iterable(dedup.near_links(pair, min_matches) for pair in pairs.items())
+    components = dedup.ConnectedComponents()
+    acc = components.create_accumulator()
+    for link in links:
+        acc = components.add_input(acc, link)
+    by_doc = defaultdict(dict)
+    for (file, doc, i), value in components.extract_output(acc).items():
+        by_doc[file, doc][i] = value
+    return by_doc
+
+
+def _read_file(code: str, path: str, name: str, size: int, limit: int | None):
+    """The first ``limit`` documents of a file (the pipeline reader's splitting) and how many
+    the whole file holds: counted in a file of up to ``COUNT_BYTES``, else estimated by the
+    share of its bytes read (see ``READ_BYTES``)."""
+    from apache_beam.io.filesystem import CompressedFile, CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.read import Document, split_documents
+
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    kind = CompressionTypes.detect_compression_type(path)
+    stream = raw if kind == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, kind, READ_BYTES)
+    try:
+        documents = split_documents(iter(stream.readline, b""))
+        docs = [Document(code, name, i, tuple(p)) for i, p in islice(documents, limit)]
+        bytes_read = raw.tell()
+        if size <= COUNT_BYTES:
+            total = len(docs) + sum(1 for _ in documents)
+        else:
+            total = len(docs) * size / max(bytes_read, 1)
+    finally:
+        stream.close()
+    return docs, total
+
+
+def select_language(lang: Language, pattern: str, cfg: SelectConfig,
+                    sample_documents: int | None) -> Selection:
+    """Run select on the files of ``pattern`` (or their first documents) and scale the counts
+    of each file to what the run would read of it."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.read import relative_name, template_dir
+
+    try:
+        files = FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here, as in main
+        raise InputError(f"cannot read input {pattern}: {e}") from e
+    if not files:
+        raise InputError(f"no input files match {pattern} (language {lang.code})")
+    limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
+    limit = min(limits) if limits else None
+    docs, scale = [], {}
+    for meta in files:
+        name = relative_name(meta.path, template_dir(pattern))
+        file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit)
+        scale[name] = file_scale(len(file_docs), total, cfg.read.max_documents)
+        docs += file_docs
+    read, records = run_select(lang, cfg, docs)
+    chars, counts = Counter(), Counter()
+    for record in records:
+        chars[record["source"]["file"]] += len(record["response"])
+        counts[record["source"]["file"]] += 1
+    return Selection(
+        paragraphs=sum(n * scale[f] for f, n in read.items()),
+        records=sum(n * scale[f] for f, n in counts.items()),
+        response_chars=sum(n * scale[f] for f, n in chars.items()),
+        note=_note(len(docs), len(files), limit, sum(scale[doc.file] for doc in docs)),
+    )
+
+
+def _note(documents: int, files: int, limit: int | None, estimated: float) -> str:
+    """How the selection was measured: on everything the run reads, or scaled from a sample."""
+    if round(estimated) == documents:
+        return f"select run on all {documents:,} documents the run reads ({files} file(s))"
+    return (f"select run on the first {limit:,} documents of each of {files} file(s) "
+            f"({documents:,} in all), counts scaled by input size to ~{estimated:,.0f} documents")
+
+
+# --- the model stages -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptChars:
+    """A prompt's fixed text in characters: ``shared`` before its first field (the same for every
+    request, so vLLM's prefix cache computes it once) and ``own`` after it."""
+
+    shared: float
+    own: float
+
+
+def prompt_chars(template: str) -> PromptChars:
+    """The fixed text of a ``str.format`` template, split at its first field."""
+    shared, own, seen_field = 0, 0, False
+    for literal, field_name, _, _ in string.Formatter().parse(template):
+        if seen_field:
+            own += len(literal)
+        else:
+            shared += len(literal)
+        seen_field = seen_field or field_name is not None
+    return PromptChars(shared, own)
+
+
+def prompt_lengths(config: Config) -> tuple[PromptChars, PromptChars]:
+    """(generate, judge) prompt text; generate's is the mean over its tasks, by weight."""
+    import prompts
+
+    tasks = config.generate.tasks
+    total = sum(tasks.values())
+    per_task = {name: prompt_chars(prompts.load(name).template) for name in tasks}
+    generate = PromptChars(
+        sum(per_task[n].shared * w for n, w in tasks.items()) / total,
+        sum(per_task[n].own * w for n, w in tasks.items()) / total,
+    )
+    return generate, prompt_chars(prompts.load(config.judge.prompt).template)
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage's expected work for one language: expected values, so fractional."""
+
+    stage: str
+    records_in: float  # select: paragraphs read
+    records_out: float
+    tokens_in: float = 0.0  # sent to the stage's models
+    tokens_out: float = 0.0  # generated by them
+    gpu_hours: float = 0.0
+    usd: float = 0.0
+
+
+class Call(NamedTuple):
+    """A stage's call of one model, per record: tokens sent, how many of them the model
+    computes (not a prompt prefix the server has cached), and tokens generated."""
+
+    engine: str
+    sent: float
+    computed: float
+    generated: float = 0.0
+
+
+def _pass(threshold, rate: float) -> float:
+    """The share a check keeps: its expected rate, or all when its threshold is off."""
+    return 1.0 if threshold is None else rate
+
+
+def stage_calls(config: Config, response_chars: float, generate: PromptChars,
+                judge: PromptChars) -> dict[str, tuple[float, list[Call]]]:
+    """stage -> (share of records kept, its model calls per record), for records of
+    ``response_chars`` characters on average."""
+    cost = config.cost
+    src = response_chars / cost.chars_per_token  # R_x
+    en = response_chars * cost.english_chars_ratio / cost.english_chars_per_token  # R_en
+    instr_en = cost.instruction_en_chars / cost.english_chars_per_token
+    instr_x = cost.instruction_en_chars / cost.english_chars_ratio / cost.chars_per_token
+
+    def llm(prompt: PromptChars, fields: float, generated: float) -> Call:
+        fixed = (prompt.shared + prompt.own) / cost.english_chars_per_token
+        return Call("llm", fixed + fields, prompt.own / cost.english_chars_per_token + fields, generated)
+
+    return {
+        "translate": (_pass(config.qe.min_response, cost.qe_response_pass_rate),
+                      [Call("nllb", src, src, en), Call("comet", src + en, src + en)]),
+        "generate": (cost.generate_pass_rate, [llm(generate, en, instr_en)]),
+        "judge": (_pass(config.judge.min_score, cost.judge_pass_rate),
+                  [llm(judge, instr_en + en, cost.judge_output_tokens)]),
+        "backtranslate": (1.0, [Call("nllb", instr_en, instr_en, instr_x)]),
+        "qe": (_pass(config.qe.min_instruction, cost.qe_instruction_pass_rate),
+               [Call("comet", instr_en + instr_x, instr_en + instr_x)]),
+    }
+
+
+def estimate(selection: Selection, config: Config, engine: dict[str, Engine],
+             generate: PromptChars, judge: PromptChars, until: str = "qe") -> list[StageEstimate]:
+    """Per stage up to ``until``: records in and out, tokens, GPU-hours and dollars, for one
+    language whose ``config`` (``config.for_lang``) holds its cost figures. Each stage works
+    on the records the previous one kept, of the selection's mean length."""
+    n = selection.records
+    mean_chars = selection.response_chars / n if n else 0.0
+    calls = stage_calls(config, mean_chars, generate, judge)
+    out = [StageEstimate("select", selection.paragraphs, n)]
+    for stage in STAGES[1:STAGES.index(until) + 1]:
+        kept, stage_work = calls[stage]
+        costs = [engine[c.engine].cost(n * c.computed, n * c.generated) for c in stage_work]
+        out.append(StageEstimate(
+            stage, n, n * kept,
+            tokens_in=n * sum(c.sent for c in stage_work),
+            tokens_out=n * sum(c.generated for c in stage_work),
+            gpu_hours=sum(hours for hours, _ in costs),
+            usd=sum(usd for _, usd in costs),
+        ))
+        n *= kept
+    return out
+
+
+def usd_per_million(stages: list[StageEstimate]) -> float:
+    """Dollars per million selected fragments: what the launch docs quote."""
+    selected = sum(s.records_out for s in stages if s.stage == "select")
+    return sum(s.usd for s in stages) / selected * 1e6 if selected else 0.0
+
+
+# --- output ---------------------------------------------------------------------------------
+
+_COLUMNS = ("lang", "stage", "records in", "records out", "tokens in", "tokens out", "GPU-hours", "USD")
+
+
+def _row(code: str, s: StageEstimate) -> tuple[str, ...]:
+    if s.stage == "select":  # no model: the counts are paragraphs read and fragments made
+        return code, s.stage, _int(s.records_in), _int(s.records_out), "-", "-", "-", "-"
+    return (code, s.stage, _int(s.records_in), _int(s.records_out), _int(s.tokens_in),
+            _int(s.tokens_out), f"{s.gpu_hours:,.3f}", f"{s.usd:,.2f}")
+
+
+def _total(results: dict[str, tuple[Selection, list[StageEstimate]]]) -> tuple[str, ...]:
+    """Selected fragments in, final records out, and the sums of tokens, hours and dollars."""
+    everything = [s for _, stages in results.values() for s in stages]
+    return ("total", "", _int(sum(stages[0].records_out for _, stages in results.values())),
+            _int(sum(stages[-1].records_out for _, stages in results.values())),
+            _int(sum(s.tokens_in for s in everything)), _int(sum(s.tokens_out for s in everything)),
+            f"{sum(s.gpu_hours for s in everything):,.3f}", f"{sum(s.usd for s in everything):,.2f}")
+
+
+def table(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]],
+          engine: dict[str, Engine]) -> str:
+    """The estimate as a fixed-width table, with how each language's selection was measured
+    above it and where the figures come from below it."""
+    rows = [_COLUMNS, *(_row(code, s) for code, (_, stages) in results.items() for s in stages),
+            _total(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    rule = "  ".join("-" * w for w in widths)
+    lines = [f"dry run, preset {preset}: expected records, tokens, GPU-hours and cost per stage"]
+    lines += [f"  {code}: {selection.note}" for code, (selection, _) in results.items()]
+    lines.append("")
+    for i, row in enumerate(rows):
+        if i == len(rows) - 1:
+            lines.append(rule)
+        lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if i == 0:
+            lines.append(rule)
+    lines.append("")
+    lines.append("select: records in = paragraphs read, out = fragments; total: selected fragments "
+                 "in, final records out")
+    everything = [s for _, stages in results.values() for s in stages]
+    if any(e.gpu for e in engine.values()):
+        lines.append(f"cost per 1M selected fragments: ${usd_per_million(everything):,.0f}")
+    for name, e in engine.items():
+        where = "CPU (no GPU-hours)" if e.gpu is None else (
+            f"{e.gpus_per_replica} x {e.gpu} per replica, ${e.usd_per_gpu_hour}/GPU-hour")
+        lines.append(f"{name} ({ENGINES[name]}): {where}")
+    lines.append("Pass rates, chars per token and throughputs are assumptions from the preset's "
+                 "`cost` section: replace them with your own measurements.")
+    return "\n".join(lines)
+
+
+def _int(x: float) -> str:
+    return f"{round(x):,}"
+
+
+def _rounded(data: dict) -> dict:
+    """Expected values to 6 significant digits: they are estimates, not counts."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in data.items()}
+
+
+def document(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]],
+             engine: dict[str, Engine], costs: dict[str, CostConfig]) -> dict:
+    """The estimate as JSON: per language its selection, stages and assumptions; the total."""
+    everything = [s for _, stages in results.values() for s in stages]
+    return {
+        "preset": preset,
+        "languages": {
+            code: {"selection": _rounded(asdict(selection)),
+                   "stages": [_rounded(asdict(s)) for s in stages],
+                   "usd_per_million_fragments": round(usd_per_million(stages), 2),
+                   "assumptions": {k: v for k, v in asdict(costs[code]).items() if k != "engines"}}
+            for code, (selection, stages) in results.items()
+        },
+        "engines": {name: asdict(e) for name, e in engine.items()},
+        "total": _rounded({
+            "selected_records": sum(stages[0].records_out for _, stages in results.values()),
+            "final_records": sum(stages[-1].records_out for _, stages in results.values()),
+            "gpu_hours": sum(s.gpu_hours for s in everything),
+            "usd": sum(s.usd for s in everything),
+            "usd_per_million_fragments": usd_per_million(everything),
+        }),
+    }
+
+
+def run(args, langs: list[Language], config: Config) -> int:
+    """``--dry-run``: select on the input (or a sample), estimate the model stages up to
+    ``--until``, print the table and write ``OUT/dryrun.json``."""
+    from apache_beam.io.filesystems import FileSystems
+
+    engine = engines(config.cost)
+    generate, judge = prompt_lengths(config)
+    results, costs = {}, {}
+    for lang in langs:
+        lang_config = config.for_lang(lang.code)
+        # the pattern as pipeline.graph.input_pattern makes it (that module imports torch)
+        pattern = args.input.format(lang=lang.code, cc100=lang.cc100)
+        selection = select_language(lang, pattern, lang_config.select, lang_config.cost.sample_documents)
+        stages = estimate(selection, lang_config, engine, generate, judge, args.until)
+        results[lang.code] = (selection, stages)
+        costs[lang.code] = lang_config.cost
+    print(table(config.preset, results, engine))
+    path = f"{args.output}/dryrun.json"
+    data = document(config.preset, results, engine, costs)
+    with FileSystems.create(path) as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    print(f"\nwritten: {path}")
+    return 0
