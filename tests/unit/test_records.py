@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 
 from transforms import records
-from transforms.records import Progress, RouteResults, score_stats
+from transforms.progress import Progress
+from transforms.records import RouteResults, score_stats
 
 
 @pytest.mark.parametrize(
