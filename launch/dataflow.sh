@@ -68,9 +68,10 @@ case "$PRESET" in
         ;;
     paper)
         # Llama-3-70B in bf16 is ~140 GB of weights: tensor parallel 8 (llm.server_args) over
-        # 8 A100 80GB on a2-ultragpu-8g, with room for the KV cache; NLLB-200 3.3B and COMET-kiwi
-        # XL fit one of them each. Weights alone are ~190 GB on disk.
-        GPU_TYPE=nvidia-a100-80gb GPU_COUNT=8 GPU_MACHINE=a2-ultragpu-8g DISK=400
+        # 8 A100 40GB on a2-highgpu-8g (the GPUs of the preset's llm.accelerator hint and of the
+        # dry run's prices); NLLB-200 3.3B and COMET-kiwi XL fit one of them each. Weights alone
+        # are ~190 GB on disk.
+        GPU_TYPE=nvidia-tesla-a100 GPU_COUNT=8 GPU_MACHINE=a2-highgpu-8g DISK=400
         ;;
     *)
         echo "dataflow.sh: PRESET must be small or paper, not '$PRESET' (demo and laptop run" \

@@ -205,8 +205,8 @@ def test_dataflow_sh_job_mode_puts_the_presets_gpus_on_every_worker(recorder):
     assert (cloud.project, cloud.region, cloud.job_name) == ("example-project", "us-central1", "test")
     assert cloud.temp_location.startswith("gs://example-bucket/")
     assert cloud.dataflow_service_options == [
-        "worker_accelerator=type:nvidia-a100-80gb;count:8;install-nvidia-driver"]
-    assert worker.machine_type == "a2-ultragpu-8g"
+        "worker_accelerator=type:nvidia-tesla-a100;count:8;install-nvidia-driver"]
+    assert worker.machine_type == "a2-highgpu-8g"
     assert worker.sdk_container_image == DATAFLOW_ENV["IMAGE"]
     assert beam.view_as(SetupOptions).setup_file == "./setup.py"
     debug = beam.view_as(DebugOptions)
