@@ -9,6 +9,7 @@ by length, half precision on GPU.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -39,19 +40,26 @@ def checkpoint_path(name: str) -> str:
 
 
 class CometScorer:
+    """A COMET-kiwi model; its weights load on the first pairs to score (a resumed run whose
+    every pair is in the cache loads none)."""
+
     def __init__(self, cfg: QeConfig):
         import torch
-        from comet import load_from_checkpoint
 
         self.cfg, self.torch = cfg, torch
         self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if cfg.threads and not self.device.startswith("cuda"):
             torch.set_num_threads(cfg.threads)
-        model = load_from_checkpoint(checkpoint_path(cfg.model))
+
+    @functools.cached_property
+    def model(self):
+        from comet import load_from_checkpoint
+
+        model = load_from_checkpoint(checkpoint_path(self.cfg.model))
         model.eval().to(self.device)
         if self.device.startswith("cuda"):
             model.half()
-        self.model = model
+        return model
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """COMET-kiwi scores of (source, translation) pairs, in input order."""

@@ -9,6 +9,7 @@ Zipping is strict everywhere, so a lost output can never shift onto another reco
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -37,20 +38,27 @@ def sentence_language(lang) -> str:
 
 
 class NllbTranslator:
-    """A loaded NLLB tokenizer and model; ``translate`` takes sentences of one language pair."""
+    """An NLLB tokenizer and model; ``translate`` takes sentences of one language pair. The
+    weights load on the first translation: a resumed run whose every sentence is in the cache
+    needs only the tokenizer (to segment)."""
 
     def __init__(self, cfg: TranslateConfig):
         import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        path = tiny_models.resolve(cfg.model)
-        self.cfg = cfg
+        self.path = tiny_models.resolve(cfg.model)
+        self.cfg, self.torch = cfg, torch
         self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+
+    @functools.cached_property
+    def model(self):
+        from transformers import AutoModelForSeq2SeqLM
+
+        torch = self.torch
         dtype = {"auto": torch.float16 if self.device.startswith("cuda") else torch.float32,
-                 "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.dtype]
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
-        self.torch = torch
+                 "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.cfg.dtype]
+        return AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -81,3 +81,15 @@ def test_nothing_to_translate_is_a_counted_reject(translator):
     handler = translate.NllbHandler(CFG, "response", "response_en", to_english=True)
     ((_, reason),) = handler.run_inference([record("spa", "   ")], translator)
     assert reason == translate.TRANSLATION_EMPTY
+
+
+def test_a_rerun_answered_by_the_cache_loads_no_weights(tmp_path):
+    batch = [record("tel", "ప్రతి వ్యక్తికిని హక్కు గలదు.", 0), record("hin", "हर व्यक्ति को अधिकार है।", 1)]
+    first_model = translate.NllbTranslator(CFG)
+    handler = translate.NllbHandler(CFG, "response", "response_en", True, cache_dir=str(tmp_path))
+    first = list(handler.run_inference(batch, first_model))
+    assert "model" in vars(first_model)  # the weights were needed
+    again_model = translate.NllbTranslator(CFG)  # a new process, resuming
+    again = translate.NllbHandler(CFG, "response", "response_en", True, cache_dir=str(tmp_path))
+    assert list(again.run_inference(batch, again_model)) == first
+    assert "model" not in vars(again_model)
