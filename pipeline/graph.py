@@ -88,7 +88,8 @@ def build(
     stages: list[StageOutput] = []
     last_reused = list(plan.reused)[-1] if plan.reused else None
     for stage, markers in plan.reused.items():
-        stages.append(p | f"Load{stage.title()}" >> checkpoint.LoadStage(output, stage, markers, stage == last_reused))
+        load = checkpoint.LoadStage(output, stage, markers, with_records=stage == last_reused)
+        stages.append(p | f"Load{stage.title()}" >> load)
     for stage in plan.run:
         if stage == "select":
             sources = [
@@ -104,8 +105,8 @@ def build(
             out = records | stage.title() >> make_stage[stage]().with_resource_hints(
                 **resource_hints(config, stage)
             )
-        shards = config.checkpoint_shards
-        out | f"Save{stage.title()}" >> checkpoint.SaveStage(output, stage, fingerprints[stage], shards)
+        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards)
+        out | f"Save{stage.title()}" >> save
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
