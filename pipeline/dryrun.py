@@ -24,13 +24,11 @@ from typing import NamedTuple
 from pipeline.config import Config, ConfigError, CostConfig, SelectConfig, build
 from pipeline.languages import Language
 from pipeline.options import STAGES
+from transforms.read import BATCH_DOCS, input_pattern
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
            "llm": "generate, judge"}
-# Documents scored together (their paragraphs are MinHashed in one call): speed only, the
-# result does not depend on it. The pipeline's batch (pipeline.graph.BATCH_DOCS) is the same.
-BATCH_DOCS = 128
 # Compressed bytes read at a time, so that the bytes a sample took are known to a few KiB.
 # A compressed file's first documents still take more than their share of it (the
 # compressor's dictionary starts empty): scaled by bytes, a sample runs a few percent low
@@ -438,8 +436,7 @@ def run(args, langs: list[Language], config: Config) -> int:
     results, costs = {}, {}
     for lang in langs:
         lang_config = config.for_lang(lang.code)
-        # the pattern as pipeline.graph.input_pattern makes it (that module imports torch)
-        pattern = args.input.format(lang=lang.code, cc100=lang.cc100)
+        pattern = input_pattern(args.input, lang)
         selection = select_language(lang, pattern, lang_config.select, lang_config.cost.sample_documents)
         stages = estimate(selection, lang_config, engine, generate, judge, args.until)
         results[lang.code] = (selection, stages)

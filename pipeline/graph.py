@@ -9,23 +9,13 @@ from pipeline.config import Config, to_dict
 from pipeline.languages import Language
 from pipeline import resume
 from transforms import checkpoint, dedup, langid
-from transforms.read import ReadCC100
+from transforms.read import BATCH_DOCS, ReadCC100, input_pattern
 from transforms.records import StageOutput
 from transforms.select import Select
 from transforms.generate import LlmStage
 from transforms.qe import QualityEstimate
 from transforms.translate import Translate
 from transforms.write import DatasetStats, WritePerLang, WriteStats
-
-# Documents read and scored together: their paragraphs are MinHashed in one vectorised call
-# and their dedup bucket entries travel as one list per shard.
-BATCH_DOCS = 128
-
-
-def input_pattern(template: str, lang: Language) -> str:
-    """The input file pattern of ``lang``: ``{lang}`` is our code, ``{cc100}`` CC-100's."""
-    return template.format(lang=lang.code, cc100=lang.cc100)
-
 
 def run_config(config: Config, lang: Language) -> dict:
     """What the stats record about the parameters of this language's run."""

@@ -21,7 +21,7 @@ class UsageError(Exception):
 def _check_inputs(template: str, langs) -> None:
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.graph import input_pattern
+    from transforms.read import input_pattern
 
     for lang in langs:
         pattern = input_pattern(template, lang)
@@ -86,7 +86,7 @@ def _clear_outputs(output: str, langs) -> None:
 def _plan(args, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline import resume
-    from pipeline.graph import input_pattern
+    from transforms.read import input_pattern
 
     patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
     prints = resume.fingerprints(config, patterns, args.until)

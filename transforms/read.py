@@ -17,7 +17,18 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.languages import Language
+
 logger = logging.getLogger(__name__)
+
+# Documents read and scored together: their paragraphs are MinHashed in one vectorised call
+# and their dedup bucket entries travel as one list per shard.
+BATCH_DOCS = 128
+
+
+def input_pattern(template: str, lang: Language) -> str:
+    """The input file pattern of ``lang``: ``{lang}`` is our code, ``{cc100}`` CC-100's."""
+    return template.format(lang=lang.code, cc100=lang.cc100)
 
 
 class Document(NamedTuple):

@@ -13,6 +13,7 @@ from pipeline import config as config_mod
 from pipeline import graph, languages, resume
 from pipeline.options import SAMPLE_TEMPLATE, STAGES
 from tests.pipeline.test_chain import ROOT
+from transforms.read import input_pattern
 
 IMAGE = "us-docker.pkg.dev/example-project/images/natural-instruct:1"
 MODEL_STAGES = {"Translate", "Generate", "Judge", "Backtranslate", "Qe"}
@@ -25,7 +26,7 @@ def paper_job():
 
     config = config_mod.load("paper")
     tel = languages.get("tel")
-    prints = resume.fingerprints(config, {"tel": graph.input_pattern(SAMPLE_TEMPLATE, tel)}, "qe")
+    prints = resume.fingerprints(config, {"tel": input_pattern(SAMPLE_TEMPLATE, tel)}, "qe")
     options = PipelineOptions([
         "--project=example-project", "--region=us-central1", "--temp_location=gs://bucket/tmp",
         "--dry_run=True", f"--sdk_container_image={IMAGE}", "--experiments=use_runner_v2",
