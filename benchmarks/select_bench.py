@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.languages import get  # noqa: E402
 from transforms import dedup  # noqa: E402
-from transforms.read import Document, split_documents  # noqa: E402
-from transforms.read import BATCH_DOCS  # noqa: E402
+from transforms.read import BATCH_DOCS, Document, split_documents  # noqa: E402
 from transforms.select import ParagraphScorer, make_fragments, record_stats, reject_stat  # noqa: E402
 from transforms.write import to_json  # noqa: E402
 
