@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from itertools import islice
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -59,26 +60,16 @@ def _write_shard(element, output: str, stage: str, shards: int):
 
     (lang, kind, shard), rows = element
     path = f"{stage_dir(output, stage, lang)}/{kind}-{shard:05d}-of-{shards:05d}.parquet"
-    count = 0
+    count, rows = 0, iter(rows)
     buffer = pa.BufferOutputStream()  # whole, then written once: any Beam filesystem takes bytes
     with pq.ParquetWriter(buffer, _schema(), compression="zstd") as writer:
-        group: list[tuple[str, str]] = []
-        for row in rows:
-            group.append(row)
-            if len(group) == ROWS_PER_GROUP:
-                count += _write_group(writer, group, lang, pa)
-                group = []
-        if group:
-            count += _write_group(writer, group, lang, pa)
+        while group := list(islice(rows, ROWS_PER_GROUP)):
+            ids, texts = zip(*group)
+            writer.write_table(pa.table({"id": ids, "lang": [lang] * len(ids), "json": texts}, schema=_schema()))
+            count += len(group)
     with FileSystems.create(path) as f:
         f.write(buffer.getvalue().to_pybytes())
     return lang, (kind, path, count)
-
-
-def _write_group(writer, group: list[tuple[str, str]], lang: str, pa) -> int:
-    ids, texts = zip(*group)
-    writer.write_table(pa.table({"id": ids, "lang": [lang] * len(ids), "json": texts}, schema=_schema()))
-    return len(group)
 
 
 def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]) -> str:
