@@ -14,7 +14,6 @@ presets, that a user should replace with measurements of their own).
 
 from __future__ import annotations
 
-import json
 import string
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from pipeline.config import Config, ConfigError, CostConfig, SelectConfig, build
 from pipeline.languages import Language
 from pipeline.options import STAGES
 from transforms.read import BATCH_DOCS, input_pattern
+from transforms.write import write_json
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
@@ -429,8 +429,6 @@ def document(preset: str, results: dict[str, tuple[Selection, list[StageEstimate
 def run(args, langs: list[Language], config: Config) -> int:
     """``--dry-run``: select on the input (or a sample), estimate the model stages up to
     ``--until``, print the table and write ``OUT/dryrun.json``."""
-    from apache_beam.io.filesystems import FileSystems
-
     engine = engines(config.cost)
     generate, judge = prompt_lengths(config)
     results, costs = {}, {}
@@ -443,8 +441,6 @@ def run(args, langs: list[Language], config: Config) -> int:
         costs[lang.code] = lang_config.cost
     print(table(config.preset, results, engine))
     path = f"{args.output}/dryrun.json"
-    data = document(config.preset, results, engine, costs)
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    write_json(path, document(config.preset, results, engine, costs))
     print(f"\nwritten: {path}")
     return 0

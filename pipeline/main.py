@@ -63,15 +63,6 @@ def _check_llm(config, until: str, beam_args: list[str]) -> None:
         )
 
 
-def _write_json(path: str, document: dict) -> None:
-    import json
-
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))
-
-
 def _clear_outputs(output: str, langs) -> None:
     """Remove the shards a previous run left for these languages, so none mixes in."""
     from apache_beam.io.filesystems import FileSystems
@@ -150,6 +141,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
 
     from pipeline import graph, report
     from transforms import checkpoint, llm
+    from transforms.write import write_json
 
     if _runner(beam_args) is None:
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
@@ -191,7 +183,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
             sum(para["rejected"].values()), args.output, stats["lang"],
         )
     calls = _model_calls(result)
-    _write_json(f"{args.output}/run.json", {
+    write_json(f"{args.output}/run.json", {
         "stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
     })
     for kind, n in calls.items():

@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.records import StageOutput
+from transforms.write import write_json
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")
@@ -84,8 +85,7 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
         "stats": sorted(grouped["stats"]),
     }
     path = f"{stage_dir(output, stage, lang)}/{MARKER}"
-    with FileSystems.create(path) as f:
-        f.write(json.dumps(marker, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_json(path, marker)
     return path
 
 

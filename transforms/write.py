@@ -166,7 +166,8 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
     return {**document, "config": config}
 
 
-def _write_json(path: str, document: dict) -> None:
+def write_json(path: str, document: dict) -> None:
+    """``document`` as indented JSON at ``path``, on any Beam filesystem."""
     with FileSystems.create(path) as f:
         f.write((json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
@@ -174,7 +175,7 @@ def _write_json(path: str, document: dict) -> None:
 def _write_lang_stats(element, output: str, configs: dict[str, dict]) -> str:
     lang, pairs = element
     path = f"{output}/stats/{lang}.json"
-    _write_json(path, build_stats(lang, dict(pairs), configs[lang]))
+    write_json(path, build_stats(lang, dict(pairs), configs[lang]))
     return path
 
 
