@@ -1,0 +1,184 @@
+"""Read tabular sources, JSONL and Parquet files of human-curated examples (the Aya collection's
+shape): one row, one candidate response.
+
+Only the columns a source needs are read (its text, id, language and ``where`` fields). A
+Parquet file is cut into its row groups, so one large file spreads over workers; a JSONL file
+(plain or compressed) is streamed line by line by one worker. Every row keeps its 0-based
+position in its file, so a record can say where it came from (``source.row``).
+
+The pure core (``row_verdict``) says what becomes of one row: a response text for a language, or
+a reject reason. Rows of a language the run does not ask for are not ours and are only counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+# Reasons a row is rejected before selection sees it.
+INVALID_JSON = "invalid_json"  # a JSONL line that is not a JSON object
+MISSING_TEXT = "missing_text"  # the text field is absent or null in this row
+TEXT_NOT_STRING = "text_not_string"
+EMPTY_TEXT = "empty_text"  # only whitespace
+UNKNOWN_LANGUAGE = "unknown_language"  # the language field's value maps to no language we know
+FILTERED_OUT = "filtered_out"  # the row fails the source's ``where`` filters
+OTHER_LANGUAGE = "other_language"  # a known language this run does not ask for: not a reject
+
+
+class Row(NamedTuple):
+    file: str  # the file's path
+    row: int  # 0-based position of the row in its file
+    fields: dict[str, Any]  # the columns the source needs
+
+
+class Verdict(NamedTuple):
+    lang: str | None  # our language code, when the row has one
+    text: str | None  # the response, when the row is kept
+    reason: str | None  # why it is not, else None
+
+
+class Spec(NamedTuple):
+    """The fields of a tabular source that reading needs (from its config)."""
+
+    text_field: str
+    id_field: str | None = None
+    lang_field: str | None = None
+    lang_values: Mapping[str, str] = {}  # our code -> the value the source writes
+    where: Mapping[str, Any] = {}  # column -> value, or list of values
+
+
+def columns(spec: Spec) -> list[str]:
+    """The columns to read, in a stable order."""
+    names = [spec.text_field, spec.id_field, spec.lang_field, *spec.where]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def where_matches(fields: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    """Equality with a scalar, membership in a list, for every filter."""
+    for column, wanted in where.items():
+        value = fields.get(column)
+        if isinstance(wanted, (list, tuple)):
+            if value not in wanted:
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def row_verdict(fields: Mapping[str, Any], spec: Spec, langs: Mapping[str, str], fixed_lang: str | None) -> Verdict:
+    """What becomes of one row. ``langs`` maps the source's language values to our codes for the
+    languages of the run; ``fixed_lang`` is the language of a file whose path names it (no
+    language field)."""
+    lang = fixed_lang
+    if spec.lang_field:
+        value = fields.get(spec.lang_field)
+        lang = langs.get(value) if isinstance(value, str) else None
+        if lang is None:
+            known = isinstance(value, str) and value in _all_values(spec)
+            return Verdict(None, None, OTHER_LANGUAGE if known else UNKNOWN_LANGUAGE)
+    if not where_matches(fields, spec.where):
+        return Verdict(lang, None, FILTERED_OUT)
+    text = fields.get(spec.text_field)
+    if text is None:
+        return Verdict(lang, None, MISSING_TEXT)
+    if not isinstance(text, str):
+        return Verdict(lang, None, TEXT_NOT_STRING)
+    if not text.strip():
+        return Verdict(lang, None, EMPTY_TEXT)
+    return Verdict(lang, text, None)
+
+
+def _all_values(spec: Spec) -> set[str]:
+    """Every value the source may write for a CC-100 language: its explicit ``lang_values``,
+    our codes, and the names, two-letter and script-tagged codes of the language registry."""
+    from pipeline.languages import LANGUAGES
+
+    values = set(spec.lang_values.values())
+    for lang in LANGUAGES.values():
+        values.update(lang_value_aliases(lang))
+    return values
+
+
+def lang_value_aliases(lang) -> set[str]:
+    """The values sources commonly write for ``lang``: our code (``tel``), CC-100's (``te``),
+    NLLB's (``tel_Telu``), and the English name in lower case (``telugu``)."""
+    return {lang.code, lang.cc100, lang.name.lower(), *([lang.nllb] if lang.nllb else [])}
+
+
+def value_map(spec: Spec, run_langs) -> dict[str, str]:
+    """The source's language value -> our code, for the languages of the run: ``lang_values``
+    where given, else our own code."""
+    return {spec.lang_values.get(lang.code, lang.code): lang.code for lang in run_langs}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def parquet_pieces(path: str) -> list[tuple[str, int, int]]:
+    """(path, row group, first row) for each row group of a Parquet file."""
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        meta = pq.ParquetFile(f).metadata
+    pieces, first = [], 0
+    for group in range(meta.num_row_groups):
+        pieces.append((path, group, first))
+        first += meta.row_group(group).num_rows
+    return pieces
+
+
+def parquet_columns(path: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return list(pq.ParquetFile(f).schema_arrow.names)
+
+
+def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterator[Row]:
+    """The rows of one row group, with only the columns ``names``."""
+    import pyarrow.parquet as pq
+
+    path, group, first = piece
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        table = pq.ParquetFile(f).read_row_group(group, columns=names)
+    for i, fields in enumerate(table.to_pylist()):
+        yield Row(path, first + i, fields)
+
+
+def read_jsonl(path: str, names: list[str]) -> Iterator[Row | tuple[Row, str]]:
+    """The rows of a JSONL file (plain or compressed), with only the columns ``names``; a line
+    that is not a JSON object comes as ``(row, INVALID_JSON)``. Blank lines are not rows."""
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        for i, raw in enumerate(iter(f.readline, b"")):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                yield Row(path, i, {}), INVALID_JSON
+                continue
+            yield Row(path, i, {name: obj.get(name) for name in names if name in obj})
+
+
+def jsonl_columns(path: str, rows: int = 100) -> set[str]:
+    """The keys of a JSONL file's first ``rows`` objects: enough to name a missing text field
+    before any work starts."""
+    keys: set[str] = set()
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        for raw in iter(f.readline, b""):
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                keys.update(obj)
+                rows -= 1
+                if not rows:
+                    break
+    return keys
