@@ -11,7 +11,7 @@ setup(
     # everything a worker reads travels with the job (--setup_file)
     package_data={
         "pipeline": ["presets/*.yaml", "sample/*.txt.xz", "models/*.ftz"],
-        "prompts": ["files/*.yaml"],
+        "prompts": ["files/*.yaml", "evol/*.yaml", "evol/*/*.yaml", "evol/*/*/*.yaml"],
     },
     install_requires=[
         "apache-beam==2.77.0",
