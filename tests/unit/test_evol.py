@@ -206,8 +206,8 @@ def _shares(values):
 
 
 def test_operation_draws_follow_the_weights():
-    cfg = dataclasses.replace(CFG, operation_weights={"add_constraints": 3.0, "deepen": 1.0, "add_reasoning": 0,
-                                                      "concretise": 0})
+    weights = {op: 0.0 for op in taxonomy.operations("math")} | {"add_constraints": 3.0, "deepen": 1.0}
+    cfg = dataclasses.replace(CFG, operation_weights=weights)
     ops = _shares([evol.draw_operation(f"id{i}", "math", cfg) for i in range(8000)])
     assert set(ops) == {"add_constraints@1", "deepen@1"}
     assert abs(ops["add_constraints@1"] - 0.75) < 0.02
