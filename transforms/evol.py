@@ -43,6 +43,7 @@ SEED_MISSING_FIELD = "seed_missing_field"  # no instruction, response or lang
 SEED_LANG_UNKNOWN = "seed_lang_unknown"  # lang is not one of our language codes
 SEED_TOO_LONG = "seed_too_long"  # instruction + response over max_seed_chars
 SEED_TASK_UNKNOWN = "seed_task_unknown"  # task label unknown and unknown_task is None
+SEED_DUPLICATE_ID = "seed_duplicate_id"  # a second seed with the id of another
 SEED_EXACT_DUPLICATE = "seed_exact_duplicate"
 SEED_NEAR_DUPLICATE = "seed_near_duplicate"
 SEED_NOT_SAMPLED = "seed_not_sampled"  # over its task's share of seeds_per_lang
@@ -60,7 +61,7 @@ CONVERSATION_EXACT_DUPLICATE = "conversation_exact_duplicate"
 CONVERSATION_NEAR_DUPLICATE = "conversation_near_duplicate"
 
 SEED_REASONS = (SEED_MISSING_FIELD, SEED_LANG_UNKNOWN, SEED_TOO_LONG, SEED_TASK_UNKNOWN,
-                SEED_EXACT_DUPLICATE, SEED_NEAR_DUPLICATE, SEED_NOT_SAMPLED)
+                SEED_DUPLICATE_ID, SEED_EXACT_DUPLICATE, SEED_NEAR_DUPLICATE, SEED_NOT_SAMPLED)
 CONVERSATION_REASONS = (EVOL_UNPARSEABLE, EVOL_UNCHANGED, TURN_EMPTY, TURN_TRUNCATED, TURN_TOO_LONG,
                         TURN_REPEATED, TURN_LID_MISMATCH, TURN_LID_LOW_CONFIDENCE, JUDGE_UNPARSEABLE,
                         JUDGE_LOW, CONVERSATION_EXACT_DUPLICATE, CONVERSATION_NEAR_DUPLICATE)
@@ -123,6 +124,11 @@ def check_config(cfg: EvolConfig) -> None:
             raise ValueError(f"evol.operation_weights: every operation of task {task} has weight 0")
     if cfg.dedup_bands < 1 or cfg.dedup_num_perm // cfg.dedup_bands < 1:
         raise ValueError("evol.dedup_bands must be in 1..dedup_num_perm")
+    for key in ("dedup_threshold", "max_turn_similarity"):
+        if not 0 < getattr(cfg, key) <= 1:
+            raise ValueError(f"evol.{key} must be in (0, 1]")
+    if cfg.length_buckets < 1 or (cfg.seeds_per_lang is not None and cfg.seeds_per_lang < 0):
+        raise ValueError("evol.length_buckets must be >= 1 and seeds_per_lang >= 0")
 
 
 def _weight(weights: dict[str, float], name: str) -> float:
@@ -292,11 +298,17 @@ def length_bucket(lengths: Sequence[int], n_buckets: int) -> list[int]:
 
 def select_seeds(seeds: Iterable[dict], cfg: EvolConfig) -> tuple[list[dict], list[tuple[dict, str, dict]]]:
     """One language's seeds -> (kept, [(seed, reason, detail)]): every seed ends in exactly one.
-    Duplicates go first (the smallest id of a group stays); then ``seeds_per_lang`` are drawn:
+    Duplicates go first (a repeated id, then copies: the smallest id of a group stays); then ``seeds_per_lang`` are drawn:
     each task gets its weight's share (``quotas``), and within a task seeds are taken round-robin
     over length strata, in an order drawn from ``cfg.seed`` and the seed id."""
-    seeds = sorted(seeds, key=lambda s: (s["id"], s["instruction"]))
     dropped: list[tuple[dict, str, dict]] = []
+    by_id: dict[str, dict] = {}
+    for s in sorted(seeds, key=lambda s: (s["id"], s["instruction"], s["response"])):
+        if s["id"] in by_id:
+            dropped.append((s, SEED_DUPLICATE_ID, {"duplicate_of": s["id"]}))
+        else:
+            by_id[s["id"]] = s
+    seeds = list(by_id.values())
     dupes = duplicates([(s["id"], _seed_text(s)) for s in seeds], cfg)
     unique = []
     for s in seeds:
@@ -629,6 +641,17 @@ def conversation_duplicates(conversations: Sequence[dict], cfg: EvolConfig) -> d
     found = duplicates([(c["id"], conversation_text(c["messages"])) for c in conversations], cfg)
     return {k: (CONVERSATION_EXACT_DUPLICATE if kind == "exact" else CONVERSATION_NEAR_DUPLICATE, kept)
             for k, (kind, kept) in found.items()}
+
+
+def record_stats(record: dict) -> list[tuple[str, int]]:
+    """(stat name, count) pairs of a kept conversation for the stats and the report: its task,
+    task/operation, dialogue structure, user turns, and characters per message by role."""
+    evol_ = record["evol"]
+    pairs = [(f"evol.tasks.{record['task']}", 1), (f"evol.operations.{record['task']}/{evol_['operation']}", 1),
+             (f"evol.structures.{evol_['structure']}", 1), (f"evol.turns.{evol_['turns']}", 1)]
+    for m in record["messages"]:
+        pairs += [(f"evol.chars.{m['role']}.count", 1), (f"evol.chars.{m['role']}.sum", len(m["content"]))]
+    return pairs
 
 
 # ---------------------------------------------------------------- records

@@ -182,8 +182,8 @@ def test_select_seeds_spreads_tasks_and_lengths_and_accounts_for_every_seed():
 
 
 def test_task_weights_shape_the_draw():
-    seeds = [seed(i, task=t, instruction=f"{t} {i}", response=f"r {t} {i}")
-             for i in range(40) for t in ("math", "code")]
+    seeds = [seed(100 * k + i, task=t, instruction=f"{t} {i}", response=f"r {t} {i}")
+             for i in range(40) for k, t in enumerate(("math", "code"))]
     kept, _ = evol.select_seeds(seeds, dataclasses.replace(CFG, seeds_per_lang=20, task_weights={"math": 3.0}))
     assert Counter(s["task"] for s in kept) == {"math": 15, "code": 5}
 
@@ -450,3 +450,21 @@ def test_both_methods_load_as_one_chat_table():
                                                                        ("content", pa.string())]))
     assert [len(m) for m in table.column("messages").to_pylist()] == [4, 6, 2]
     assert table.schema.field("scores").type.field("judge").type == pa.int64()
+
+
+def test_a_repeated_id_is_dropped_with_its_reason():
+    a, b = seed(1, instruction="first", response="one"), seed(1, instruction="second", response="two")
+    kept, dropped = evol.select_seeds([b, a], dataclasses.replace(CFG, seeds_per_lang=None))
+    assert kept == [a] and dropped == [(b, evol.SEED_DUPLICATE_ID, {"duplicate_of": "s00001"})]
+
+
+def test_record_stats_for_the_report():
+    state, cfg = _finished(turns=2)
+    record = evol.conversation_record(state, cfg, {}, "demo")
+    stats = Counter()
+    for name, n in evol.record_stats(record):
+        stats[name] += n
+    assert stats[f"evol.tasks.{record['task']}"] == 1 and stats["evol.turns.2"] == 1
+    assert stats[f"evol.operations.closed_qa/{record['evol']['operation']}"] == 1
+    assert stats["evol.chars.user.count"] == 2
+    assert stats["evol.chars.assistant.sum"] == sum(len(m["content"]) for m in record["messages"][1::2])
