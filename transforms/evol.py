@@ -298,9 +298,10 @@ def length_bucket(lengths: Sequence[int], n_buckets: int) -> list[int]:
 
 def select_seeds(seeds: Iterable[dict], cfg: EvolConfig) -> tuple[list[dict], list[tuple[dict, str, dict]]]:
     """One language's seeds -> (kept, [(seed, reason, detail)]): every seed ends in exactly one.
-    Duplicates go first (a repeated id, then copies: the smallest id of a group stays); then ``seeds_per_lang`` are drawn:
-    each task gets its weight's share (``quotas``), and within a task seeds are taken round-robin
-    over length strata, in an order drawn from ``cfg.seed`` and the seed id."""
+    Duplicates go first (a repeated id, then copies: the smallest id of a group stays); then
+    ``seeds_per_lang`` are drawn: each task gets its weight's share (``quotas``), and within a
+    task seeds are taken round-robin over length strata, in an order drawn from ``cfg.seed`` and
+    the seed id."""
     dropped: list[tuple[dict, str, dict]] = []
     by_id: dict[str, dict] = {}
     for s in sorted(seeds, key=lambda s: (s["id"], s["instruction"], s["response"])):
@@ -647,7 +648,8 @@ def record_stats(record: dict) -> list[tuple[str, int]]:
     """(stat name, count) pairs of a kept conversation for the stats and the report: its task,
     task/operation, dialogue structure, user turns, and characters per message by role."""
     evol_ = record["evol"]
-    pairs = [(f"evol.tasks.{record['task']}", 1), (f"evol.operations.{record['task']}/{evol_['operation']}", 1),
+    pairs = [(f"evol.tasks.{record['task']}", 1),
+             (f"evol.operations.{record['task']}/{evol_['operation']}", 1),
              (f"evol.structures.{evol_['structure']}", 1), (f"evol.turns.{evol_['turns']}", 1)]
     for m in record["messages"]:
         pairs += [(f"evol.chars.{m['role']}.count", 1), (f"evol.chars.{m['role']}.sum", len(m["content"]))]
