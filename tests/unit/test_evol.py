@@ -468,3 +468,19 @@ def test_record_stats_for_the_report():
     assert stats[f"evol.operations.closed_qa/{record['evol']['operation']}"] == 1
     assert stats["evol.chars.user.count"] == 2
     assert stats["evol.chars.assistant.sum"] == sum(len(m["content"]) for m in record["messages"][1::2])
+
+
+def test_every_operation_and_structure_renders_into_a_request():
+    for task in taxonomy.tasks():
+        for op in taxonomy.operations(task):
+            state = {**evol.plan_conversation(seed(10, task=task), CFG)}
+            state["evol"] = {**state["evol"], "operation": taxonomy.load_operation(task, op).name}
+            system = evol.evolve_request(state, CFG).messages[0]["content"]
+            assert taxonomy.load_operation(task, op).render("Telugu") in system and "Telugu" in system
+    state, _, _ = evol.apply_answer(evol.plan_conversation(seed(11), CFG), "evolve",
+                                    answer(instruction="I", answer="A"), None, CFG)
+    for structure in taxonomy.structures():
+        state["evol"] = {**state["evol"], "structure": taxonomy.load_structure(structure).name}
+        system = evol.user_turn_request(state, CFG).messages[0]["content"]
+        assert taxonomy.load_structure(structure).render("Telugu") in system
+        assert "{" not in system.replace('{"', "").replace("{{", "")  # no unfilled placeholder
