@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.languages import get  # noqa: E402
 from transforms import dedup  # noqa: E402
-from transforms.read import BATCH_DOCS, Document, split_documents  # noqa: E402
+from transforms.read import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
 from transforms.select import ParagraphScorer, make_fragments, record_stats, reject_stat  # noqa: E402
 from transforms.write import to_json  # noqa: E402
 
@@ -46,7 +46,7 @@ def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random) -> None
     for line in (LABELS / f"{lang}.labels.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         labels[row["text"]] = row["label"]
-    docs = [p for _, p in split_documents(lzma.open(SAMPLE / f"{lang}.txt.xz"))]
+    docs = [p for _, p, _ in split_documents(read_lines(lzma.open(SAMPLE / f"{lang}.txt.xz")))]
     genuine = [t for t, label in labels.items() if label == "genuine"]
     spaced = get(lang).spaced
     pool = [w for t in genuine for w in (t.split() if spaced else _chunks(t))]
@@ -82,7 +82,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
         stats, kept_by_doc = Counter(), {}
         exact, bands, rejects = defaultdict(list), defaultdict(list), []
         with open(corpus / f"{code}.txt", "rb") as f:
-            docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p in split_documents(f)]
+            docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
         for start in range(0, len(docs), BATCH_DOCS):
             batch = docs[start:start + BATCH_DOCS]
             for doc, scored in zip(batch, scorer.score(batch), strict=True):

@@ -31,6 +31,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ReadConfig:
     max_documents: int | None = None  # per input file, from its start; None reads everything
+    # A longer line is rejected as line_too_long while streaming, before any filter; None: no cap
+    max_line_bytes: int | None = 65536
+    strict_input: bool = False  # a truncated or corrupt file fails the run (--strict-input)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class FilterConfig:
     max_upper_ratio: float | None = 0.4  # of cased letters, with at least 10 of them
     min_script_ratio: float | None = 0.6  # of letters in the language's own script(s)
     drop_repeated_paragraphs: bool = True  # a paragraph repeated in its own document
+    # Chat-template special tokens (a regex): they would corrupt a fine-tuning run's
+    # tokenisation. Rejected as special_tokens, or with escape_special_tokens broken up by a
+    # zero-width space after their first character; None keeps them.
+    special_tokens: str | None = (
+        r"<\|[^|<>\s]{1,64}\|>|<｜[^｜<>\s]{1,64}｜>|<</?SYS>>|</?s>|<(?:start|end)_of_turn>"
+        r"|<(?:bos|eos|pad|unk|mask)>|\[/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\]"
+    )
+    escape_special_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,17 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: expected a mapping at the top level")
     return data
+
+
+def with_strict_input(config: Config) -> Config:
+    """``config`` with ``select.read.strict_input`` set, for every language (``--strict-input``)."""
+    overrides = {
+        code: _merge(override, {"select": {"read": {"strict_input": True}}})
+        for code, override in config.languages.items()
+    }
+    read = dataclasses.replace(config.select.read, strict_input=True)
+    select = dataclasses.replace(config.select, read=read)
+    return dataclasses.replace(config, select=select, languages=overrides)
 
 
 def load(preset: str = "demo", config_file: str | None = None) -> Config:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import string
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import chain, islice
 from typing import NamedTuple
 
-from pipeline.config import Config, ConfigError, CostConfig, SelectConfig, build
+from pipeline.config import Config, ConfigError, CostConfig, ReadConfig, SelectConfig, build
 from pipeline.languages import Language
 from pipeline.options import STAGES
 from transforms.read import BATCH_DOCS, input_pattern
@@ -150,28 +150,23 @@ def _duplicates(entries: list, min_matches: int) -> defaultdict:
     return by_doc
 
 
-def _read_file(code: str, path: str, name: str, size: int, limit: int | None):
-    """The first ``limit`` documents of a file (the pipeline reader's splitting) and how many
-    the whole file holds: counted in a file of up to ``COUNT_BYTES``, else estimated by the
-    share of its bytes read (see ``READ_BYTES``)."""
-    from apache_beam.io.filesystem import CompressedFile, CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
+def _read_file(
+    code: str, path: str, name: str, size: int, limit: int | None, cfg: ReadConfig = ReadConfig()
+):
+    """The first ``limit`` documents of a file (the pipeline's reader) and how many the whole
+    file holds: counted in a file of up to ``COUNT_BYTES``, else estimated by the share of its
+    bytes read (see ``READ_BYTES``)."""
+    from transforms.read import InputFile, documents
 
-    from transforms.read import Document, split_documents
-
-    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    kind = CompressionTypes.detect_compression_type(path)
-    stream = raw if kind == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, kind, READ_BYTES)
-    try:
-        documents = split_documents(iter(stream.readline, b""))
-        docs = [Document(code, name, i, tuple(p)) for i, p in islice(documents, limit)]
-        bytes_read = raw.tell()
+    with InputFile(path, cfg.max_line_bytes, READ_BYTES) as f:
+        # counts every document; a broken file is counted, not fatal, here
+        found = documents(code, name, f.lines(), replace(cfg, max_documents=None, strict_input=False))
+        docs = list(islice(found, limit))
+        bytes_read = f.position()
         if size <= COUNT_BYTES:
-            total = len(docs) + sum(1 for _ in documents)
+            total = len(docs) + sum(1 for _ in found)
         else:
             total = len(docs) * size / max(bytes_read, 1)
-    finally:
-        stream.close()
     return docs, total
 
 
@@ -194,7 +189,7 @@ def select_language(lang: Language, pattern: str, cfg: SelectConfig,
     docs, scale = [], {}
     for meta in files:
         name = relative_name(meta.path, template_dir(pattern))
-        file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit)
+        file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit, cfg.read)
         scale[name] = file_scale(len(file_docs), total, cfg.read.max_documents)
         docs += file_docs
     read, records = run_select(lang, cfg, docs)

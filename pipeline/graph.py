@@ -83,7 +83,7 @@ def build(
     for stage in plan.run:
         if stage == "select":
             sources = [
-                (code, input_pattern(input_template, lang), cfg.read.max_documents)
+                (code, input_pattern(input_template, lang), cfg.read)
                 for code, (lang, cfg) in per_lang.items()
             ]
             documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(
                 config, llm=dataclasses.replace(config.llm, endpoint=args.llm_endpoint)
             )
+        if args.strict_input:
+            config = config_mod.with_strict_input(config)
         if args.dry_run:
             from pipeline import dryrun
 

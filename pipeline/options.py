@@ -42,4 +42,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="estimate counts, tokens and GPU-hours; no models"
     )
+    p.add_argument(
+        "--strict-input",
+        action="store_true",
+        help="a truncated or corrupt input file fails the run (exit 1) instead of being counted "
+        "as input_truncated and reported (select.read.strict_input)",
+    )
     return p

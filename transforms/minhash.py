@@ -26,6 +26,11 @@ _NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 _P = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 2**64))
 _BLOCK_SHINGLES = 4096  # shingles hashed at once: the block stays in cache (measured fastest)
+# Memory stays bounded for a text of any length: a longer text is hashed in overlapping windows
+# of at most _WINDOW_CHARS characters (its signature is their minimum, as its shingles are
+# theirs), and texts are hashed in groups of at most _GROUP_CHARS characters.
+_WINDOW_CHARS = 1 << 16
+_GROUP_CHARS = 1 << 20
 
 
 def normalize(text: str) -> str:
@@ -71,11 +76,49 @@ class MinHasher:
         """(len(texts), num_perm) uint32 MinHash signatures of the normalised texts."""
         if not texts:
             return np.empty((0, self.num_perm), np.uint32)
-        normalized = [normalize(t) for t in texts]
+        windows, first = [], []  # every text's windows; the index of each text's first one
+        for text in texts:
+            first.append(len(windows))
+            windows += self._windows(normalize(text))
+        parts, start = [], 0
+        while start < len(windows):  # groups of up to _GROUP_CHARS characters (at least one)
+            end, size = start + 1, len(windows[start])
+            while end < len(windows) and size + len(windows[end]) < _GROUP_CHARS:
+                size, end = size + len(windows[end]) + 1, end + 1
+            parts.append(self._signatures(windows[start:end]))
+            start = end
+        signatures = np.concatenate(parts)
+        if len(windows) == len(texts):
+            return signatures
+        return np.minimum.reduceat(signatures, first, axis=0)
+
+    def _windows(self, text: str) -> list[str]:
+        """``text`` cut into windows of at most ``_WINDOW_CHARS`` characters that overlap by
+        ``ngram - 1`` units, so every shingle lies whole in one (word windows end at spaces; a
+        word longer than a window is cut)."""
+        if len(text) <= _WINDOW_CHARS:
+            return [text]
+        windows, start = [], 0
+        while True:
+            if start + _WINDOW_CHARS >= len(text):
+                return [*windows, text[start:]]
+            if not self.words:
+                windows.append(text[start:start + _WINDOW_CHARS])
+                start += _WINDOW_CHARS - (self.ngram - 1)
+                continue
+            end = text.rfind(" ", start + 1, start + _WINDOW_CHARS)
+            end = end if end > start else start + _WINDOW_CHARS
+            windows.append(text[start:end])
+            back = end  # the next window starts ngram - 1 words before this one's end
+            for _ in range(self.ngram - 1):
+                back = text.rfind(" ", start + 1, back) if back > start else back
+            start = back + 1 if back > start else end
+
+    def _signatures(self, normalized: list[str]) -> np.ndarray:
         joined = " ".join(normalized)
         codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         starts, ends, owners = self._shingle_spans(codes, normalized)
-        return self._min_per_text(_span_hashes(codes, starts, ends), owners, len(texts))
+        return self._min_per_text(_span_hashes(codes, starts, ends), owners, len(normalized))
 
     def _shingle_spans(self, codes: np.ndarray, normalized: list[str]):
         """(start, end, text) of every shingle of the texts joined by single spaces in ``codes``,

@@ -94,9 +94,12 @@ class ParagraphScorer:
             if self.cfg.filters.drop_repeated_paragraphs
             else ()
         )
+        read_rejects = {i: (reason, detail) for i, reason, detail in doc.rejected}
         out = Scored([], [], [], [])
         for i, text in enumerate(doc.paragraphs):
-            if i in repeated:
+            if i in read_rejects:  # the reader's reasons come before any filter
+                (reason, detail), prob = read_rejects[i], None
+            elif i in repeated:
                 reason, prob, detail = filters.REPEATED_LINES, None, None
             else:
                 reason, prob, detail = self.reject_reason(text)
@@ -105,7 +108,7 @@ class ParagraphScorer:
                     reject(self.lang.code, STAGE, reason, text, doc.file, doc.doc, i, i, detail)
                 )
             else:
-                out.kept.append((i, text, prob))
+                out.kept.append((i, filters.escape_special_tokens(text, self.cfg.filters), prob))
         return out
 
 

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from pipeline.config import FilterConfig, load
@@ -107,3 +109,81 @@ def test_menus_and_copyright_lines_are_boilerplate(text, code):
 def test_guillemets_are_quotes_not_menus():
     text = "Dijo «no» y luego «sí», y al final «quizá» con una sonrisa en la cara."
     assert filters.paragraph_reject_reason(text, get("spa"), CFG) is None
+
+
+# Issue 12: input hardening. Texts built to make a backtracking filter quadratic: long runs of
+# the characters its patterns repeat over (an 80,000-character line took 48 s before).
+ADVERSARIAL = {
+    "letters": "a" * 200_000,
+    "hyphens": "a-" * 100_000,
+    "dots": "a." * 100_000,
+    "address-like": "a+b." * 50_000,
+    "at-signs": "ab@" * 66_000,
+    "words": "palabra " * 25_000,
+    "devanagari": "क" * 200_000,
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_every_filter_is_linear_in_the_text_length(name):
+    text = ADVERSARIAL[name]
+    start = time.perf_counter()
+    filters.paragraph_reject_reason(text, get("spa"), FilterConfig(boilerplate_phrases=("x y z",)))
+    assert time.perf_counter() - start < 2.0  # ~0.1 s measured; quadratic would be minutes
+
+
+def test_url_check_still_finds_addresses_and_domains():
+    for text in ("escríbeme: ana.lopez+web@correo-uno.es ya", "visita tienda-online.com hoy",
+                 "en sub.dominio.net/pagina"):
+        assert filters.paragraph_reject_reason(text, get("spa"), CFG) == filters.CONTAINS_URL
+
+
+def test_a_six_character_unit_repeated_a_million_times_is_repeated():
+    assert filters.has_repeated_unit("abcdef" * 1_000_000, 5)
+    assert filters.has_repeated_unit("texto " + "ありがとう！" * 6, 5)
+    assert not filters.has_repeated_unit("texto " + "ありがとう！" * 5, 5)
+
+
+@pytest.mark.slow
+def test_repeated_words_in_a_text_of_a_million_distinct_words():
+    # one character per distinct word ran past the last code point (ValueError) before
+    distinct = [f"w{i}" for i in range(1_000_000) if i % 111_111]  # no "w999999": six 9s
+    words = distinct + ["otra"] * 3 + ["vez", "otra"] * 3
+    assert not filters.has_repeated_unit(" ".join(words), 5)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\x9f"])
+def test_control_characters_are_rejected(char):
+    text = f"Todos los seres humanos nacen libres{char} e iguales en dignidad y derechos."
+    assert filters.paragraph_reject_reason(text, get("spa"), CFG) == filters.CONTROL_CHARS
+
+
+def test_tab_is_not_a_control_character_to_reject():
+    text = "Todos los seres humanos nacen libres\te iguales en dignidad y derechos."
+    assert filters.paragraph_reject_reason(text, get("spa"), CFG) is None
+
+
+SPECIAL = ["<|eot_id|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "[INST]", "[/INST]",
+           "</s>", "<s>", "<<SYS>>", "<start_of_turn>", "<|reserved_special_token_7|>",
+           "<｜end▁of▁sentence｜>"]
+
+
+@pytest.mark.parametrize("token", SPECIAL)
+def test_chat_template_special_tokens_are_rejected(token):
+    text = f"Todos los seres humanos nacen libres {token} e iguales en dignidad y derechos."
+    assert filters.paragraph_reject_reason(text, get("spa"), CFG) == filters.SPECIAL_TOKENS
+
+
+@pytest.mark.parametrize("token", SPECIAL)
+def test_special_tokens_escaped_by_config_are_kept_and_broken_up(token):
+    cfg = FilterConfig(escape_special_tokens=True)
+    text = f"Todos los seres humanos nacen libres {token} e iguales en dignidad y derechos."
+    assert filters.paragraph_reject_reason(text, get("spa"), cfg) is None
+    escaped = filters.escape_special_tokens(text, cfg)
+    assert token not in escaped and escaped.replace(filters.ZERO_WIDTH_SPACE, "") == text
+    assert filters.escape_special_tokens(text, CFG) == text  # only when configured
+
+
+def test_brackets_and_angles_in_prose_are_not_special_tokens():
+    text = "Si a < b y b > c, entonces [1] dice que <b> no es |x| en la sección [INSTRUCCIONES]."
+    assert filters.paragraph_reject_reason(text, get("spa"), FilterConfig(max_symbol_ratio=None)) is None

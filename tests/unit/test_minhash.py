@@ -67,3 +67,35 @@ def test_short_empty_and_non_latin_texts():
 def test_normalize_ignores_case_punctuation_and_spacing():
     assert normalize("Hola,   MUNDO!") == normalize("hola mundo") == "hola mundo"
     assert normalize("ＡＢＣ") == "abc"  # NFKC
+
+
+# Issue 12: a paragraph of many MB must not build a permutations x shingles block.
+def _long_text(n_words: int) -> str:
+    rng = np.random.default_rng(0)
+    vocab = ["derecho", "persona", "libertad", "educación", "trabajo", "ley", "igual", "vida"]
+    return " ".join(vocab[i] for i in rng.integers(0, len(vocab), n_words))
+
+
+@pytest.mark.parametrize("words, n", [(False, 5), (True, 2), (True, 3)])
+def test_windows_give_the_signature_of_the_whole_text(monkeypatch, words, n):
+    import transforms.minhash as minhash
+
+    text = _long_text(3000)  # ~25,000 characters
+    hasher = MinHasher(128, n, words=words)
+    whole = hasher.signatures([A, text, B])
+    monkeypatch.setattr(minhash, "_WINDOW_CHARS", 1000)
+    monkeypatch.setattr(minhash, "_GROUP_CHARS", 5000)
+    assert len(hasher._windows(normalize(text))) > 10
+    assert np.array_equal(hasher.signatures([A, text, B]), whole)
+
+
+def test_memory_is_bounded_for_a_long_paragraph():
+    import tracemalloc
+
+    text = _long_text(250_000)  # ~2 MB: 2 M shingles x 128 permutations took 2 GB before
+    tracemalloc.start()
+    MinHasher(128, 5).signatures([text])
+    MinHasher(128, 2, words=True).signatures([text])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 300 * 2**20, peak  # the text itself and a few windows
