@@ -41,7 +41,12 @@ SAMPLE = ROOT / "pipeline" / "sample"
 LABELS = ROOT / "tests" / "data"
 
 
-def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random) -> None:
+def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random, heavy: bool = False) -> None:
+    """``n_docs`` documents in the layouts of the sample's documents. Low duplication (default):
+    genuine paragraphs replaced by new text drawn from the language's words, 5% of documents
+    exact copies of earlier ones. ``heavy``: each genuine paragraph replaced by a perturbed copy
+    of one of the sample's 50 genuine paragraphs (two words swapped for others, a number
+    inserted: templated text as shops, forums and news mirrors write it), no exact copies."""
     labels = {}
     for line in (LABELS / f"{lang}.labels.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -50,19 +55,27 @@ def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random) -> None
     genuine = [t for t, label in labels.items() if label == "genuine"]
     spaced = get(lang).spaced
     pool = [w for t in genuine for w in (t.split() if spaced else _chunks(t))]
+    sep = " " if spaced else ""
     written: list[str] = []
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(n_docs):
-            if written and rng.random() < 0.05:
+            if not heavy and written and rng.random() < 0.05:
                 text = rng.choice(written)
             else:
                 paragraphs = []
                 for p in rng.choice(docs):
                     if labels.get(p, "genuine") in ("junk", "foreign"):
                         paragraphs.append(p)
+                    elif heavy:
+                        units = rng.choice(genuine)
+                        units = units.split() if spaced else _chunks(units)
+                        for _ in range(2):
+                            units[rng.randrange(len(units))] = rng.choice(pool)
+                        units.insert(rng.randrange(len(units) + 1), str(rng.randrange(1, 1000)))
+                        paragraphs.append(sep.join(units))
                     else:
                         n = max(3, len(p.split()) if spaced else len(_chunks(p)))
-                        paragraphs.append((" " if spaced else "").join(rng.choices(pool, k=n)))
+                        paragraphs.append(sep.join(rng.choices(pool, k=n)))
                 text = "\n".join(paragraphs)
                 written.append(text)
             f.write(text + "\n\n")
