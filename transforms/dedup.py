@@ -341,7 +341,7 @@ def _union(parent: dict, a, b) -> None:
 
 # --- The Beam shell: each step above, its input grouped by shard ---------------------------
 
-Params = dict  # language code -> (min_matches, shards, bucket heads)
+Params = dict  # language code -> (min_matches, component shards, bucket heads)
 
 
 def _held(step: str, n: int) -> None:
@@ -413,24 +413,38 @@ class RootsUnion(beam.CombineFn):
         return {node: _find(parent, node) for node in list(parent)}
 
 
-def _by_component(element, roots: dict):
-    lang, s, summaries = element
-    lang_roots = roots.get(lang, {})
-    for root, best in summaries:
-        yield (lang, lang_roots.get(root, root)), (s, root, best)
+class _ByComponent(beam.DoFn):
+    def __init__(self, params: Params):
+        self.params = params
+
+    def process(self, element, roots: dict):
+        lang, s, summaries = element
+        lang_roots, shards = roots.get(lang, {}), self.params[lang][1]
+        by_shard = defaultdict(list)
+        for root, best in summaries:
+            component = lang_roots.get(root, root)
+            by_shard[node_shard(component, shards)].append((component, s, root, best))
+        for t, rows in by_shard.items():
+            yield (lang, t), rows
 
 
 def _keep(element):
-    (lang, _), rows = element
-    rows = list(rows)
-    _held("component", len(rows))
-    for s, root, kept in keep_per_component(rows):
-        yield (lang, s), (root, kept)
+    (lang, _), batches = element
+    components = defaultdict(list)
+    for component, s, root, best in chain.from_iterable(batches):
+        components[component].append((s, root, best))
+    kept = defaultdict(list)
+    for rows in components.values():
+        _held("component", len(rows))
+        for s, root, k in keep_per_component(rows):
+            kept[s].append((root, k))
+    for s, rows in kept.items():
+        yield (lang, s), rows
 
 
 def _shard_duplicates(element):
     (lang, _), grouped = element
-    kept_of = dict(grouped["kept"])
+    kept_of = dict(chain.from_iterable(grouped["kept"]))
     own = list(chain.from_iterable(grouped["own"]))
     _held("duplicates", len(own) + len(kept_of))
     for (file, doc, i), reason, kept in shard_duplicates(own, kept_of):
@@ -449,11 +463,13 @@ class FindDuplicates(beam.PTransform):
         entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)
             --local_components--> own rows, boundary rows, summaries
         boundary --GroupByKey(node shard)--root_conflicts--> root links --RootsUnion (per lang)
-        summaries (+ RootsUnion as side input) --GroupByKey(component)--keep_per_component
+        summaries (+ RootsUnion as side input) --GroupByKey(component shard)--keep_per_component
         own rows + kept --CoGroupByKey(node shard)--shard_duplicates--> duplicates by document
 
-    Every group is one shard's entries, facts or rows, or one component's summaries (at most
-    one per shard and local root); only RootsUnion is per language, over local roots."""
+    Bucket entries travel in ``dedup.shards`` shards of keys, the rest in ``component_shards``
+    shards of paragraphs; every group is one shard's entries, facts or rows, and a component
+    has at most one summary per shard and local root. Only RootsUnion is per language, over
+    the local roots the shards disagree on."""
 
     def __init__(self, params: Params):
         super().__init__()
@@ -478,7 +494,7 @@ class FindDuplicates(beam.PTransform):
         )
         kept = (
             parts.summaries
-            | "ByComponent" >> beam.FlatMap(_by_component, beam.pvalue.AsDict(roots))
+            | "ByComponent" >> beam.ParDo(_ByComponent(self.params), beam.pvalue.AsDict(roots))
             | "Components" >> beam.GroupByKey()
             | "Keep" >> beam.FlatMap(_keep)
         )
