@@ -150,57 +150,61 @@ def bucket_facts(
     earliest such), which keeps the precision of counting pairs without the pairs. Two passes
     over the entries hold at most ``heads`` values per bucket key, never a bucket's members:
     cost and memory grow with the entries, whatever the duplication."""
-    first: dict[bytes, list] = {}  # key -> [members, earliest values (sorted), marked heads]
+    first: dict[bytes, list] = {}  # key -> [members, earliest values (sorted)]
     for entries in batches:
         for key, value in entries:
             seen = first.get(key)
             if seen is None:
-                first[key] = [1, [value], set()]
+                first[key] = [1, [value]]
                 continue
             seen[0] += 1
             earliest = seen[1]
             limit = heads if key[:1] == b"b" else 1
-            if len(earliest) < limit or value[0] < earliest[-1][0]:
+            if value[0] < earliest[-1][0] or len(earliest) < limit:
                 earliest.append(value)
                 earliest.sort(key=_position)
                 del earliest[limit:]
+    marked: set = set()  # markers already sent
     for entries in batches:
         near = []  # (band member, its bucket's summary): their shared bands counted together
         for key, value in entries:
-            seen = first[key]
-            n, earliest, marked = seen
+            n, earliest = first[key]
             if n < 2 or value[0] == earliest[0][0]:
                 continue
             if key[:1] == b"x":
                 head = earliest[0]
-                if not marked:
-                    marked.add(head[0])
-                    yield head[0], None, n, head[1]
+                yield from _marker((head[0], None, n, head[1]), marked)
                 yield value[0], head[0], 0, value[1]
             else:
-                near.append((value, seen))
+                near.append((value, earliest))
         if near:
-            yield from _verified(near, min_matches, heads)
+            yield from _verified(near, min_matches, heads, marked)
 
 
-def _verified(near: list, min_matches: int, heads: int) -> Iterator[Fact]:
+def _verified(near: list, min_matches: int, heads: int, marked: set) -> Iterator[Fact]:
     """Band members linked to the earliest of their bucket's first members (other than
     themselves and their own exact text) that shares ``min_matches`` bands with them; all of a
     list's comparisons in one numpy call."""
     ours = np.frombuffer(b"".join(value[3] for value, _ in near), np.uint32).reshape(len(near), 1, -1)
-    candidates = [seen[1] + [value] * (heads - len(seen[1])) for value, seen in near]  # padded
+    candidates = [earliest + [value] * (heads - len(earliest)) for value, earliest in near]  # padded
     theirs = np.frombuffer(
         b"".join(head[3] for row in candidates for head in row), np.uint32
     ).reshape(len(near), heads, -1)
     shared = ((ours == theirs).sum(axis=2) >= min_matches).tolist()
-    for (value, seen), row, ok in zip(near, candidates, shared, strict=True):
+    for (value, _), row, ok in zip(near, candidates, shared, strict=True):
         for head, enough in zip(row, ok, strict=True):
             if enough and head[1] != value[1]:  # not itself, nor its own exact text
-                if head[0] not in seen[2]:
-                    seen[2].add(head[0])
-                    yield head[0], None, 1, head[2]
+                yield from _marker((head[0], None, 1, head[2]), marked)
                 yield value[0], head[0], 1, value[2]
                 break
+
+
+def _marker(fact: Fact, sent: set) -> Iterator[Fact]:
+    """A bucket's first member is told once per shard that it is a parent, with its copy count
+    (its exact bucket's marker and its band buckets' differ: the copy count is its rank)."""
+    if fact not in sent:
+        sent.add(fact)
+        yield fact
 
 
 def _position(value):

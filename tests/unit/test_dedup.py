@@ -115,6 +115,13 @@ def test_exact_copies_link_to_the_first_copy_with_the_copy_count():
     ]
 
 
+def test_a_first_copy_gets_its_copy_count_whichever_bucket_comes_first():
+    band = [(b"b1", (P[0], b"t0", 40, fp(4))), (b"b1", (P[1], b"t1", 40, fp(3)))]
+    exact = [(b"x0", (P[0], 40)), (b"x0", (P[2], 40))]
+    facts = list(dedup.bucket_facts([band, exact], 2))
+    assert (P[0], None, 2, 40) in facts and (P[0], None, 1, 40) in facts
+
+
 def test_facts_grow_with_entries_not_with_duplication():
     """Every entry gives at most a link and a marker: no pairs, however large the buckets."""
     for copies in (5, 200):
