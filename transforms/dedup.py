@@ -269,7 +269,9 @@ def root_conflicts(rows: Iterable[tuple[Position, Position]]) -> Iterator[tuple[
             yield from ((lowest, root) for root in sorted(found) if root != lowest)
 
 
-def keep_per_component(rows: Iterable[tuple[int, Position, Rank | None]]) -> list[tuple[int, Position, Position]]:
+def keep_per_component(
+    rows: Iterable[tuple[int, Position, Rank | None]],
+) -> list[tuple[int, Position, Position]]:
     """The summaries ``(shard, local root, best rank)`` of one component -> ``(shard, local
     root, kept paragraph)`` for each: the kept copy is the best rank's. Each component keeps
     one paragraph, the first copy of its canonical text: the most copied version (the one the
@@ -280,7 +282,9 @@ def keep_per_component(rows: Iterable[tuple[int, Position, Rank | None]]) -> lis
     return [(shard, root, kept) for shard, root in sorted({(s, r) for s, r, _ in rows})]
 
 
-def shard_duplicates(own: Iterable[tuple[Position, Position, Position]], kept_of: dict) -> Iterator[tuple[Position, str, Position]]:
+def shard_duplicates(
+    own: Iterable[tuple[Position, Position, Position]], kept_of: dict
+) -> Iterator[tuple[Position, str, Position]]:
     """A node shard's own rows and ``{local root: kept}`` -> ``(duplicate, reason, kept)``: the
     kept paragraph's later copies are ``exact_duplicate``, the rest ``near_duplicate``."""
     for node, root, text_head in own:

@@ -23,7 +23,8 @@ def entries_of(texts):
 
 
 _rng = random.Random(42)
-WORDS = ["".join(_rng.choices("abcdefghijklmnopqrstuvwxyzáéíóúñ", k=_rng.randint(2, 9))) for _ in range(2000)]
+LETTERS = "abcdefghijklmnopqrstuvwxyzáéíóúñ"
+WORDS = ["".join(_rng.choices(LETTERS, k=_rng.randint(2, 9))) for _ in range(2000)]
 
 
 def templated(n_templates, copies, seed=0):
