@@ -1,13 +1,15 @@
-"""Select-stage throughput: the Beam pipeline against the same work as a plain Python loop,
-and batched MinHash against datasketch's per-shingle ``MinHash.update``.
+"""Select-stage throughput: the Beam pipeline against the same work as a plain Python loop, on
+a low- and a heavy-duplication corpus of the same size; a naive datasketch dedup loop; batched
+MinHash against datasketch's per-shingle ``MinHash.update``.
 
     python benchmarks/select_bench.py [--docs 50000] [--workdir DIR]
 
-Builds a corpus of --docs documents (split over tel, hin, jpn, spa) from the bundled sample:
-each document follows a sample document's layout, its junk and foreign paragraphs kept verbatim
-(so the filters and LID have work) and its genuine paragraphs replaced by new text drawn from
-the language's own words (so dedup does not collapse the corpus); 5% of documents are exact
-copies of earlier ones. Prints one table; all figures come from this one run.
+Builds two corpora of --docs documents each (split over tel, hin, jpn, spa) from the bundled
+sample, each document in a sample document's layout with its junk and foreign paragraphs kept
+verbatim (so the filters and LID have work). Low duplication: genuine paragraphs replaced by new
+text drawn from the language's own words, 5% of documents exact copies of earlier ones. Heavy
+duplication: every genuine paragraph a perturbed copy of one of the sample's 50 (see
+``build_corpus``). Prints the tables and ratios; all figures come from this one run.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ SAMPLE = ROOT / "pipeline" / "sample"
 LABELS = ROOT / "tests" / "data"
 
 
-def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random) -> None:
+def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random, heavy: bool = False) -> None:
+    """``n_docs`` documents in the layouts of the sample's documents. Low duplication (default):
+    genuine paragraphs replaced by new text drawn from the language's words, 5% of documents
+    exact copies of earlier ones. ``heavy``: each genuine paragraph replaced by a perturbed copy
+    of one of the sample's 50 genuine paragraphs (two words swapped for others, a number
+    inserted: templated text as shops, forums and news mirrors write it), no exact copies."""
     labels = {}
     for line in (LABELS / f"{lang}.labels.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -50,19 +57,27 @@ def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random) -> None
     genuine = [t for t, label in labels.items() if label == "genuine"]
     spaced = get(lang).spaced
     pool = [w for t in genuine for w in (t.split() if spaced else _chunks(t))]
+    sep = " " if spaced else ""
     written: list[str] = []
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(n_docs):
-            if written and rng.random() < 0.05:
+            if not heavy and written and rng.random() < 0.05:
                 text = rng.choice(written)
             else:
                 paragraphs = []
                 for p in rng.choice(docs):
                     if labels.get(p, "genuine") in ("junk", "foreign"):
                         paragraphs.append(p)
+                    elif heavy:
+                        units = rng.choice(genuine)
+                        units = units.split() if spaced else _chunks(units)
+                        for _ in range(2):
+                            units[rng.randrange(len(units))] = rng.choice(pool)
+                        units.insert(rng.randrange(len(units) + 1), str(rng.randrange(1, 1000)))
+                        paragraphs.append(sep.join(units))
                     else:
                         n = max(3, len(p.split()) if spaced else len(_chunks(p)))
-                        paragraphs.append((" " if spaced else "").join(rng.choices(pool, k=n)))
+                        paragraphs.append(sep.join(rng.choices(pool, k=n)))
                 text = "\n".join(paragraphs)
                 written.append(text)
             f.write(text + "\n\n")
@@ -79,8 +94,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
         lang, lang_cfg = get(code), cfg.for_lang(code).select
         scorer = ParagraphScorer(lang, lang_cfg)
         _, _, min_matches = dedup.bands_of(lang_cfg.dedup)
-        stats, kept_by_doc = Counter(), {}
-        exact, bands, rejects = defaultdict(list), defaultdict(list), []
+        stats, kept_by_doc, entries, rejects = Counter(), {}, [], []
         with open(corpus / f"{code}.txt", "rb") as f:
             docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
         for start in range(0, len(docs), BATCH_DOCS):
@@ -88,26 +102,13 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
             for doc, scored in zip(batch, scorer.score(batch), strict=True):
                 stats["paragraphs.read"] += len(doc.paragraphs)
                 rejects += scored.rejects
-                for key, value in scored.exact:
-                    exact[key].append(value)
-                for key, value in scored.bands:
-                    bands[key].append(value)
+                entries += scored.exact
+                entries += scored.bands
                 if scored.kept:
                     kept_by_doc[(doc.file, doc.doc)] = scored.kept
-        pairs = Counter()
-        for key, members in bands.items():
-            for pair, n in dedup.band_pairs(key, members, min_matches):
-                pairs[pair] += n
-        components = dedup.ConnectedComponents()
-        acc = components.create_accumulator()
-        for key, members in exact.items():
-            for link in dedup.exact_links(key, members):
-                acc = components.add_input(acc, link)
-        for pair_count in pairs.items():
-            for link in dedup.near_links(pair_count, min_matches):
-                acc = components.add_input(acc, link)
         duplicates = defaultdict(dict)
-        for (file, doc, i), value in components.extract_output(acc).items():
+        found = dedup.find_duplicates(entries, min_matches, heads=lang_cfg.dedup.bucket_heads)
+        for (file, doc, i), value in found.items():
             duplicates[(file, doc)][i] = value
         (out / code).mkdir(parents=True, exist_ok=True)
         with open(out / code / "data.jsonl", "w", encoding="utf-8") as data:
@@ -155,54 +156,93 @@ def minhash_rates(texts: list[str], num_perm: int) -> dict[str, float]:
     return rates
 
 
+def naive_loop(corpus: Path, num_perm: int, threshold: float) -> int:
+    """A naive per-document near-duplicate loop: datasketch MinHash of each document's
+    character 5-grams (``update_batch``), queried against and inserted into a MinHashLSH."""
+    from datasketch import MinHash, MinHashLSH
+
+    from transforms.minhash import normalize
+
+    docs = 0
+    for code in LANGS:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        with open(corpus / f"{code}.txt", "rb") as f:
+            for i, paragraphs in split_documents(f):
+                text = normalize(" ".join(paragraphs))
+                m = MinHash(num_perm=num_perm)
+                m.update_batch([text[j:j + 5].encode() for j in range(max(1, len(text) - 4))])
+                if not lsh.query(m):
+                    lsh.insert(i, m)
+                docs += 1
+    return docs
+
+
+def run_pipeline(corpus: Path, out: Path) -> tuple[float, float, int]:
+    """The select stage as users run it, in its own process, one worker: (wall s, CPU s, records)."""
+    argv = [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS),
+            "--input", str(corpus / "{lang}.txt"), "--output", str(out),
+            "--until", "select", "--direct_num_workers=1"]
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    subprocess.run(argv, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    records = sum(1 for f in (out / "data").glob("*/part-*") for _ in open(f, encoding="utf-8"))
+    return wall, cpu, records
+
+
 def main_bench() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=50_000)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="select_bench_"))
-    corpus = work / "corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    for code in LANGS:
-        build_corpus(code, args.docs // len(LANGS), corpus / f"{code}.txt", rng)
-    size_mb = sum(f.stat().st_size for f in corpus.iterdir()) / 1e6
     cfg = config_mod.load("demo")
-
+    docs = args.docs // len(LANGS) * len(LANGS)
     gc.freeze()  # as pipeline.main does before a run
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    loop_records = plain_loop(corpus, work / "loop", cfg)
-    loop_wall, loop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    rows, times = [], {}
+    for kind in ("low", "heavy"):
+        corpus = work / kind / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(0)
+        for code in LANGS:
+            build_corpus(code, args.docs // len(LANGS), corpus / f"{code}.txt", rng, kind == "heavy")
+        size_mb = sum(f.stat().st_size for f in corpus.iterdir()) / 1e6
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        loop_records = plain_loop(corpus, work / kind / "loop", cfg)
+        loop_wall, loop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        beam_wall, beam_cpu, beam_records = run_pipeline(corpus, work / kind / "beam")
+        if beam_records != loop_records:
+            raise SystemExit(f"{kind}: pipeline {beam_records} records, plain loop {loop_records}")
+        times[kind] = (loop_wall, beam_wall, loop_cpu, beam_cpu)
+        label = f"{kind} duplication ({size_mb:.0f} MB, {loop_records:,} records)"
+        rows.append(f"| {label}: plain Python loop | {loop_wall:.1f} | {loop_cpu:.1f} | {docs / loop_wall:,.0f} |")
+        rows.append(f"| {label}: Beam pipeline, 1 worker | {beam_wall:.1f} | {beam_cpu:.1f} | "
+                    f"{docs / beam_wall:,.0f} |")
+    t0 = time.perf_counter()
+    naive_docs = naive_loop(work / "low" / "corpus", cfg.select.dedup.num_perm, cfg.select.dedup.threshold)
+    naive_rate = naive_docs / (time.perf_counter() - t0)
+    rows.append(f"| low duplication: naive datasketch loop (MinHash + MinHashLSH per document) | "
+                f"{naive_docs / naive_rate:.1f} | | {naive_rate:,.0f} |")
 
-    # the pipeline as users run it: its own process, one worker
-    argv = [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS),
-            "--input", str(corpus / "{lang}.txt"), "--output", str(work / "beam"),
-            "--until", "select", "--direct_num_workers=1"]
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    subprocess.run(argv, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
-    beam_wall, beam_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    beam_records = sum(
-        1 for f in (work / "beam" / "data").glob("*/part-*") for _ in open(f, encoding="utf-8")
-    )
-    if beam_records != loop_records:
-        raise SystemExit(f"outputs differ: pipeline {beam_records} records, loop {loop_records}")
+    print(f"\n{docs} documents per corpus; {os.cpu_count()} cores, one worker\n")
+    print("| select stage | wall s | CPU s | documents/s |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(rows))
+    # CPU seconds too: on a shared machine wall time carries other people's load
+    print(f"\nheavy / low duplication time, pipeline: {times['heavy'][1] / times['low'][1]:.2f} wall, "
+          f"{times['heavy'][3] / times['low'][3]:.2f} CPU (plain loop: {times['heavy'][0] / times['low'][0]:.2f} "
+          f"wall, {times['heavy'][2] / times['low'][2]:.2f} CPU)")
+    for kind in ("low", "heavy"):
+        print(f"pipeline / plain loop throughput, {kind} duplication: {times[kind][0] / times[kind][1]:.2f} "
+              f"wall, {times[kind][2] / times[kind][3]:.2f} CPU")
+    print(f"pipeline / naive datasketch loop documents/s (low duplication): "
+          f"{docs / times['low'][1] / naive_rate:.2f}\n")
 
     texts = [
         json.loads(line)["response"].split("\n")[0]
-        for f in sorted((work / "loop").glob("*/data.jsonl"))
+        for f in sorted((work / "low" / "loop").glob("*/data.jsonl"))
         for line in open(f, encoding="utf-8").readlines()[:1500]
     ]
     rates = minhash_rates(texts, cfg.select.dedup.num_perm)
-    docs = args.docs // len(LANGS) * len(LANGS)
-    print(f"\ncorpus: {docs} documents, {size_mb:.0f} MB, {loop_records} records selected "
-          f"(identical count from both paths); {os.cpu_count()} cores, one worker\n")
-    print("| select stage | wall s | CPU s | documents/s per core |")
-    print("|---|---:|---:|---:|")
-    print(f"| plain Python loop | {loop_wall:.1f} | {loop_cpu:.1f} | {docs / loop_wall:,.0f} |")
-    print(f"| Beam pipeline (`python -m pipeline.main`, FnApiRunner, 1 worker) | {beam_wall:.1f} "
-          f"| {beam_cpu:.1f} "
-          f"| {docs / beam_wall:,.0f} |")
-    print(f"\npipeline / plain loop throughput: {loop_wall / beam_wall:.2f}\n")
     print(f"| MinHash ({cfg.select.dedup.num_perm} permutations, char 5-grams, {len(texts)} "
           "paragraphs) | signatures/s | vs datasketch |")
     print("|---|---:|---:|")

@@ -87,6 +87,12 @@ class DedupConfig:
     char_ngram: int = 5
     seed: int = 1
     shards: int = 256  # bucket entries travel grouped by shard: fewer, larger shuffle elements
+    # a band bucket's member is linked to the earliest of its first N members it shares
+    # min_band_matches bands with: cost grows with N, not with the bucket (docs/dedup.md)
+    bucket_heads: int = 4
+    # links and components travel in shards of paragraphs: a group holds ~1/N of a language's
+    # linked paragraphs (raise it for languages with hundreds of millions of them)
+    component_shards: int = 32
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The select stage runs for real, in this process, on each input file or its first
 ``cost.sample_documents`` documents: the functions the pipeline's ``Select`` wraps
-(``ParagraphScorer``, ``dedup.shard_links``, ``ConnectedComponents``, ``make_fragments``) in
+(``ParagraphScorer``, ``dedup.find_duplicates``, ``make_fragments``) in
 a plain loop, as ``benchmarks/select_bench.py`` does: on the bundled sample that takes 0.1 s a
 language after the fastText model loads, where the same select on Beam's FnApiRunner takes
 ~6 s, mostly start-up. A sampled file's counts are scaled to all the documents the run would
@@ -119,7 +119,7 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
             entries += chain(scored.exact, scored.bands)
             if scored.kept:
                 kept[doc.file, doc.doc] = scored.kept
-    duplicates = _duplicates(entries, min_matches)
+    duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)
     records = [
         record
         for (file, doc), paragraphs in kept.items()
@@ -128,24 +128,13 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
     return read, records
 
 
-def _duplicates(entries: list, min_matches: int) -> defaultdict:
-    """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's LinkBuckets,
-    CountPairs, NearLinks and ConnectedComponents, with every bucket entry in one shard."""
+def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
+    """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's FindDuplicates in
+    one process."""
     from transforms import dedup
 
-    links, pairs = [], Counter()
-    for kind, item in dedup.shard_links([entries], min_matches):
-        if kind == "link":
-            links.append(item)
-        else:
-            pairs[item[0]] += item[1]
-    links += chain.from_iterable(dedup.near_links(pair, min_matches) for pair in pairs.items())
-    components = dedup.ConnectedComponents()
-    acc = components.create_accumulator()
-    for link in links:
-        acc = components.add_input(acc, link)
     by_doc = defaultdict(dict)
-    for (file, doc, i), value in components.extract_output(acc).items():
+    for (file, doc, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
         by_doc[file, doc][i] = value
     return by_doc
 

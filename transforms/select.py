@@ -2,9 +2,7 @@
 
     document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
                                                   dedup bucket entries by shard
-    bucket entries --GroupByKey(shard)--LinkBuckets--> exact links
-                                                   \-> pair counts --> near links
-    links --ConnectedComponents (per language)--> duplicates by document
+    bucket entries --FindDuplicates (transforms/dedup.py)--> duplicates by document
     kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
 
 Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
@@ -40,7 +38,7 @@ class Scored(NamedTuple):
     kept: list  # (index, text, lid probability)
     rejects: list  # reject lines
     exact: list  # (exact-text key, (position, length))
-    bands: list  # (band key, (position, exact-text key, length))
+    bands: list  # (band key, (position, exact-text key, length, band fingerprints))
 
 
 class ParagraphScorer:
@@ -73,19 +71,14 @@ class ParagraphScorer:
     def score(self, docs: list[Document]) -> list[Scored]:
         """Score a batch of documents; their kept paragraphs are MinHashed together."""
         scored = [self._filter(doc) for doc in docs]
-        if self.cfg.dedup.near:
-            texts = [text for s in scored for _, text, _ in s.kept]
-            signatures = iter(self.hasher.signatures(texts))
-        for doc, out in zip(docs, scored, strict=True):
-            for i, text, _ in out.kept:
-                position = (doc.file, doc.doc, i)
-                # without exact dedup every copy is its own text, so band pairs still link copies
-                text_key = dedup.exact_key(text) if self.cfg.dedup.exact else repr(position).encode()
-                if self.cfg.dedup.exact:
-                    out.exact.append((text_key, (position, len(text))))
-                if self.cfg.dedup.near:
-                    for key in dedup.band_keys(next(signatures), self.bands, self.rows):
-                        out.bands.append((key, (position, text_key, len(text))))
+        d = self.cfg.dedup
+        kept = [((doc.file, doc.doc, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
+        entries = dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
+        for out in scored:
+            for _ in out.kept:
+                exact, bands = next(entries)
+                out.exact.extend(exact)
+                out.bands.extend(bands)
         return scored
 
     def _filter(self, doc: Document) -> Scored:
@@ -203,23 +196,6 @@ class ScoreParagraphs(_Tallied):
         self.feed_progress()  # a local runner's bundle can be the whole stage
 
 
-class LinkBuckets(beam.DoFn):
-    """((lang, shard), entry lists) -> (lang, exact link) on the main output and
-    ((lang, pair), n) near-duplicate pair counts on ``pairs``."""
-
-    def __init__(self, min_matches: dict[str, int]):
-        self.min_matches = min_matches
-
-    def process(self, element):
-        (lang, _), batches = element
-        for kind, item in dedup.shard_links(batches, self.min_matches[lang]):
-            if kind == "link":
-                yield lang, item
-            else:
-                pair, n = item
-                yield beam.pvalue.TaggedOutput("pairs", ((lang, pair), n))
-
-
 class MakeFragments(_Tallied):
     """((lang, file, doc), {kept, duplicates}) -> records; rejects for duplicates and lengths."""
 
@@ -247,18 +223,6 @@ def reject_stat(line: dict) -> tuple[str, int]:
     return f"paragraphs.rejected.{line['reason']}", _span(line)
 
 
-def _near_links(pair_count, min_matches: dict[str, int]):
-    (lang, pair), n = pair_count
-    for link in dedup.near_links((pair, n), min_matches[lang]):
-        yield lang, link
-
-
-def _duplicates_by_doc(lang_duplicates):
-    lang, duplicates = lang_duplicates
-    for (file, doc, i), (reason, root) in duplicates.items():
-        yield (lang, file, doc), (i, reason, root)
-
-
 class Select(beam.PTransform):
     """Batches of documents of any languages -> StageOutput; ``langs`` maps each language code to its
     (Language, SelectConfig). Languages are data, not graph branches: one graph serves 1 or
@@ -269,26 +233,14 @@ class Select(beam.PTransform):
         self.langs = langs
 
     def expand(self, documents) -> StageOutput:
-        min_matches = {code: dedup.bands_of(cfg.dedup)[2] for code, (_, cfg) in self.langs.items()}
+        params = {
+            code: (dedup.bands_of(cfg.dedup)[2], cfg.dedup.component_shards, cfg.dedup.bucket_heads)
+            for code, (_, cfg) in self.langs.items()
+        }
         scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
             "rejects", "buckets", "stats", main="kept"
         )
-        linked = (
-            scored.buckets
-            | "Shards" >> beam.GroupByKey()
-            | "LinkBuckets" >> beam.ParDo(LinkBuckets(min_matches)).with_outputs("pairs", main="exact")
-        )
-        near_links = (
-            linked.pairs
-            | "CountPairs" >> beam.CombinePerKey(sum)
-            | "NearLinks" >> beam.FlatMap(_near_links, min_matches)
-        )
-        duplicates = (
-            (linked.exact, near_links)
-            | "Links" >> beam.Flatten()
-            | "Components" >> beam.CombinePerKey(dedup.ConnectedComponents())
-            | "ByDocument" >> beam.FlatMap(_duplicates_by_doc)
-        )
+        duplicates = scored.buckets | "Dedup" >> dedup.FindDuplicates(params)
         made = (
             {"kept": scored.kept, "duplicates": duplicates}
             | "Join" >> beam.CoGroupByKey()

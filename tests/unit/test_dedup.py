@@ -1,18 +1,46 @@
+import random
+
 import numpy as np
 import pytest
 
 from pipeline.config import DedupConfig
 from transforms import dedup
+from transforms.minhash import MinHasher
 
 P = [("f", d, 0) for d in range(10)]  # positions, in order
+CFG = DedupConfig()
+BANDS, ROWS, MATCHES = dedup.bands_of(CFG)
 
 
-def components(links):
-    fn = dedup.ConnectedComponents()
-    acc = fn.create_accumulator()
-    for link in links:
-        acc = fn.add_input(acc, link)
-    return fn.extract_output(acc)
+def entries_of(texts):
+    """The bucket entries the select stage emits for ``texts`` (document i, paragraph 0)."""
+    hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
+    kept = [(("f", i, 0), text) for i, text in enumerate(texts)]
+    out = []
+    for exact, bands in dedup.bucket_entries(kept, hasher, BANDS, ROWS, True, True):
+        out += exact + bands
+    return out
+
+
+_rng = random.Random(42)
+LETTERS = "abcdefghijklmnopqrstuvwxyzáéíóúñ"
+WORDS = ["".join(_rng.choices(LETTERS, k=_rng.randint(2, 9))) for _ in range(2000)]
+
+
+def templated(n_templates, copies, seed=0):
+    """``copies`` variants of each of ``n_templates`` sentences (a word swapped, a number
+    inserted: templated text as shops and forums write it), shuffled."""
+    rng = random.Random(seed)
+    templates = [" ".join(rng.choices(WORDS, k=30)) for _ in range(n_templates)]
+    texts = []
+    for t in templates:
+        for _ in range(copies):
+            units = t.split()
+            units[rng.randrange(len(units))] = rng.choice(WORDS)
+            units.insert(rng.randrange(len(units)), str(rng.randrange(1000)))
+            texts.append(" ".join(units))
+    rng.shuffle(texts)
+    return texts
 
 
 def test_lsh_params_are_steep_around_the_threshold():
@@ -40,37 +68,94 @@ def test_exact_key_normalises():
     assert dedup.exact_key("hola mundo") != dedup.exact_key("hola mundos")
 
 
-def test_band_pairs_count_each_text_once():
-    members = [(P[3], b"t1", 10), (P[1], b"t1", 10), (P[2], b"t2", 12)]
-    assert list(dedup.band_pairs(b"k", members, 2)) == [(((P[1], 10), (P[2], 12)), 1)]
+def test_band_fingerprints_count_the_bands_two_signatures_share():
+    a = np.arange(20, dtype=np.uint32).reshape(1, 20)
+    b = a.copy()
+    b[0, [1, 7, 12, 19]] += 1  # a row of each of the 4 bands of 5 rows
+    fa, fb = dedup.band_fingerprints(np.vstack([a, b]), 4, 5)
+    assert fa.dtype == np.uint32 and fa.shape == (4,)
+    assert (fa == fb).sum() == 0
+    b[0, [1, 7]] = a[0, [1, 7]]
+    fa, fb = dedup.band_fingerprints(np.vstack([a, b]), 4, 5)
+    assert (fa == fb).tolist() == [True, True, False, False]
+
+
+def fp(shared: int) -> bytes:
+    """Band fingerprints that share their first ``shared`` of 4 bands with ``fp(4)``."""
+    return np.array([i if i < shared else 100 + i for i in range(4)], np.uint32).tobytes()
+
+
+def test_bucket_members_link_to_the_first_when_they_share_enough_bands():
+    bucket = [
+        (b"b1", (P[3], b"t3", 30, fp(1))),  # one band in common with the first: no link
+        (b"b1", (P[0], b"t0", 40, fp(4))),  # the first: earliest position
+        (b"b1", (P[2], b"t2", 35, fp(2))),  # two bands: linked
+        (b"b1", (P[4], b"t0", 40, fp(4))),  # the first's exact text: its exact bucket links it
+        (b"b9", (P[5], b"t5", 20, fp(4))),  # alone in its bucket
+    ]
+    facts = list(dedup.bucket_facts([bucket[:2], bucket[2:]], 2, heads=1))
+    assert facts == [(P[0], None, 1, 40), (P[2], P[0], 1, 35)]
+
+
+def test_a_member_links_to_the_earliest_head_it_matches():
+    bucket = [
+        (b"b1", (P[0], b"t0", 40, fp(0))),
+        (b"b1", (P[1], b"t1", 40, fp(4))),
+        (b"b1", (P[2], b"t2", 40, fp(3))),  # 3 bands in common with P[1], none with P[0]
+    ]
+    assert (P[2], P[1], 1, 40) not in list(dedup.bucket_facts([bucket], 2, heads=1))
+    assert (P[2], P[1], 1, 40) in list(dedup.bucket_facts([bucket], 2, heads=2))
+
+
+def test_exact_copies_link_to_the_first_copy_with_the_copy_count():
+    bucket = [(b"x1", (P[i], 25)) for i in (4, 1, 7)]
+    assert list(dedup.bucket_facts([bucket], 2)) == [
+        (P[1], None, 3, 25),  # the first copy: 3 copies of its text
+        (P[4], P[1], 0, 25),
+        (P[7], P[1], 0, 25),
+    ]
+
+
+def test_a_first_copy_gets_its_copy_count_whichever_bucket_comes_first():
+    band = [(b"b1", (P[0], b"t0", 40, fp(4))), (b"b1", (P[1], b"t1", 40, fp(3)))]
+    exact = [(b"x0", (P[0], 40)), (b"x0", (P[2], 40))]
+    facts = list(dedup.bucket_facts([band, exact], 2))
+    assert (P[0], None, 2, 40) in facts and (P[0], None, 1, 40) in facts
+
+
+def test_facts_grow_with_entries_not_with_duplication():
+    """Every entry gives at most a link and a marker: no pairs, however large the buckets."""
+    for copies in (5, 200):
+        entries = entries_of(templated(1000 // copies, copies))
+        facts = list(dedup.bucket_facts([entries], MATCHES))
+        assert len(facts) <= 2 * len(entries)
 
 
 def test_components_keep_the_most_copied_then_shortest_then_earliest():
-    links = [
-        ("near", P[0], P[1], 50, 50),
-        ("near", P[1], P[2], 50, 48),  # transitively linked to P[0]
-        ("exact", P[2], P[5], 48, 48),
-        ("near", P[6], P[7], 40, 40),  # another component: a tie goes to the earliest
-    ]
-    out = components(links)
+    a = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y de religión."
+    b = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y religión."
+    c = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y de religión hoy."
+    d = "Nadie estará sometido a esclavitud ni a servidumbre; la esclavitud está prohibida."
+    e = "Nadie estará sometido a esclavitud ni a servidumbre: la esclavitud está prohibida hoy."
+    out = dedup.find_duplicates(entries_of([a, c, b, e, d, b]), MATCHES)
     assert out == {
-        P[0]: ("near_duplicate", P[2]),
-        P[1]: ("near_duplicate", P[2]),
-        P[5]: ("exact_duplicate", P[2]),
-        P[7]: ("near_duplicate", P[6]),
+        ("f", 0, 0): ("near_duplicate", ("f", 2, 0)),  # b has two copies: it is kept
+        ("f", 1, 0): ("near_duplicate", ("f", 2, 0)),
+        ("f", 5, 0): ("exact_duplicate", ("f", 2, 0)),
+        ("f", 3, 0): ("near_duplicate", ("f", 4, 0)),  # one copy each: the shorter
     }
 
 
-def test_merged_accumulators_equal_one_pass():
-    links = [("near", P[i], P[i + 1], 30, 30) for i in range(0, 8, 2)] + [
-        ("near", P[1], P[2], 30, 30),
-        ("exact", P[4], P[9], 30, 30),
-    ]
-    fn = dedup.ConnectedComponents()
-    parts = []
-    for chunk in (links[:2], links[2:4], links[4:]):
-        acc = fn.create_accumulator()
-        for link in chunk:
-            acc = fn.add_input(acc, link)
-        parts.append(acc)
-    assert fn.extract_output(fn.merge_accumulators(parts)) == components(links)
+def test_shards_do_not_change_the_result():
+    entries = entries_of(templated(6, 60, seed=1) + templated(40, 2, seed=2))
+    one = dedup.find_duplicates(entries, MATCHES, shards=1)
+    assert len(one) > 6 * 50
+    for shards in (3, 16, 101):
+        assert dedup.find_duplicates(entries, MATCHES, shards=shards) == one
+
+
+def test_one_paragraph_kept_per_template():
+    texts = templated(8, 40, seed=3)
+    out = dedup.find_duplicates(entries_of(texts), MATCHES, shards=7)
+    assert sum(("f", i, 0) not in out for i in range(len(texts))) == 8
+    assert all(kept not in out for _, kept in out.values())  # each points at a kept paragraph

@@ -1,0 +1,71 @@
+"""FindDuplicates on Beam runners: the same kept paragraphs for any number of workers, and
+steps whose groups do not grow with the size of a duplicate cluster."""
+
+import json
+from collections import defaultdict
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tests.unit.test_dedup import MATCHES, entries_of, templated
+from transforms import dedup
+
+HEADS = 4
+
+
+def batches(entries, shards, per_batch=500):
+    """Bucket entries as ScoreParagraphs emits them: lists per (lang, key shard) and batch."""
+    out = []
+    for start in range(0, len(entries), per_batch):
+        by_shard = defaultdict(list)
+        for key, value in entries[start:start + per_batch]:
+            by_shard[dedup.shard_of(key, shards)].append((key, value))
+        out += [(("spa", s), rows) for s, rows in by_shard.items()]
+    return out
+
+
+def run(elements, shards, out_dir=None, *options):
+    p = beam.Pipeline(options=PipelineOptions(list(options)))
+    found = p | beam.Create(elements) | dedup.FindDuplicates({"spa": (MATCHES, shards, HEADS)})
+    if out_dir:
+        found | beam.Map(json.dumps) | beam.io.WriteToText(f"{out_dir}/dup")
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def read_lines(out_dir):
+    return sorted(line for f in sorted(out_dir.glob("dup*")) for line in f.read_text().splitlines())
+
+
+@pytest.mark.slow
+def test_one_and_four_worker_processes_keep_the_same_paragraphs(tmp_path):
+    texts = templated(4, 150, seed=5) + templated(30, 3, seed=6)
+    elements = batches(entries_of(texts), shards=16)
+    run(elements, 16, tmp_path / "one", "--direct_num_workers=1")
+    run(elements, 16, tmp_path / "four", "--direct_num_workers=4", "--direct_running_mode=multi_processing")
+    one, four = read_lines(tmp_path / "one"), read_lines(tmp_path / "four")
+    assert one == four and len(one) > 4 * 140
+    expected = dedup.find_duplicates(entries_of(texts), MATCHES, shards=16, heads=HEADS)
+    assert len(one) == len(expected)
+
+
+def held(result) -> dict[str, int]:
+    metrics = result.metrics().query(MetricsFilter().with_namespace("dedup"))["distributions"]
+    return {m.key.metric.name[len("held_"):]: m.committed.max for m in metrics}
+
+
+@pytest.mark.slow
+def test_no_step_holds_a_whole_cluster():
+    """800 paragraphs as 100 clusters of 8, then as one cluster of 800: what any step holds at
+    once stays about paragraphs / shards, and a component's summaries at most one a shard."""
+    n, shards = 800, 8
+    for copies in (8, n):
+        texts = templated(n // copies, copies, seed=7)
+        sizes = held(run(batches(entries_of(texts), shards), shards))
+        bound = 4 * n // shards
+        assert max(sizes["components"], sizes["boundary"], sizes["duplicates"]) <= bound, sizes
+        assert sizes.get("residual", 0) <= bound, sizes
+        assert sizes["component"] <= shards, sizes
