@@ -1,0 +1,112 @@
+"""Page furniture: the lines of a web page that are not prose (menus, buttons, captions, lone
+headings, UI messages with placeholders or markup). Pure functions, no I/O.
+
+Each is clean text in the right language, so no ratio filter (``filters.py``) fires; these
+rules look at the line's shape instead, per paragraph, before fragments are cut, so a fragment
+never starts, ends or bridges across one. Three rules, each a stable reason:
+
+- ``template_markup``: a placeholder or markup left in the text: ``$1``, ``${x}``, ``{ $x }``,
+  ``{{...}}``, ``{0}``, ``%s``, ``%1$s``, ``%1``, ``<tag>``, ``&amp;``, ``[[``.
+- ``no_sentence_end``: a short line (at most ``max_short_line_words`` words, or
+  ``max_short_line_chars`` letters in scripts written without spaces) that does not end with a
+  sentence terminator of its script (``Language.terminators``). Thai and Lao have none, so
+  there every short line counts. Headings are short lines without an end too: they are dropped
+  with the rest (see docs/furniture.md for why and what keeping them would cost).
+- ``navigation``: a paragraph whose words are mostly navigation words: words that occur in
+  short unterminated lines of at least ``navigation_min_documents`` documents of the same
+  batch (a menu split over several lines, a share bar, a button row that ends with a period).
+  Counting over a batch (128 documents, one element of the select stage) keeps the cost
+  bounded and needs no extra pass or shuffle; the trade-off is in docs/furniture.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import regex
+
+from pipeline.config import FurnitureConfig
+from pipeline.languages import Language
+
+# Stable reason names, in the order the checks run. Documented in the README.
+TEMPLATE_MARKUP = "template_markup"
+NO_SENTENCE_END = "no_sentence_end"
+NAVIGATION = "navigation"
+
+_MARKUP = re.compile(
+    r"\$[1-9](?![\d.,])"  # $1: MediaWiki message parameters
+    r"|\$\{|\{\{|\}\}"  # ${name}, {{template}}
+    r"|\{\s*\$\w|\{\d+\}"  # { $name } (Fluent), {0} (.NET, Java)
+    r"|(?<![\w%])%(?:\d+\$)?[sdif](?!\w)|(?<![\w%])%\([\w.]+\)[sdif]"  # %s, %1$s, %(name)s
+    # %1 (Qt, Windows); not %5 or %50: Turkish and others write percentages that way
+    r"|(?<![\w%])%1(?![\d.,])"
+    r"|</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>"  # <b>, </a>, <br/>, <a href=...>
+    r"|&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);"  # &amp;, &#39;
+    r"|\[\[|\]\]"  # [[wiki links]]
+)
+# After the sentence end: closing brackets and quotes, emoji, whitespace.
+_TRAILING = regex.compile(r"[\s\p{Pe}\p{Pf}\p{So}\"'*]+$")
+_LETTER = regex.compile(r"[\p{L}\p{M}]")
+_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+
+
+def has_template_markup(text: str) -> bool:
+    return _MARKUP.search(text) is not None
+
+
+def ends_sentence(text: str, terminators: str) -> bool:
+    """Whether ``text`` ends with one of ``terminators`` (closing quotes and brackets after it
+    allowed); an ellipsis ("...", "…") is a teaser, not an end."""
+    body = _TRAILING.sub("", text)
+    return bool(body) and body[-1] in terminators and not body.endswith("..")
+
+
+def is_short(text: str, lang: Language, cfg: FurnitureConfig) -> bool:
+    if lang.spaced:
+        return len(text.split()) <= cfg.max_short_line_words
+    return len(_LETTER.findall(text)) <= cfg.max_short_line_chars
+
+
+def is_unended_short_line(text: str, lang: Language, cfg: FurnitureConfig) -> bool:
+    return (
+        cfg.max_short_line_words is not None
+        and is_short(text, lang, cfg)
+        and not ends_sentence(text, lang.terminators)
+    )
+
+
+def words(text: str) -> list[str]:
+    """Casefolded runs of letters and digits: words, or phrases in scripts without spaces."""
+    return _WORD.findall(text.casefold())
+
+
+def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: FurnitureConfig) -> frozenset[str]:
+    """Words found in short lines without a sentence end in at least
+    ``navigation_min_documents`` of ``documents`` (each a sequence of paragraphs)."""
+    if cfg.navigation_min_documents is None:
+        return frozenset()
+    seen_in = Counter()
+    for paragraphs in documents:
+        seen_in.update({w for p in paragraphs if is_unended_short_line(p, lang, cfg) for w in words(p)})
+    return frozenset(w for w, n in seen_in.items() if n >= cfg.navigation_min_documents)
+
+
+def is_navigation(text: str, navigation: frozenset[str], cfg: FurnitureConfig) -> bool:
+    found = words(text)
+    return bool(found) and sum(w in navigation for w in found) > cfg.max_navigation_share * len(found)
+
+
+def furniture_reason(
+    text: str, lang: Language, cfg: FurnitureConfig, navigation: frozenset[str] = frozenset()
+) -> str | None:
+    """The reason ``text`` is page furniture, or None when it may be prose. ``navigation`` is
+    the batch's ``navigation_words``."""
+    if cfg.template_markup and has_template_markup(text):
+        return TEMPLATE_MARKUP
+    if is_unended_short_line(text, lang, cfg):
+        return NO_SENTENCE_END
+    if navigation and is_navigation(text, navigation, cfg):
+        return NAVIGATION
+    return None
