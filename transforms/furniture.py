@@ -63,10 +63,12 @@ def ends_sentence(text: str, terminators: str) -> bool:
     return bool(body) and body[-1] in terminators and not body.endswith("..")
 
 
-def is_short(text: str, lang: Language, cfg: FurnitureConfig) -> bool:
+def is_short(text: str, lang: Language, cfg: FurnitureConfig, times: int = 1) -> bool:
+    """Whether ``text`` has at most ``times`` x the short-line bound of words (letters in
+    scripts without spaces)."""
     if lang.spaced:
-        return len(text.split()) <= cfg.max_short_line_words
-    return len(_LETTER.findall(text)) <= cfg.max_short_line_chars
+        return len(text.split()) <= times * cfg.max_short_line_words
+    return len(_LETTER.findall(text)) <= times * cfg.max_short_line_chars
 
 
 def is_unended_short_line(text: str, lang: Language, cfg: FurnitureConfig) -> bool:
@@ -83,19 +85,46 @@ def words(text: str) -> list[str]:
 
 
 def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: FurnitureConfig) -> frozenset[str]:
-    """Words found in short lines without a sentence end in at least
-    ``navigation_min_documents`` of ``documents`` (each a sequence of paragraphs)."""
-    if cfg.navigation_min_documents is None:
+    """Words of the furniture lines of at least ``navigation_min_documents`` of ``documents``
+    (each a sequence of paragraphs). Furniture lines: those without a sentence end (menu items,
+    one-line menus, button rows, headings), and template sentences: a short sentence (up to
+    twice the short-line bound) printed on that many pages between furniture lines (a site's
+    cookie, login or newsletter prompt). A sentence repeated among prose is a copied text:
+    dedup keeps one copy of it."""
+    n = cfg.navigation_min_documents
+    if n is None or cfg.max_short_line_words is None:
         return frozenset()
-    seen_in = Counter()
+    evidence = []  # per page: its furniture lines, and its short sentences among furniture
     for paragraphs in documents:
-        seen_in.update({w for p in paragraphs if is_unended_short_line(p, lang, cfg) for w in words(p)})
-    return frozenset(w for w, n in seen_in.items() if n >= cfg.navigation_min_documents)
+        unended = [not ends_sentence(p, lang.terminators) for p in paragraphs]
+        lines, templates = set(), set()
+        for i, p in enumerate(paragraphs):
+            if unended[i]:
+                lines.add(p)
+            elif is_short(p, lang, cfg, times=2) and _among_furniture(unended, i):
+                templates.add(p)
+        evidence.append((lines, templates))
+    on_pages = Counter(p for _, templates in evidence for p in templates)
+    seen_in = Counter()
+    for lines, templates in evidence:
+        found = lines | {p for p in templates if on_pages[p] >= n}
+        seen_in.update({w for p in found for w in words(p)})
+    return frozenset(w for w, k in seen_in.items() if k >= n)
 
 
-def is_navigation(text: str, navigation: frozenset[str], cfg: FurnitureConfig) -> bool:
+def _among_furniture(unended: Sequence[bool], i: int) -> bool:
+    """Whether paragraph ``i`` has a line without a sentence end on either side."""
+    return 0 < i < len(unended) - 1 and unended[i - 1] and unended[i + 1]
+
+
+def is_navigation(text: str, lang: Language, navigation: frozenset[str], cfg: FurnitureConfig) -> bool:
+    """Whether more than ``max_navigation_share`` of the words of ``text`` are navigation
+    words, or more than ``max_unended_navigation_share`` of them where it has no sentence end."""
     found = words(text)
-    return bool(found) and sum(w in navigation for w in found) > cfg.max_navigation_share * len(found)
+    if not found:
+        return False
+    share = cfg.max_navigation_share if ends_sentence(text, lang.terminators) else cfg.max_unended_navigation_share
+    return sum(w in navigation for w in found) > share * len(found)
 
 
 def furniture_reason(
@@ -107,6 +136,6 @@ def furniture_reason(
         return TEMPLATE_MARKUP
     if is_unended_short_line(text, lang, cfg):
         return NO_SENTENCE_END
-    if navigation and is_navigation(text, navigation, cfg):
+    if navigation and is_navigation(text, lang, navigation, cfg):
         return NAVIGATION
     return None

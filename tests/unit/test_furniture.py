@@ -94,19 +94,38 @@ def test_percentages_prices_and_maths_are_not_markup(code, text):
     assert furniture_reason(text, get(code), CFG) is None
 
 
-def test_navigation_words_come_from_short_lines_of_several_documents():
-    menu = ["Главная", "Новости", "Контакты", "Войти"]
-    docs = [menu + [f"Это длинный абзац номер {i} о жизни в городе."] for i in range(3)]
-    docs.append(["Новости. Контакты. Войти.", "Главная новости города сегодня были о погоде и транспорте."])
-    nav = furniture.navigation_words(docs, get("rus"), CFG)
-    assert {"главная", "новости", "контакты", "войти"} <= nav
-    assert "абзац" not in nav  # prose words never enter
+def test_navigation_words_come_from_unended_lines_of_several_documents():
     lang = get("rus")
-    assert furniture_reason("Новости. Контакты. Войти.", lang, CFG, nav) == NAVIGATION
-    assert furniture_reason(docs[-1][1], lang, CFG, nav) is None  # two of nine words
-    # in two documents only: not navigation
-    assert furniture.navigation_words(docs[:2], lang, CFG) == frozenset()
+    menu = ["Главная", "Новости", "Контакты", "Войти", "Спорт", "Культура", "Наверх"]
+    docs = [menu + [f"Это длинный абзац номер {i} о жизни в нашем городе."] for i in range(2)]
+    nav = furniture.navigation_words(docs, lang, CFG)
+    assert {"главная", "новости", "контакты", "войти"} <= nav
+    assert "абзац" not in nav  # sentences are not evidence
+    assert furniture.navigation_words(docs[:1], lang, CFG) == frozenset()  # one page is no evidence
     assert furniture.navigation_words(docs, lang, FurnitureConfig(navigation_min_documents=None)) == frozenset()
+    # a one-line menu, too long for no_sentence_end, or a button row that ends like a sentence
+    long_menu = "Главная Новости Спорт Культура Контакты Войти Поделиться Наверх О проекте Реклама"
+    assert furniture_reason(long_menu, lang, CFG) is None
+    assert furniture_reason(long_menu, lang, CFG, nav) == NAVIGATION  # 7 of 11 words: > 0.5
+    assert furniture_reason("Новости. Контакты. Войти.", lang, CFG, nav) == NAVIGATION  # 3 of 3 > 0.7
+    prose = "Главная новость города сегодня была о погоде, транспорте и новых домах."
+    assert furniture_reason(prose, lang, CFG, nav) is None
+
+
+def test_a_sentence_between_furniture_on_several_pages_is_a_template():
+    lang = get("rus")
+    prompt = "Этот сайт использует файлы cookie для улучшения работы."
+    pages = [
+        [f"Абзац номер {i} рассказывает о жизни в городе и его людях.", "Поделиться", prompt, "© 2023"]
+        for i in range(2)
+    ]
+    nav = furniture.navigation_words(pages, lang, CFG)
+    assert furniture_reason(prompt, lang, CFG, nav) == NAVIGATION
+    # the same sentence copied among prose is a copy, not a template: dedup keeps one
+    copies = [[f"Абзац номер {i} о жизни в городе.", prompt, "Ещё один абзац о людях."] for i in range(2)]
+    nav = furniture.navigation_words(copies, lang, CFG)
+    assert furniture_reason(prompt, lang, CFG, nav) is None
+    assert furniture.navigation_words(pages[:1], lang, CFG) == frozenset()  # on one page only
 
 
 @pytest.mark.parametrize("lang", LANGUAGES.values(), ids=lambda lang: lang.code)
