@@ -53,8 +53,8 @@ class FurnitureConfig:
     max_short_line_words: int | None = 10  # a line this short without a sentence end is furniture
     max_short_line_chars: int = 30  # the same, in letters, for scripts written without spaces
     template_markup: bool = True  # placeholders ($1, %s, { $x }, {{...}}) and markup (<b>, &amp;)
-    # a word in short unended lines (or in short lines repeated verbatim) of this many documents
-    # of a batch is a navigation word, and a paragraph with more of its words such is navigation:
+    # a word of lines without a sentence end (or of short sentences between them) on this many
+    # pages of a batch is a navigation word, and a paragraph with more of its words such is navigation:
     navigation_min_documents: int | None = 2
     max_navigation_share: float = 0.7  # ... of a paragraph that ends a sentence
     max_unended_navigation_share: float = 0.5  # ... of one that does not

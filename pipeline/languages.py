@@ -15,6 +15,7 @@ Thai and Lao, which end sentences with a space, not a mark).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -176,7 +177,7 @@ class Language:
     scripts: tuple[str, ...]  # Unicode scripts the language is written in
     name: str
 
-    @property
+    @functools.cached_property
     def terminators(self) -> str:
         """Characters that end a sentence in this language's scripts; empty where the scripts
         have none (Thai, Lao), so no check can rely on them."""

@@ -12,11 +12,13 @@ never starts, ends or bridges across one. Three rules, each a stable reason:
   sentence terminator of its script (``Language.terminators``). Thai and Lao have none, so
   there every short line counts. Headings are short lines without an end too: they are dropped
   with the rest (see docs/furniture.md for why and what keeping them would cost).
-- ``navigation``: a paragraph whose words are mostly navigation words: words that occur in
-  short unterminated lines of at least ``navigation_min_documents`` documents of the same
-  batch (a menu split over several lines, a share bar, a button row that ends with a period).
-  Counting over a batch (128 documents, one element of the select stage) keeps the cost
-  bounded and needs no extra pass or shuffle; the trade-off is in docs/furniture.md.
+- ``navigation``: a paragraph more than ``max_navigation_share`` of whose words (or
+  ``max_unended_navigation_share`` without a sentence end) are navigation words: words of the
+  lines without a sentence end, or of a short sentence printed between such lines, on at least
+  ``navigation_min_documents`` pages of the same batch (a one-line menu too long for
+  ``no_sentence_end``, a button row, a site's cookie or login sentence). Counting over a batch
+  (128 documents, one element of the select stage) keeps the cost bounded and needs no extra
+  pass or shuffle; the trade-off is in docs/furniture.md.
 """
 
 from __future__ import annotations
@@ -48,34 +50,39 @@ _MARKUP = re.compile(
 )
 # After the sentence end: closing brackets and quotes, emoji, whitespace.
 _TRAILING = regex.compile(r"[\s\p{Pe}\p{Pf}\p{So}\"'*]+$")
+_TAIL = 16  # characters of a line that ``ends_sentence`` looks at: O(1) per line
 _LETTER = regex.compile(r"[\p{L}\p{M}]")
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 
 
+_MARKUP_CHARS = re.compile(r"[$%{}<&\[\]]")  # one of these starts every form: a fast first pass
+
+
 def has_template_markup(text: str) -> bool:
-    return _MARKUP.search(text) is not None
+    return _MARKUP_CHARS.search(text) is not None and _MARKUP.search(text) is not None
 
 
 def ends_sentence(text: str, terminators: str) -> bool:
     """Whether ``text`` ends with one of ``terminators`` (closing quotes and brackets after it
     allowed); an ellipsis ("...", "…") is a teaser, not an end."""
-    body = _TRAILING.sub("", text)
+    body = _TRAILING.sub("", text[-_TAIL:])
     return bool(body) and body[-1] in terminators and not body.endswith("..")
 
 
 def is_short(text: str, lang: Language, cfg: FurnitureConfig, times: int = 1) -> bool:
     """Whether ``text`` has at most ``times`` x the short-line bound of words (letters in
-    scripts without spaces)."""
+    scripts without spaces; a line over four times that many characters is never short)."""
     if lang.spaced:
         return len(text.split()) <= times * cfg.max_short_line_words
-    return len(_LETTER.findall(text)) <= times * cfg.max_short_line_chars
+    bound = times * cfg.max_short_line_chars
+    return len(text) <= bound or (len(text) <= 4 * bound and len(_LETTER.findall(text)) <= bound)
 
 
 def is_unended_short_line(text: str, lang: Language, cfg: FurnitureConfig) -> bool:
     return (
         cfg.max_short_line_words is not None
-        and is_short(text, lang, cfg)
         and not ends_sentence(text, lang.terminators)
+        and is_short(text, lang, cfg)
     )
 
 
@@ -86,23 +93,23 @@ def words(text: str) -> list[str]:
 
 def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: FurnitureConfig) -> frozenset[str]:
     """Words of the furniture lines of at least ``navigation_min_documents`` of ``documents``
-    (each a sequence of paragraphs). Furniture lines: those without a sentence end (menu items,
-    one-line menus, button rows, headings), and template sentences: a short sentence (up to
-    twice the short-line bound) printed on that many pages between furniture lines (a site's
-    cookie, login or newsletter prompt). A sentence repeated among prose is a copied text:
-    dedup keeps one copy of it."""
+    (each a sequence of paragraphs). Furniture lines: short lines without a sentence end (menu
+    items, buttons, headings), and template lines: a line up to twice as long printed between
+    two such lines on that many pages (a site's one-line menu, its cookie, login or newsletter
+    sentence). A line repeated among prose is a copied text: dedup keeps one copy of it."""
     n = cfg.navigation_min_documents
     if n is None or cfg.max_short_line_words is None:
         return frozenset()
-    evidence = []  # per page: its furniture lines, and its short sentences among furniture
+    evidence = []  # per page: its furniture lines, and its lines between two of them
     for paragraphs in documents:
-        unended = [not ends_sentence(p, lang.terminators) for p in paragraphs]
-        lines, templates = set(), set()
-        for i, p in enumerate(paragraphs):
-            if unended[i]:
-                lines.add(p)
-            elif is_short(p, lang, cfg, times=2) and _among_furniture(unended, i):
-                templates.add(p)
+        furniture = [is_unended_short_line(p, lang, cfg) for p in paragraphs]
+        lines = {p for p, f in zip(paragraphs, furniture) if f}
+        templates = {
+            paragraphs[i]
+            for i in range(1, len(paragraphs) - 1)
+            if furniture[i - 1] and furniture[i + 1] and not furniture[i]
+            and is_short(paragraphs[i], lang, cfg, times=2)
+        }
         evidence.append((lines, templates))
     on_pages = Counter(p for _, templates in evidence for p in templates)
     seen_in = Counter()
@@ -112,14 +119,12 @@ def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: Fu
     return frozenset(w for w, k in seen_in.items() if k >= n)
 
 
-def _among_furniture(unended: Sequence[bool], i: int) -> bool:
-    """Whether paragraph ``i`` has a line without a sentence end on either side."""
-    return 0 < i < len(unended) - 1 and unended[i - 1] and unended[i + 1]
-
-
 def is_navigation(text: str, lang: Language, navigation: frozenset[str], cfg: FurnitureConfig) -> bool:
     """Whether more than ``max_navigation_share`` of the words of ``text`` are navigation
-    words, or more than ``max_unended_navigation_share`` of them where it has no sentence end."""
+    words, or more than ``max_unended_navigation_share`` of them where it has no sentence end.
+    Only lines up to four times the short-line bound are judged: a longer one is not a menu."""
+    if cfg.max_short_line_words is None or not is_short(text, lang, cfg, times=4):
+        return False
     found = words(text)
     if not found:
         return False
