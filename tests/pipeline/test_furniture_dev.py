@@ -2,9 +2,13 @@
 and after the furniture rules, measured from the labels (benchmarks/furniture_eval.py)."""
 
 import importlib.util
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.pipeline.conftest import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("furniture_eval", ROOT / "benchmarks" / "furniture_eval.py")
@@ -13,8 +17,13 @@ spec.loader.exec_module(furniture_eval)
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return furniture_eval.evaluate(tmp_path_factory.mktemp("furniture"))
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("furniture")
+
+
+@pytest.fixture(scope="module")
+def results(workdir):
+    return furniture_eval.evaluate(workdir)
 
 
 @pytest.mark.slow
@@ -34,3 +43,16 @@ def test_furniture_kept_over_all_languages(results):
     shares = [m["furniture_share_of_kept"] for m in results["after"].values()]
     assert sum(shares) / len(shares) <= 0.04
     assert len(shares) >= 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", furniture_eval.LANGS)
+def test_every_furniture_reason_is_counted_and_in_the_rejects(results, workdir, lang):
+    out = workdir / "after"
+    stats = json.loads((out / "stats" / f"{lang}.json").read_text())
+    p = stats["paragraphs"]
+    assert p["read"] == p["kept"] + sum(p["rejected"].values())
+    reasons = Counter(r["reason"] for r in read_jsonl(out / "rejects" / lang))
+    for reason in ("no_sentence_end", "template_markup", "navigation"):
+        assert p["rejected"].get(reason, 0) == reasons[reason] > 0, reason
+    assert stats["config"]["select"]["furniture"]["navigation_min_documents"] == 2
