@@ -119,17 +119,18 @@ def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: Fu
     return frozenset(w for w, k in seen_in.items() if k >= n)
 
 
-def is_navigation(text: str, lang: Language, navigation: frozenset[str], cfg: FurnitureConfig) -> bool:
+def is_navigation(
+    text: str, lang: Language, navigation: frozenset[str], cfg: FurnitureConfig, ended: bool
+) -> bool:
     """Whether more than ``max_navigation_share`` of the words of ``text`` are navigation
-    words, or more than ``max_unended_navigation_share`` of them where it has no sentence end.
-    Only lines up to four times the short-line bound are judged: a longer one is not a menu."""
-    if cfg.max_short_line_words is None or not is_short(text, lang, cfg, times=4):
+    words, or more than ``max_unended_navigation_share`` of them where it has no sentence end
+    (``ended``). Only lines up to twice the short-line bound are judged, four times without a
+    sentence end (one-line menus): a longer line is not a menu."""
+    if not is_short(text, lang, cfg, times=2 if ended else 4):
         return False
     found = words(text)
-    if not found:
-        return False
-    share = cfg.max_navigation_share if ends_sentence(text, lang.terminators) else cfg.max_unended_navigation_share
-    return sum(w in navigation for w in found) > share * len(found)
+    share = cfg.max_navigation_share if ended else cfg.max_unended_navigation_share
+    return bool(found) and sum(w in navigation for w in found) > share * len(found)
 
 
 def furniture_reason(
@@ -139,8 +140,11 @@ def furniture_reason(
     the batch's ``navigation_words``."""
     if cfg.template_markup and has_template_markup(text):
         return TEMPLATE_MARKUP
-    if is_unended_short_line(text, lang, cfg):
+    if cfg.max_short_line_words is None:
+        return None
+    ended = ends_sentence(text, lang.terminators)
+    if not ended and is_short(text, lang, cfg):
         return NO_SENTENCE_END
-    if navigation and is_navigation(text, lang, navigation, cfg):
+    if navigation and is_navigation(text, lang, navigation, cfg, ended):
         return NAVIGATION
     return None
