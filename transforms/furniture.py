@@ -13,9 +13,9 @@ never starts, ends or bridges across one. Three rules, each a stable reason:
   there every short line counts. Headings are short lines without an end too: they are dropped
   with the rest (see docs/furniture.md for why and what keeping them would cost).
 - ``navigation``: a paragraph more than ``max_navigation_share`` of whose words (or
-  ``max_unended_navigation_share`` without a sentence end) are navigation words: words of the
-  lines without a sentence end, or of a short sentence printed between such lines, on at least
-  ``navigation_min_documents`` pages of the same batch (a one-line menu too long for
+  ``max_unended_navigation_share`` without a sentence end) are navigation words: words of
+  short lines without a sentence end (and of one-line menus and template sentences among
+  them) on at least ``navigation_min_documents`` pages of the same batch (a one-line menu too long for
   ``no_sentence_end``, a button row, a site's cookie or login sentence). Counting over a batch
   (128 documents, one element of the select stage) keeps the cost bounded and needs no extra
   pass or shuffle; the trade-off is in docs/furniture.md.
@@ -91,11 +91,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: FurnitureConfig) -> frozenset[str]:
+def navigation_words(
+    documents: Iterable[Sequence[str]], lang: Language, cfg: FurnitureConfig
+) -> frozenset[str]:
     """Words of the furniture lines of at least ``navigation_min_documents`` of ``documents``
     (each a sequence of paragraphs). Furniture lines: short lines without a sentence end (menu
-    items, buttons, headings), and template lines: a line up to twice as long printed between
-    two such lines on that many pages (a site's one-line menu, its cookie, login or newsletter
+    items, buttons, headings); one-line menus: a line without an end up to four times as long
+    whose neighbours are such lines or the page's edge; and template lines: a line up to twice as
+    long printed between two such lines on that many pages (a site's cookie, login or newsletter
     sentence). A line repeated among prose is a copied text: dedup keeps one copy of it."""
     n = cfg.navigation_min_documents
     if n is None or cfg.max_short_line_words is None:
@@ -104,6 +107,12 @@ def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: Fu
     for paragraphs in documents:
         furniture = [is_unended_short_line(p, lang, cfg) for p in paragraphs]
         lines = {p for p, f in zip(paragraphs, furniture) if f}
+        lines |= {  # a one-line menu: a longer line without an end, in the page's chrome
+            p
+            for i, p in enumerate(paragraphs)
+            if _in_chrome(furniture, i) and not ends_sentence(p, lang.terminators)
+            and is_short(p, lang, cfg, times=4)
+        }
         templates = {
             paragraphs[i]
             for i in range(1, len(paragraphs) - 1)
@@ -117,6 +126,14 @@ def navigation_words(documents: Iterable[Sequence[str]], lang: Language, cfg: Fu
         found = lines | {p for p in templates if on_pages[p] >= n}
         seen_in.update({w for p in found for w in words(p)})
     return frozenset(w for w, k in seen_in.items() if k >= n)
+
+
+def _in_chrome(furniture: Sequence[bool], i: int) -> bool:
+    """Whether the neighbours of line ``i`` are furniture lines or the page's edge, one at least
+    a furniture line."""
+    before = furniture[i - 1] if i > 0 else None
+    after = furniture[i + 1] if i + 1 < len(furniture) else None
+    return before is not False and after is not False and bool(before or after)
 
 
 def is_navigation(

@@ -112,6 +112,24 @@ def test_navigation_words_come_from_unended_lines_of_several_documents():
     assert furniture_reason(prose, lang, CFG, nav) is None
 
 
+def test_a_one_line_menu_in_the_page_chrome_is_evidence():
+    """A site whose pages print the menu only as one long line (with different buttons), never
+    item by item: the long lines at the pages' top, before a heading, give the words."""
+    lang = get("kor")
+    menu = "홈 뉴스 스포츠 연예 문의하기 레시피 국 찌개 반찬 디저트"
+    pages = [
+        [f"{menu} {extra}", f"제목 {i}", f"이것은 {i}번째 기사의 본문으로, 오늘 있었던 일을 자세히 설명한다."]
+        for i, extra in enumerate(["공유하기 답글", "로그인 인쇄"])
+    ]
+    nav = furniture.navigation_words(pages, lang, CFG)
+    assert {"뉴스", "찌개", "디저트"} <= nav
+    assert furniture_reason(pages[0][0], lang, CFG, nav) == NAVIGATION
+    assert furniture_reason(pages[0][2], lang, CFG, nav) is None
+    # the same long line among prose is not chrome: no evidence
+    prose = [[p[2], p[0], p[2] + " 끝."] for p in pages]
+    assert not {"뉴스", "찌개"} & furniture.navigation_words(prose, lang, CFG)
+
+
 def test_a_sentence_between_furniture_on_several_pages_is_a_template():
     lang = get("rus")
     prompt = "Этот сайт использует файлы cookie для улучшения работы."
