@@ -77,7 +77,8 @@ def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random, heavy: 
                         paragraphs.append(sep.join(units))
                     else:
                         n = max(3, len(p.split()) if spaced else len(_chunks(p)))
-                        paragraphs.append(sep.join(rng.choices(pool, k=n)))
+                        # ends as the original does (a sentence end): prose, not a menu line
+                        paragraphs.append(sep.join(rng.choices(pool, k=n)) + p[-1])
                 text = "\n".join(paragraphs)
                 written.append(text)
             f.write(text + "\n\n")

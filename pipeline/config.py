@@ -58,6 +58,20 @@ class FilterConfig:
 
 
 @dataclass(frozen=True)
+class FurnitureConfig:
+    """Page furniture (``transforms/furniture.py``): lines that are not prose. None disables."""
+
+    max_short_line_words: int | None = 10  # a line this short without a sentence end is furniture
+    max_short_line_chars: int = 30  # the same, in letters, for scripts written without spaces
+    template_markup: bool = True  # placeholders ($1, %s, { $x }, {{...}}) and markup (<b>, &amp;)
+    # a word of lines without a sentence end (or of short sentences between them) on this many
+    # pages of a batch is a navigation word, and a paragraph with more of its words such is navigation:
+    navigation_min_documents: int | None = 2
+    max_navigation_share: float = 0.7  # ... of a paragraph that ends a sentence
+    max_unended_navigation_share: float = 0.5  # ... of one that does not
+
+
+@dataclass(frozen=True)
 class LidConfig:
     model_path: str | None = None  # None: lid.176.ftz packaged in pipeline/models
     labels: str = "lid176"  # label scheme of the model: lid176 (``te``) or glotlid (``tel_Telu``)
@@ -99,6 +113,7 @@ class DedupConfig:
 class SelectConfig:
     read: ReadConfig = field(default_factory=ReadConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
+    furniture: FurnitureConfig = field(default_factory=FurnitureConfig)
     lid: LidConfig = field(default_factory=LidConfig)
     fragment: FragmentConfig = field(default_factory=FragmentConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)

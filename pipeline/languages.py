@@ -9,10 +9,13 @@ check is then skipped for it and the stats say so).
 
 Scripts are names understood by the ``regex`` module (``\\p{Script=...}``); ``spaced`` tells
 whether words are separated by spaces (it picks word or character shingles for dedup).
+``terminators`` are the characters that end a sentence in the language's scripts (empty for
+Thai and Lao, which end sentences with a space, not a mark).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -139,6 +142,31 @@ zul     zu      zul_Latn   -       y   Latin                       Zulu
 """
 
 
+# Sentence-final marks per script, beyond the ". ! ?" that web text in every other script uses.
+# Greek asks with ";" (U+037E or ASCII); Armenian web text ends sentences with ":" as often as
+# with its own full stop; Thai and Lao have no sentence-final mark at all.
+_COMMON_TERMINATORS = ".!?"
+_SCRIPT_TERMINATORS = {
+    "Arabic": "؟۔",
+    "Armenian": "։:",
+    "Bengali": "।॥",
+    "Devanagari": "।॥",
+    "Ethiopic": "።፧",
+    "Greek": "\u037e;",
+    "Gujarati": "।॥",
+    "Gurmukhi": "।॥",
+    "Han": "。！？．｡",
+    "Hebrew": "׃",
+    "Hiragana": "。！？．｡",
+    "Katakana": "。！？．｡",
+    "Khmer": "។៕",
+    "Myanmar": "။",
+    "Oriya": "।॥",
+    "Sinhala": "෴",
+}
+_NO_TERMINATORS = {"Thai", "Lao"}
+
+
 @dataclass(frozen=True)
 class Language:
     code: str  # our key: ISO 639-3, plus a script/encoding suffix for CC-100's variants
@@ -148,6 +176,15 @@ class Language:
     spaced: bool  # words separated by spaces
     scripts: tuple[str, ...]  # Unicode scripts the language is written in
     name: str
+
+    @functools.cached_property
+    def terminators(self) -> str:
+        """Characters that end a sentence in this language's scripts; empty where the scripts
+        have none (Thai, Lao), so no check can rely on them."""
+        if set(self.scripts) <= _NO_TERMINATORS:
+            return ""
+        marks = _COMMON_TERMINATORS + "".join(_SCRIPT_TERMINATORS.get(s, "") for s in self.scripts)
+        return "".join(dict.fromkeys(marks))
 
     @property
     def glotlid(self) -> str | None:

@@ -20,7 +20,7 @@ import apache_beam as beam
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
-from transforms import dedup, filters, langid
+from transforms import dedup, filters, furniture, langid
 from transforms.fragment import fragment_document
 from transforms.read import Document
 from transforms.records import StageOutput, Tallied, record_id, reject, source
@@ -59,9 +59,13 @@ class ParagraphScorer:
         self.hasher = MinHasher(d.num_perm, d.word_ngram if words else d.char_ngram, words, d.seed)
         self.bands, self.rows, _ = dedup.bands_of(d)
 
-    def reject_reason(self, text: str) -> tuple[str | None, float | None, dict | None]:
-        """(reason or None, LID probability, detail) for one paragraph."""
+    def reject_reason(
+        self, text: str, navigation: frozenset[str] = frozenset()
+    ) -> tuple[str | None, float | None, dict | None]:
+        """(reason or None, LID probability, detail) for one paragraph; ``navigation`` is its
+        batch's navigation words."""
         reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters)
+        reason = reason or furniture.furniture_reason(text, self.lang, self.cfg.furniture, navigation)
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -70,7 +74,8 @@ class ParagraphScorer:
 
     def score(self, docs: list[Document]) -> list[Scored]:
         """Score a batch of documents; their kept paragraphs are MinHashed together."""
-        scored = [self._filter(doc) for doc in docs]
+        navigation = furniture.navigation_words((d.paragraphs for d in docs), self.lang, self.cfg.furniture)
+        scored = [self._filter(doc, navigation) for doc in docs]
         d = self.cfg.dedup
         kept = [((doc.file, doc.doc, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
         entries = dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
@@ -81,7 +86,7 @@ class ParagraphScorer:
                 out.bands.extend(bands)
         return scored
 
-    def _filter(self, doc: Document) -> Scored:
+    def _filter(self, doc: Document, navigation: frozenset[str]) -> Scored:
         repeated = (
             filters.repeated_paragraphs(doc.paragraphs)
             if self.cfg.filters.drop_repeated_paragraphs
@@ -95,7 +100,7 @@ class ParagraphScorer:
             elif i in repeated:
                 reason, prob, detail = filters.REPEATED_LINES, None, None
             else:
-                reason, prob, detail = self.reject_reason(text)
+                reason, prob, detail = self.reject_reason(text, navigation)
             if reason:
                 out.rejects.append(
                     reject(self.lang.code, STAGE, reason, text, doc.file, doc.doc, i, i, detail)
