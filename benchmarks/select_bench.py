@@ -168,7 +168,7 @@ def naive_loop(corpus: Path, num_perm: int, threshold: float) -> int:
     for code in LANGS:
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         with open(corpus / f"{code}.txt", "rb") as f:
-            for i, paragraphs in split_documents(f):
+            for i, paragraphs, _ in split_documents(read_lines(f)):
                 text = normalize(" ".join(paragraphs))
                 m = MinHash(num_perm=num_perm)
                 m.update_batch([text[j:j + 5].encode() for j in range(max(1, len(text) - 4))])
