@@ -95,7 +95,8 @@ def build(
             out = records | stage.title() >> make_stage[stage]().with_resource_hints(
                 **resource_hints(config, stage)
             )
-        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards)
+        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
+                                    config.max_transient_error_share)
         out | f"Save{stage.title()}" >> save
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
