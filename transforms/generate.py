@@ -139,7 +139,10 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
 
     def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
                  cache_dir: str | None = None):
-        super().__init__(min_batch_size=1, max_batch_size=llm_cfg.records_per_batch)
+        # full batches: a batch waits for its slowest request (a timeout, at worst), and Beam's
+        # adaptive sizes (from 1, doubling) kept most batches far under the concurrency
+        n = llm_cfg.records_per_batch
+        super().__init__(min_batch_size=n, max_batch_size=n)
         self.kind, self.llm_cfg, self.generate, self.judge = kind, llm_cfg, generate, judge
         # the model and every request field (prompt, sampling, seed) make the key
         self.cache = CallCache(cache_dir, kind, {"model": llm_cfg.model, "server_args": llm_cfg.server_args})

@@ -12,7 +12,6 @@ import json
 import random
 import socket
 import threading
-import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,14 +26,17 @@ FAULTS = ("500", "hang", "drop", "malformed")
 class FaultServer(ThreadingHTTPServer):
     """Answers each request, or fails it with the probabilities of ``faults`` (fault -> share of
     requests, drawn from ``seed``), or fails it with a 500 when ``fail(prompt)`` says so. A
-    hang sleeps ``hang_s`` (longer than the client's timeout) before answering. ``counts`` has
+    hang waits ``hang_s`` (far longer than the client's timeout), or until ``close``, before
+    answering. ``counts`` has
     the outcome of every request."""
 
     daemon_threads = True
+    request_queue_size = 1024  # the client opens up to llm.concurrency connections at once
 
-    def __init__(self, faults: dict[str, float] | None = None, hang_s: float = 2.0, seed: int = 0,
+    def __init__(self, faults: dict[str, float] | None = None, hang_s: float = 300.0, seed: int = 0,
                  fail=None):
         self.faults, self.hang_s, self.fail = faults or {}, hang_s, fail
+        self.closing = threading.Event()  # ends the hangs
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.counts = {"ok": 0, **{fault: 0 for fault in FAULTS}}
@@ -60,7 +62,11 @@ class FaultServer(ThreadingHTTPServer):
             self.counts[outcome] += 1
         return outcome
 
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (timeout) resets its connection: expected here
+
     def close(self) -> None:
+        self.closing.set()
         self.shutdown()
         self.server_close()
 
@@ -107,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome == "malformed":
             return self._send(200, b'{"id": "x", "object": "chat.completion", "choices": [{"ind')
         if outcome == "hang":
-            time.sleep(self.server.hang_s)
+            self.server.closing.wait(self.server.hang_s)
         payload = {
             "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",

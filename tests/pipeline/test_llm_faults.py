@@ -4,7 +4,6 @@ ends kept or rejected once, transient errors (``llm_error``) stay within the err
 fail the run, and a re-run sends exactly the records that failed."""
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -20,11 +19,12 @@ from tests.pipeline.fault_server import FaultServer, seed_translated
 
 ROOT = Path(__file__).resolve().parents[2]
 LANG = "tel"
-# Short timeouts and backoff, so the faults cost seconds; big batches, so few batches wait on a
-# hang. Every instruction the fake writes is valid (no length cap to hit).
-LLM = {"model": "fault-model", "records_per_batch": 1000, "concurrency": 128, "timeout_s": 1.0,
+# Short timeouts and backoff, so the faults cost seconds; full batches; a concurrency the
+# fake and the client serve without queueing past the timeout on 2 busy cores.
+LLM = {"model": "fault-model", "records_per_batch": 1000, "concurrency": 16, "timeout_s": 2.0,
        "retries": 3, "backoff_s": 0.05}
-HANG_S = 2.0
+HANG_S = 300.0  # a hang lasts far longer than the timeout: only the client's timeout ends it
+SOAK = 5000
 
 
 def write_config(path: Path, llm: dict, **top) -> Path:
@@ -58,45 +58,47 @@ def accounted(out: Path, ids: list[str]) -> dict:
     return stats["stages"]
 
 
-def worst_request_s(llm: dict) -> float:
-    """The longest one request can take: every attempt times out, every backoff at its most."""
-    return (llm["retries"] + 1) * llm["timeout_s"] + sum(1.5 * llm["backoff_s"] * 2**k for k in range(llm["retries"]))
+@pytest.fixture
+def soak(tmp_path):
+    """``SOAK`` translated records, ready for generate."""
+    return tmp_path, seed_translated(tmp_path / "out", tmp_path / "tel.txt", write_config(tmp_path / "c.yaml", LLM), SOAK)
 
 
 @pytest.mark.slow
-def test_soak_5000_records_through_faults_then_a_total_outage_fails_within_the_budget(tmp_path):
-    n = 5000
-    ids = seed_translated(tmp_path / "out", tmp_path / "tel.txt", write_config(tmp_path / "c.yaml", LLM), n)
+def test_soak_5000_records_through_500s_hangs_dropped_connections_and_malformed_json(soak):
+    tmp, ids = soak
     faults = {"500": 0.10, "hang": 0.02, "drop": 0.02, "malformed": 0.02}
     server = FaultServer(faults, hang_s=HANG_S, seed=1)
     try:
-        result, wall_s = run(tmp_path, tmp_path / "out", tmp_path / "c.yaml", server.url)
+        result, wall_s = run(tmp, tmp / "out", tmp / "c.yaml", server.url)
     finally:
         server.close()
     assert result.returncode == 0, result.stderr[-3000:]
-    stages = accounted(tmp_path / "out", ids)
+    stages = accounted(tmp / "out", ids)
     assert all(server.counts[fault] > 0 for fault in faults), server.counts
-    errors = stages["generate"]["rejected"].get("llm_error", 0) + stages["judge"]["rejected"].get("llm_error", 0)
-    assert errors <= 0.05 * n
-    # bounded by the timeouts: per stage, each batch (growing from 1 to records_per_batch)
-    # waits at most for its slowest request
-    batches = math.ceil(math.log2(LLM["records_per_batch"])) + math.ceil(n / LLM["records_per_batch"])
-    assert wall_s < 30 + 2 * batches * worst_request_s(LLM), wall_s
+    errors = sum(stages[stage]["rejected"].get("llm_error", 0) for stage in ("generate", "judge"))
+    assert errors <= 0.05 * SOAK
+    assert server.calls >= 2 * SOAK  # generate and judge for every record, and the retries
+    # ~200 hangs: each ends at the client's timeout, not the server's HANG_S
+    assert wall_s < HANG_S, wall_s
     print(f"soak: {wall_s:.1f} s, {server.calls} requests {server.counts}, llm_error {errors}")
 
+
+@pytest.mark.slow
+def test_a_total_outage_fails_the_run_on_the_error_budget(soak):
+    tmp, _ = soak
     down = FaultServer({"500": 1.0})
     try:
-        result, wall_s = run(tmp_path, tmp_path / "down", tmp_path / "c.yaml", down.url)
-        (tmp_path / "down").mkdir(exist_ok=True)
+        result, wall_s = run(tmp, tmp / "out", tmp / "c.yaml", down.url)
     finally:
         down.close()
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the run failed: ErrorBudgetExceeded: generate (tel): 5000 of 5000 records "
+    assert last.startswith(f"error: the run failed: ErrorBudgetExceeded: generate (tel): {SOAK} of {SOAK} records "
                            "(100.0%) ended in llm_error, over the error budget of 5%"), last
-    assert "Traceback" not in result.stderr and "Traceback" in (tmp_path / "down" / "error.txt").read_text()
-    assert not (tmp_path / "down" / "stages" / "generate" / LANG / "_COMPLETE.json").exists()
-    assert down.calls == n * (LLM["retries"] + 1)
+    assert "Traceback" not in result.stderr and "Traceback" in (tmp / "out" / "error.txt").read_text()
+    assert not (tmp / "out" / "stages" / "generate" / LANG / "_COMPLETE.json").exists()
+    assert down.calls == SOAK * (LLM["retries"] + 1)
     print(f"outage: {wall_s:.1f} s, {down.calls} requests")
 
 
