@@ -52,13 +52,41 @@ def check_error_budget(stage: str, lang: str, stats, max_share: float | None) ->
     stats = dict(stats)
     errors = transient_errors(stage, stats.items())
     failed, total = sum(errors.values()), stats.get(f"stages.{stage}.in", 0)
-    if max_share is None or not total or failed / total <= max_share:
-        return
-    raise ErrorBudgetExceeded(
-        f"{stage} ({lang}): {failed} of {total} records ({failed / total:.1%}) ended in "
-        f"{', '.join(sorted(errors))}, over the error budget of {max_share:.0%} "
-        "(max_transient_error_share); the stage is not marked complete"
+    if max_share is not None and total and failed / total > max_share:
+        raise ErrorBudgetExceeded(_over_budget(stage, lang, errors, total, max_share))
+
+
+def _over_budget(stage: str, lang: str, errors: dict[str, int], total: int, max_share: float,
+                 at_least: bool = False) -> str:
+    failed = sum(errors.values())
+    return (
+        f"{stage} ({lang}): {'at least ' if at_least else ''}{failed} of {total} records "
+        f"({failed / total:.1%}) ended in {', '.join(sorted(errors))}, over the error budget of "
+        f"{max_share:.0%} (max_transient_error_share); the stage is not marked complete"
     )
+
+
+class _WatchErrorBudget(beam.DoFn):
+    """Fails the run as soon as the transient rejects seen here are over the error budget of
+    the language's whole input (``totals``): an outage stops the run after a batch instead of
+    after every record's retries and timeouts. The counts are this worker's, at most the
+    stage's: it fails no run that the marker's check would let pass."""
+
+    def __init__(self, stage: str, max_share: float):
+        self.stage, self.max_share = stage, max_share
+
+    def setup(self):
+        self.errors: dict[str, dict[str, int]] = {}
+
+    def process(self, reject: dict, totals: dict[str, int]):
+        if reject["reason"] not in TRANSIENT_REASONS:
+            return
+        lang, reason = reject["lang"], reject["reason"]
+        errors = self.errors.setdefault(lang, {})
+        errors[reason] = errors.get(reason, 0) + 1
+        total = totals.get(lang, 0)
+        if total and sum(errors.values()) > self.max_share * total:
+            raise ErrorBudgetExceeded(_over_budget(self.stage, lang, errors, total, self.max_share, at_least=True))
 
 
 def stage_dir(output: str, stage: str, lang: str) -> str:
@@ -129,13 +157,14 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
 
 class SaveStage(beam.PTransform):
     """A stage's output -> its checkpoint for every language in ``fingerprints``; the run
-    fails instead where a language's transient errors are over ``max_transient_share``."""
+    fails instead where a language's transient errors are over ``max_transient_share`` of the
+    stage's records (as soon as they are, given the stage's ``inputs``)."""
 
     def __init__(self, output: str, stage: str, fingerprints: dict[str, str], shards: int,
-                 max_transient_share: float | None = None):
+                 max_transient_share: float | None = None, inputs=None):
         super().__init__()
         self.output, self.stage, self.fingerprints, self.shards = output, stage, fingerprints, shards
-        self.max_transient_share = max_transient_share
+        self.max_transient_share, self.inputs = max_transient_share, inputs
 
     def expand(self, stage_output: StageOutput):
         shards = self.shards
@@ -159,6 +188,11 @@ class SaveStage(beam.PTransform):
             | "Sum" >> beam.CombinePerKey(sum)
             | "ByLang" >> beam.MapTuple(lambda key, n: (key[0], (key[1], n)))
         )
+        if self.inputs is not None and self.max_transient_share is not None:
+            totals = self.inputs | "Langs" >> beam.Map(lambda r: r["lang"]) | "Count" >> beam.combiners.Count.PerElement()
+            stage_output.rejects | "ErrorBudget" >> beam.ParDo(
+                _WatchErrorBudget(self.stage, self.max_transient_share), beam.pvalue.AsDict(totals)
+            )
         every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
         return (
             {"files": files, "stats": stats, "lang": every_lang}

@@ -33,11 +33,14 @@ def stage_output(p, in_, llm_errors):
     return StageOutput(p | "R" >> beam.Create(records), p | "J" >> beam.Create(rejects), p | "S" >> beam.Create(stats))
 
 
-def save(tmp_path, in_, llm_errors, max_share):
+def save(tmp_path, in_, llm_errors, max_share, with_inputs=False):
+    import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
 
     with TestPipeline(runner="FnApiRunner") as p:
-        stage_output(p, in_, llm_errors) | checkpoint.SaveStage(str(tmp_path), "generate", {"tel": "fp"}, 2, max_share)
+        inputs = p | "In" >> beam.Create([{"id": f"i{i}", "lang": "tel"} for i in range(in_)]) if with_inputs else None
+        stage_output(p, in_, llm_errors) | checkpoint.SaveStage(
+            str(tmp_path), "generate", {"tel": "fp"}, 2, max_share, inputs)
     return checkpoint.read_marker(str(tmp_path), "generate", "tel")
 
 
@@ -53,3 +56,10 @@ def test_transient_errors_over_the_budget_fail_the_run_and_leave_no_marker(tmp_p
         save(tmp_path, 100, 6, 0.05)
     assert checkpoint.read_marker(str(tmp_path), "generate", "tel") is None
     assert save(tmp_path / "unlimited", 100, 100, None)["counts"] == {"records": 0, "rejects": 100}
+
+
+def test_given_the_stages_inputs_the_budget_stops_the_run_at_the_first_reject_past_it(tmp_path):
+    with pytest.raises(Exception, match=r"generate \(tel\): at least 6 of 100 records \(6.0%\) ended in llm_error"):
+        save(tmp_path, 100, 40, 0.05, with_inputs=True)
+    assert checkpoint.read_marker(str(tmp_path), "generate", "tel") is None
+    assert save(tmp_path / "within", 100, 5, 0.05, with_inputs=True)["counts"] == {"records": 95, "rejects": 5}
