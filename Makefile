@@ -18,14 +18,23 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dataflow]'
 	touch $(STAMP)
 
-vllm-env: $(VLLM_VENV)/.installed
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-$(VLLM_VENV)/.installed:
+vllm-env: $(VLLM_STAMP)
+
+# The stamp holds the packages the environment was built from: other VLLM_PACKAGES rebuild it.
+ifneq ($(shell cat $(VLLM_STAMP) 2>/dev/null),$(strip $(VLLM_PACKAGES)))
+.PHONY: $(VLLM_STAMP)
+endif
+
+$(VLLM_STAMP):
+	# built from other packages (an empty stamp predates the list: install over it)
+	if [ -s $@ ]; then rm -rf $(VLLM_VENV); fi
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(VLLM_PACKAGES)
 	# a torchvision that does not match torch breaks vLLM's import; the server needs none of these
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	touch $@
+	echo '$(strip $(VLLM_PACKAGES))' > $@
 
 demo: venv vllm-env
 	$(BIN)/python -m pipeline.main --langs tel,hin --preset demo

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import yaml
 
 from pipeline import languages
 
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("demo", "laptop", "small", "paper")
 
@@ -165,13 +167,14 @@ class LlmConfig:
     model: str = "meta-llama/Llama-3.1-8B-Instruct"  # hub id (gated), local dir, or tiny:llama
     endpoint: str | None = None  # e.g. http://host:8000/v1; None: start vLLM
     api_key_env: str = "LLM_API_KEY"  # environment variable with the endpoint's key
-    server_python: str = ".venv-vllm/bin/python"  # Python of the vLLM environment
+    server_python: str = ".venv-vllm/bin/python"  # Python of the vLLM environment (relative: the project's)
     server_args: tuple[str, ...] = ()  # extra vLLM arguments (--tensor-parallel-size 8, ...)
     server_env: dict[str, str] = field(default_factory=dict)
     startup_timeout_s: float = 900.0
     concurrency: int = 64  # requests in flight per batch
     timeout_s: float = 300.0  # per request
     retries: int = 3  # per request, with exponential backoff
+    backoff_s: float = 1.0  # the first retry's wait (randomised by +-50%), doubling after each
     records_per_batch: int = 256  # records per RunInference batch
     # Beam resource hints for the stage's workers (Dataflow puts only these stages on GPU
     # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
@@ -246,6 +249,10 @@ class Config:
     # Parquet files per stage checkpoint, language and kind (records, rejects): each is written
     # whole by one worker, so big runs want more
     checkpoint_shards: int = 4
+    # Error budget: the share of a stage's records (per language) that may end in a transient
+    # error (``llm_error``: the server failed after retries) before the run fails with exit 1,
+    # leaving the stage without its complete marker. None: no limit.
+    max_transient_error_share: float | None = 0.05
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
 
@@ -259,6 +266,15 @@ class Config:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+
+def project_path(path: str) -> str:
+    """A path from config (``llm.server_python``) as the project's when relative, so a run
+    from any directory finds it; where the project does not hold it (the package installed
+    elsewhere, as in the worker image), relative to the working directory."""
+    if os.path.isabs(path) or not (PROJECT_DIR / path).exists():
+        return path
+    return str(PROJECT_DIR / path)
 
 
 def to_dict(obj: Any) -> Any:

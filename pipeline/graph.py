@@ -81,6 +81,7 @@ def build(
         load = checkpoint.LoadStage(output, stage, markers, with_records=stage == last_reused)
         stages.append(p | f"Load{stage.title()}" >> load)
     for stage in plan.run:
+        inputs = None  # the stage's records, counted before the fusion break: its error budget's base
         if stage == "select":
             sources = [
                 (code, input_pattern(input_template, lang), cfg.read)
@@ -91,11 +92,13 @@ def build(
         else:
             # a fusion break: each model stage gets the records spread over all the workers
             # afresh, and its checkpoint is not fused with the next stage's work
-            records = stages[-1].records | f"Spread{stage.title()}" >> beam.Reshuffle()
+            inputs = stages[-1].records
+            records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
             out = records | stage.title() >> make_stage[stage]().with_resource_hints(
                 **resource_hints(config, stage)
             )
-        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards)
+        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
+                                    config.max_transient_error_share, inputs)
         out | f"Save{stage.title()}" >> save
         stages.append(out)
     stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)

@@ -21,8 +21,10 @@ class UsageError(Exception):
 def _check_inputs(template: str, langs) -> None:
     from apache_beam.io.filesystems import FileSystems
 
+    from pipeline.options import SAMPLE_TEMPLATE, sample_langs
     from transforms.read import input_pattern
 
+    missing = []
     for lang in langs:
         pattern = input_pattern(template, lang)
         try:
@@ -30,7 +32,40 @@ def _check_inputs(template: str, langs) -> None:
         except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here
             raise UsageError(f"cannot read input {pattern}: {e}") from e
         if not found:
-            raise UsageError(f"no input files match {pattern} (language {lang.code})")
+            missing.append((lang.code, pattern))
+    if missing and template == SAMPLE_TEMPLATE:
+        raise UsageError(
+            f"the bundled sample holds only {', '.join(sample_langs())}, not "
+            f"{', '.join(code for code, _ in missing)}: pass your CC-100 files with --input, "
+            "e.g. --input '/data/cc100/{cc100}.txt.xz'"
+        )
+    if missing:
+        code, pattern = missing[0]
+        raise UsageError(f"no input files match {pattern} (language {code})")
+
+
+def _check_beam_options(beam_args: list[str]) -> None:
+    """Every argument that is not ours must be one of Apache Beam's pipeline options (a
+    misspelled flag of ours would otherwise be a Beam warning, and the run would go on)."""
+    import difflib
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import parser
+
+    parsers = []  # Beam's parser of every pipeline option it knows (all its option classes)
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+    _, unknown = parsers[0].parse_known_args(beam_args)
+    flags = [arg for arg in unknown if arg.startswith("-")]
+    if unknown and not flags:
+        raise UsageError(f"unexpected argument {unknown[0]!r}")
+    if flags:
+        name = flags[0].split("=", 1)[0]
+        known = [o for p in (parser(), parsers[0]) for a in p._actions for o in a.option_strings]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"unknown option {name}: neither this pipeline's nor an Apache Beam "
+                         f"pipeline option (see --help){hint}")
 
 
 def _runner(beam_args: list[str]) -> str | None:
@@ -52,13 +87,15 @@ def _runs_here(beam_args: list[str]) -> bool:
 def _check_llm(config, until: str, beam_args: list[str]) -> None:
     """A local run that reaches generate needs the vLLM environment, or an endpoint (remote
     workers have their own: the container's)."""
+    from pipeline.config import project_path
     from pipeline.options import STAGES
 
     if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint or not _runs_here(beam_args):
         return
-    if not os.path.exists(config.llm.server_python):
+    python = project_path(config.llm.server_python)
+    if not os.path.exists(python):
         raise UsageError(
-            f"the vLLM server's Python {config.llm.server_python} does not exist: build it with "
+            f"the vLLM server's Python {python} does not exist: build it with "
             "`make vllm-env`, set llm.server_python, or pass --llm-endpoint URL"
         )
 
@@ -95,6 +132,48 @@ def _model_calls(result) -> dict[str, dict[str, int]]:
     return dict(sorted(calls.items()))
 
 
+def one_line(e: BaseException, limit: int = 600) -> str:
+    """An exception as one line: its type and whole message (a model's load error spans
+    lines, and Beam adds the step it failed in at the end); a long one keeps its start and,
+    where the cause usually is, its end."""
+    text = f"{type(e).__name__}: {' '.join(str(e).split())}".rstrip(": ")
+    return text if len(text) <= limit else f"{text[:limit // 3]} ... {text[-(limit - limit // 3):]}"
+
+
+class TracebackTrap(logging.Filter):
+    """Keeps tracebacks off the terminal: a log record with one (Beam logs each failed bundle
+    with its traceback, again at every retry) is kept here, for ``OUT/error.txt``."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or (record.levelno >= logging.ERROR and "\n" in record.getMessage()):
+            self.kept.append(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record))
+            return False
+        return True
+
+
+def transient_summary(all_stats: list[dict]) -> str | None:
+    """The line a run with transient rejects (within the error budget) ends with, or None."""
+    from transforms.checkpoint import TRANSIENT_REASONS
+
+    counts: dict[str, int] = {}
+    for stats in all_stats:
+        for stage, entry in stats["stages"].items():
+            for reason, n in entry["rejected"].items():
+                if reason in TRANSIENT_REASONS and n:
+                    key = f"{stage} {reason}"
+                    counts[key] = counts.get(key, 0) + n
+    if not counts:
+        return None
+    return (f"{sum(counts.values())} records ended in transient errors ("
+            + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+            + "), within the error budget; they are in OUT/rejects and not in OUT/data: "
+            "run the same command again to retry them (the model-call cache answers the rest)")
+
+
 def main(argv: list[str] | None = None) -> int:
     # Quiet while checking arguments (Beam's imports warn about optional cloud clients), so a
     # bad argument shows as one line; informative once the run starts.
@@ -117,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.strict_input:
             config = config_mod.with_strict_input(config)
+        _check_beam_options(beam_args)
+        _check_inputs(args.input, langs)
         if args.dry_run:
             from pipeline import dryrun
 
@@ -124,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
                 return dryrun.run(args, langs, config)
             except dryrun.InputError as e:
                 raise UsageError(str(e)) from e
-        _check_inputs(args.input, langs)
         _check_llm(config, args.until, beam_args)
         prints, plan = _plan(args, langs, config)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
@@ -160,24 +240,35 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
     gc.freeze()
     options = PipelineOptions(beam_args)
+    errors = f"{args.output}/error.txt"
+    if FileSystems.exists(errors):  # a previous run's
+        FileSystems.delete([errors])
+    trap = TracebackTrap()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(trap)
     try:
         p = beam.Pipeline(options=options)
         graph.build(p, langs, config, args.input, args.output, plan, prints)
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
-        path = f"{args.output}/error.txt"
-        with FileSystems.create(path) as f:
-            f.write(traceback.format_exc().encode("utf-8"))
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        print(f"error: the run failed: {reason[:500]} (traceback: {path})", file=sys.stderr)
+        with FileSystems.create(errors) as f:
+            f.write("\n".join([*trap.kept, traceback.format_exc()]).encode("utf-8"))
+        print(f"error: the run failed: {one_line(e)} (traceback: {errors})", file=sys.stderr)
         return 1
     finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(trap)
         llm.stop_all()  # a vLLM server this process started never outlives the run
+    if trap.kept:
+        with FileSystems.create(errors) as f:
+            f.write("\n".join(trap.kept).encode("utf-8"))
+        logger.warning("%d errors were logged and recovered from (tracebacks: %s)", len(trap.kept), errors)
     if options.view_as(TestOptions).dry_run:
         logger.info("dry run (--dry_run=True): the job was built, not submitted")
         return 0
-    for stats in report.write(args.output, [lang.code for lang in langs], config.preset):
+    all_stats = report.write(args.output, [lang.code for lang in langs], config.preset)
+    for stats in all_stats:
         para = stats["paragraphs"]
         logger.info(
             "%s: %d paragraphs read, %d kept in %d records, %d rejected (%s/rejects/%s)",
@@ -191,6 +282,9 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])
     logger.info("done: %s/report.md", args.output)
+    summary = transient_summary(all_stats)
+    if summary:
+        logger.warning(summary.replace("OUT/", f"{args.output}/"))
     return 0
 
 

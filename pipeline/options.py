@@ -1,4 +1,4 @@
-"""The command line of CONTRACT.md. Unknown flags are Apache Beam pipeline options."""
+"""The command line of CONTRACT.md. Other flags must be Apache Beam pipeline options."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from pathlib import Path
 from pipeline.config import PRESETS
 
 SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
+
+
+def sample_langs() -> list[str]:
+    """The languages of the bundled sample."""
+    return sorted(path.name.split(".")[0] for path in Path(SAMPLE_TEMPLATE).parent.glob("*.txt.xz"))
 STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
 
 

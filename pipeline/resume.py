@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 OPERATIONAL = frozenset({
     "device", "records_per_batch", "batch_tokens", "sort_by_length", "share_model", "batch_size",
     "threads", "shards", "endpoint", "api_key_env", "server_python", "server_env",
-    "startup_timeout_s", "concurrency", "timeout_s", "retries",
+    "startup_timeout_s", "concurrency", "timeout_s", "retries", "backoff_s",
 })
 
 
@@ -92,7 +92,9 @@ class Plan:
 
 def plan(output: str, prints: dict[str, dict[str, str]], from_stage: str | None = None) -> Plan:
     """Reuse the longest chain of complete checkpoints whose fingerprints match, for every
-    language (a stage done for only some languages is redone); ``from_stage`` redoes that
+    language (a stage done for only some languages is redone, and so is one whose checkpoint
+    holds transient errors, e.g. ``llm_error``: the re-run retries those records while the
+    model-call cache answers the others); ``from_stage`` redoes that
     stage and the ones after it, reusing the ones before it as they are."""
     stages = list(prints)
     limit = stages.index(from_stage) if from_stage else len(stages)
@@ -103,15 +105,28 @@ def plan(output: str, prints: dict[str, dict[str, str]], from_stage: str | None 
         markers = {lang: checkpoint.read_marker(output, stage, lang) for lang in prints[stage]}
         incomplete = [lang for lang, m in markers.items() if m is None]
         stale = [lang for lang, m in markers.items() if m and m["fingerprint"] != prints[stage][lang]]
-        if from_stage and incomplete:
-            raise ResumeError(
-                f"--from-stage {from_stage}: stage {stage} has no complete checkpoint for "
-                f"{', '.join(incomplete)} in {output}/stages; run without --from-stage"
-            )
-        if from_stage and stale:
-            logger.warning("--from-stage %s: reusing %s although its config or input changed (%s)",
-                           from_stage, stage, ", ".join(stale))
-        elif incomplete or stale:
+        failed = {lang: n for lang, m in markers.items()
+                  if m and (n := sum(checkpoint.transient_errors(stage, m["stats"]).values()))}
+        if from_stage:
+            if incomplete:
+                raise ResumeError(
+                    f"--from-stage {from_stage}: stage {stage} has no complete checkpoint for "
+                    f"{', '.join(incomplete)} in {output}/stages; run without --from-stage"
+                )
+            if stale:
+                logger.warning("--from-stage %s: reusing %s although its config or input changed (%s)",
+                               from_stage, stage, ", ".join(stale))
+            if failed:
+                logger.warning("--from-stage %s: reusing %s with its transient errors (%s); run "
+                               "without --from-stage to retry them", from_stage, stage, _counts(failed))
+        elif incomplete or stale or failed:
+            if failed:  # a checkpoint with transient errors is not complete: retry those records
+                logger.info("%s: retrying the records that ended in transient errors (%s)",
+                            stage, _counts(failed))
             break
         reused[stage] = markers
     return Plan(reused, tuple(s for s in stages if s not in reused))
+
+
+def _counts(per_lang: dict[str, int]) -> str:
+    return ", ".join(f"{lang}: {n}" for lang, n in sorted(per_lang.items()))

@@ -6,6 +6,12 @@ from stage to stage, so each row keeps its record as JSON; Parquet adds compress
 splittable reads) and ``_COMPLETE.json``: the stage's fingerprint (its config and everything
 upstream), its stats pairs and its file list. The marker is written only after every file of
 the language is, so a stage cut short has no marker and is redone.
+
+Transient errors (``llm_error``: the server failed after its retries) are not final: a marker
+whose stats hold some does not count as complete for reuse (``pipeline/resume.py``), and the
+re-run sends those records again (the model-call cache answers the others). Past the error
+budget (``max_transient_error_share`` of the stage's records) the marker is not written at
+all: the run fails.
 """
 
 from __future__ import annotations
@@ -17,12 +23,70 @@ from itertools import islice
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.llm import LLM_ERROR
 from transforms.records import StageOutput
 from transforms.write import write_json
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")
 ROWS_PER_GROUP = 10_000  # Parquet row group: bounds a writer's memory
+TRANSIENT_REASONS = frozenset({LLM_ERROR})  # rejects a re-run retries
+
+
+class ErrorBudgetExceeded(RuntimeError):
+    """More of a stage's records ended in transient errors than its error budget allows."""
+
+
+def transient_errors(stage: str, stats) -> dict[str, int]:
+    """reason -> count of the transient rejects among a stage's (name, count) stats pairs."""
+    prefix = f"stages.{stage}.rejected."
+    return {
+        name[len(prefix):]: n for name, n in stats
+        if n and name.startswith(prefix) and name[len(prefix):] in TRANSIENT_REASONS
+    }
+
+
+def check_error_budget(stage: str, lang: str, stats, max_share: float | None) -> None:
+    """Raise ``ErrorBudgetExceeded`` when the transient rejects of ``stage`` for ``lang`` are
+    over ``max_share`` of its records (None: no limit)."""
+    stats = dict(stats)
+    errors = transient_errors(stage, stats.items())
+    failed, total = sum(errors.values()), stats.get(f"stages.{stage}.in", 0)
+    if max_share is not None and total and failed / total > max_share:
+        raise ErrorBudgetExceeded(_over_budget(stage, lang, errors, total, max_share))
+
+
+def _over_budget(stage: str, lang: str, errors: dict[str, int], total: int, max_share: float,
+                 at_least: bool = False) -> str:
+    failed = sum(errors.values())
+    return (
+        f"{stage} ({lang}): {'at least ' if at_least else ''}{failed} of {total} records "
+        f"({failed / total:.1%}) ended in {', '.join(sorted(errors))}, over the error budget of "
+        f"{max_share:.0%} (max_transient_error_share); the stage is not marked complete"
+    )
+
+
+class _WatchErrorBudget(beam.DoFn):
+    """Fails the run as soon as the transient rejects seen here are over the error budget of
+    the language's whole input (``totals``): an outage stops the run after a batch instead of
+    after every record's retries and timeouts. The counts are this worker's, at most the
+    stage's: it fails no run that the marker's check would let pass."""
+
+    def __init__(self, stage: str, max_share: float):
+        self.stage, self.max_share = stage, max_share
+
+    def setup(self):
+        self.errors: dict[str, dict[str, int]] = {}
+
+    def process(self, reject: dict, totals: dict[str, int]):
+        if reject["reason"] not in TRANSIENT_REASONS:
+            return
+        lang, reason = reject["lang"], reject["reason"]
+        errors = self.errors.setdefault(lang, {})
+        errors[reason] = errors.get(reason, 0) + 1
+        total = totals.get(lang, 0)
+        if total and sum(errors.values()) > self.max_share * total:
+            raise ErrorBudgetExceeded(_over_budget(self.stage, lang, errors, total, self.max_share, at_least=True))
 
 
 def stage_dir(output: str, stage: str, lang: str) -> str:
@@ -73,8 +137,10 @@ def _write_shard(element, output: str, stage: str, shards: int):
     return lang, (kind, path, count)
 
 
-def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]) -> str:
+def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str],
+                  max_transient_share: float | None = None) -> str:
     lang, grouped = element
+    check_error_budget(stage, lang, grouped["stats"], max_transient_share)
     files = sorted(grouped["files"])
     marker = {
         "stage": stage,
@@ -90,11 +156,15 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
 
 
 class SaveStage(beam.PTransform):
-    """A stage's output -> its checkpoint for every language in ``fingerprints``."""
+    """A stage's output -> its checkpoint for every language in ``fingerprints``; the run
+    fails instead where a language's transient errors are over ``max_transient_share`` of the
+    stage's records (as soon as they are, given the stage's ``inputs``)."""
 
-    def __init__(self, output: str, stage: str, fingerprints: dict[str, str], shards: int):
+    def __init__(self, output: str, stage: str, fingerprints: dict[str, str], shards: int,
+                 max_transient_share: float | None = None, inputs=None):
         super().__init__()
         self.output, self.stage, self.fingerprints, self.shards = output, stage, fingerprints, shards
+        self.max_transient_share, self.inputs = max_transient_share, inputs
 
     def expand(self, stage_output: StageOutput):
         shards = self.shards
@@ -118,11 +188,18 @@ class SaveStage(beam.PTransform):
             | "Sum" >> beam.CombinePerKey(sum)
             | "ByLang" >> beam.MapTuple(lambda key, n: (key[0], (key[1], n)))
         )
+        if self.inputs is not None and self.max_transient_share is not None:
+            totals = self.inputs | "Langs" >> beam.Map(lambda r: r["lang"]) | "Count" >> beam.combiners.Count.PerElement()
+            stage_output.rejects | "ErrorBudget" >> beam.ParDo(
+                _WatchErrorBudget(self.stage, self.max_transient_share), beam.pvalue.AsDict(totals)
+            )
         every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
         return (
             {"files": files, "stats": stats, "lang": every_lang}
             | "Join" >> beam.CoGroupByKey()
-            | "Marker" >> beam.Map(_write_marker, self.output, self.stage, self.fingerprints)
+            | "Marker" >> beam.Map(
+                _write_marker, self.output, self.stage, self.fingerprints, self.max_transient_share
+            )
         )
 
 

@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import prompts
-from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig
+from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig, project_path
 from transforms import llm, tiny_models
 from transforms.cache import CallCache
 from transforms.records import route, with_provenance
@@ -139,7 +139,10 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
 
     def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
                  cache_dir: str | None = None):
-        super().__init__(min_batch_size=1, max_batch_size=llm_cfg.records_per_batch)
+        # full batches: a batch waits for its slowest request (a timeout, at worst), and Beam's
+        # adaptive sizes (from 1, doubling) kept most batches far under the concurrency
+        n = llm_cfg.records_per_batch
+        super().__init__(min_batch_size=n, max_batch_size=n)
         self.kind, self.llm_cfg, self.generate, self.judge = kind, llm_cfg, generate, judge
         # the model and every request field (prompt, sampling, seed) make the key
         self.cache = CallCache(cache_dir, kind, {"model": llm_cfg.model, "server_args": llm_cfg.server_args})
@@ -152,12 +155,13 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         # cache answers every request)
         api_key = os.environ.get(cfg.api_key_env, "EMPTY") if cfg.endpoint else "EMPTY"
         model = tiny_models.resolve(cfg.model)
-        return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries)
+        return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries,
+                             cfg.backoff_s)
 
     def _server_url(self) -> str:
         cfg = self.llm_cfg
-        return llm.server_url(cfg.server_python, tiny_models.resolve(cfg.model), cfg.server_args,
-                              cfg.server_env, cfg.startup_timeout_s)
+        return llm.server_url(project_path(cfg.server_python), tiny_models.resolve(cfg.model),
+                              cfg.server_args, cfg.server_env, cfg.startup_timeout_s)
 
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
         if self.kind == "generate":

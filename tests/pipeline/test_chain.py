@@ -41,7 +41,7 @@ def chain_run(tmp_path_factory):
         pytest.skip("no vLLM environment: run `make vllm-env`")
     out = tmp_path_factory.mktemp("chain")
     cwd = os.getcwd()
-    os.chdir(ROOT)  # the demo preset names the server's Python relative to the project
+    os.chdir(out)  # not the project: a relative llm.server_python is the project's anyway
     try:
         assert main(["--langs", ",".join(LANGS), "--output", str(out), "--until", "qe"]) == 0
     finally:

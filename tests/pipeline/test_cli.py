@@ -1,6 +1,7 @@
 """The command line as users run it: a real subprocess, exit codes and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -66,3 +67,57 @@ def test_a_failing_run_exits_non_zero_with_one_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the run failed:") and "error.txt" in last
     assert "nonexistent" in (out / "error.txt").read_text()
+
+
+def test_an_option_neither_ours_nor_beams_fails_fast_with_one_line(tmp_path):
+    result = cli("--langs", "tel", "--until", "select", "--outptu", str(tmp_path / "out2"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: unknown option --outptu: neither this pipeline's nor an Apache Beam "
+                                     "pipeline option (see --help); did you mean --output?")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_beams_own_options_pass(tmp_path):
+    # --from-stage on an empty output fails after the options are checked, before any work
+    result = cli("--langs", "tel", "--output", str(tmp_path / "out"), "--runner=FnApiRunner",
+                 "--direct_num_workers", "1", "--temp_location=/tmp", "--experiments=a", "--dry_run=True",
+                 "--until", "translate", "--from-stage", "translate")
+    assert result.returncode == 2
+    assert "stage select has no complete checkpoint" in result.stderr
+
+
+def test_a_language_the_sample_lacks_says_what_it_holds_and_that_input_is_needed():
+    result = cli("--langs", "rus")
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "the bundled sample holds only hin, jpn, spa, tel, not rus" in result.stderr
+    assert "--input" in result.stderr
+
+
+def test_the_vllm_environment_is_found_from_any_directory(tmp_path):
+    from pipeline.config import PROJECT_DIR, load, project_path
+
+    python = load("demo").llm.server_python
+    if not (PROJECT_DIR / python).exists():
+        pytest.skip("no vLLM environment: run `make vllm-env`")
+    assert project_path(python) == str(PROJECT_DIR / python)
+    assert project_path("no/such/python") == "no/such/python"  # e.g. the worker image's WORKDIR
+    # the vLLM environment is checked first; --from-stage on an empty output then stops the run
+    result = cli("--langs", "tel", "--output", str(tmp_path / "out"), "--from-stage", "generate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "stage select has no complete checkpoint" in result.stderr
+
+
+def test_a_model_that_cannot_load_is_one_line_with_its_cause(tmp_path):
+    # no hub access: the laptop preset's NLLB is neither cached nor reachable
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.main", "--langs", "tel", "--preset", "laptop", "--output", str(out)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "error" in x.lower()]
+    assert line.startswith("error: the run failed: OSError: We couldn't connect to 'https://huggingface.co'")
+    assert line.endswith(f"[while running 'Translate/Translate/BeamML_RunInference'] (traceback: {out}/error.txt)")
+    assert (out / "error.txt").read_text().count("Traceback") >= 2

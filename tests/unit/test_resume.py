@@ -49,10 +49,11 @@ def test_a_changed_input_file_or_prompt_redoes_what_depends_on_it(sample_input):
     assert resume.fingerprints(config, sample_input, "qe")["select"] != before["select"]
 
 
-def write_marker(out, stage, lang, fingerprint):
+def write_marker(out, stage, lang, fingerprint, stats=()):
     directory = out / "stages" / stage / lang
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / checkpoint.MARKER).write_text(json.dumps({"fingerprint": fingerprint, "files": [], "stats": []}))
+    marker = {"fingerprint": fingerprint, "files": [], "stats": [list(pair) for pair in stats]}
+    (directory / checkpoint.MARKER).write_text(json.dumps(marker))
 
 
 PRINTS = {stage: {"tel": f"{stage}-tel", "hin": f"{stage}-hin"} for stage in ("select", "translate", "generate")}
@@ -84,3 +85,26 @@ def test_from_stage_redoes_that_stage_and_needs_the_ones_before(tmp_path):
     assert list(plan.reused) == ["select"] and plan.run == ("translate", "generate")
     with pytest.raises(resume.ResumeError, match="no complete checkpoint"):
         resume.plan(str(tmp_path / "elsewhere"), PRINTS, from_stage="generate")
+
+
+def test_a_checkpoint_holding_transient_errors_is_redone_with_the_stages_after_it(tmp_path):
+    for lang in ("tel", "hin"):
+        write_marker(tmp_path, "select", lang, f"select-{lang}")
+        write_marker(tmp_path, "generate", lang, f"generate-{lang}")
+    write_marker(tmp_path, "translate", "tel", "translate-tel",
+                 [("stages.translate.in", 10), ("stages.translate.rejected.segment_too_long", 2)])
+    write_marker(tmp_path, "translate", "hin", "translate-hin",
+                 [("stages.translate.in", 10), ("stages.translate.rejected.llm_error", 1)])
+    plan = resume.plan(str(tmp_path), PRINTS)
+    assert list(plan.reused) == ["select"] and plan.run == ("translate", "generate")
+    # --from-stage reuses the stages before it as they are
+    assert list(resume.plan(str(tmp_path), PRINTS, from_stage="generate").reused) == ["select", "translate"]
+
+
+def test_other_reject_reasons_leave_a_checkpoint_complete(tmp_path):
+    for lang in ("tel", "hin"):
+        for stage in ("select", "translate", "generate"):
+            write_marker(tmp_path, stage, lang, f"{stage}-{lang}",
+                         [(f"stages.{stage}.in", 5), (f"stages.{stage}.rejected.mcq_invalid", 5),
+                          (f"stages.{stage}.rejected.llm_error", 0)])
+    assert resume.plan(str(tmp_path), PRINTS).run == ()
