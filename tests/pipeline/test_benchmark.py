@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_select_benchmark_runs_and_both_paths_agree(tmp_path):
-    """The benchmark on a small corpus: it exits non-zero if the pipeline and the plain loop
-    select a different number of records."""
+    """The benchmark on small corpora (low and heavy duplication): it exits non-zero if the
+    pipeline and the plain loop select a different number of records."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "select_bench.py"), "--docs", "400",
          "--workdir", str(tmp_path)],
@@ -18,4 +18,6 @@ def test_select_benchmark_runs_and_both_paths_agree(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "pipeline / plain loop throughput" in result.stdout
+    assert "heavy / low duplication time" in result.stdout
+    assert "naive datasketch loop" in result.stdout
     assert "datasketch MinHash.update per shingle" in result.stdout
