@@ -199,6 +199,9 @@ class CostConfig:
         "llm": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 3000.0,
                 "output_tokens_per_s": 700.0, "usd_per_gpu_hour": 0.85},
     })
+    # figure (``judge_pass_rate``, ``engines.llm.output_tokens_per_s``) -> how it was measured;
+    # written by --calibrate (OUT/calibration.yaml); the dry run labels the rest as assumptions
+    measured: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

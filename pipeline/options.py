@@ -42,4 +42,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="estimate counts, tokens and GPU-hours; no models"
     )
+    p.add_argument(
+        "--calibrate", action="store_true",
+        help="run each model stage on --records selected records on this machine's hardware and "
+        "write OUT/calibration.yaml: measured tokens/s and pass rates, for --dry-run --config",
+    )
+    p.add_argument("--records", type=int, default=32, help="records per language for --calibrate")
     return p

@@ -182,29 +182,44 @@ def stage_model(ref: str, dest: str) -> None:
                 sum(f["size"] for f in writer.files) / 1e6, dest)
 
 
-def stage(config: Config, to: str) -> str:
-    """Stage the models of ``config`` under ``to``; returns the path of ``TO/models.yaml``."""
+def models_yaml(config: Config, to: str) -> str:
+    """``TO/models.yaml``: the config that points each model section at its copy under ``to``."""
     import yaml
+
+    refs = {section: getattr(config, section).model for section in SECTIONS}
+    text = ("# written by python -m pipeline.models: the models of preset "
+            f"{config.preset}, staged; use with --preset {config.preset} --config THIS_FILE\n")
+    return text + yaml.safe_dump({s: {"model": model_store.join(to, dir_name(ref))} for s, ref in refs.items()},
+                                 sort_keys=False)
+
+
+def stage(config: Config, to: str, in_place: bool = False) -> str:
+    """Stage the models of ``config`` under ``to``; returns the path of ``TO/models.yaml``.
+    ``in_place`` (a local ``to`` baked into an image): no manifests, so workers load the models
+    where they are instead of copying them, and COMET's encoder path made absolute."""
     from apache_beam.io.filesystems import FileSystems
 
     to = to.rstrip("/")
     if not model_store.is_remote(to):
         os.makedirs(to, exist_ok=True)
         to = os.path.abspath(to)
-    refs = {section: getattr(config, section).model for section in SECTIONS}
-    staged: dict[str, str] = {}
-    for section, ref in refs.items():
+    elif in_place:
+        raise StageError(f"--in-place stages to a local directory, not {to}")
+    done = set()
+    for section in SECTIONS:
+        ref = getattr(config, section).model
         if model_store.is_staged(ref):
             raise StageError(f"{section}.model {ref} is already a staged copy: stage from the preset itself")
-        if ref not in staged:
-            dest = model_store.join(to, dir_name(ref))
-            logger.info("staging %s (%s.model) to %s", ref, section, dest)
-            stage_model(ref, dest)
-            staged[ref] = dest
-    text = ("# written by python -m pipeline.models stage: the models of preset "
-            f"{config.preset}, staged; use with --preset {config.preset} --config THIS_FILE\n")
-    text += yaml.safe_dump({section: {"model": staged[ref]} for section, ref in refs.items()}, sort_keys=False)
+        if ref in done:
+            continue
+        dest = model_store.join(to, dir_name(ref))
+        logger.info("staging %s (%s.model) to %s", ref, section, dest)
+        stage_model(ref, dest)
+        if in_place:
+            model_store.relocate(Path(dest), Path(dest))
+            os.remove(os.path.join(dest, model_store.MANIFEST))
+        done.add(ref)
     path = model_store.join(to, MODELS_YAML)
     with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
+        f.write(models_yaml(config, to).encode("utf-8"))
     return path

@@ -182,3 +182,20 @@ def test_the_stage_command_line(tmp_path):
     assert (tmp_path / "b" / "models.yaml").is_file()
     with pytest.raises(SystemExit):
         main(["stage", "--preset", "nope", "--to", str(tmp_path)])
+
+
+def test_models_staged_in_place_for_an_image_load_where_they_are(tmp_path, cache):
+    """--in-place (the Dockerfile's bake): no manifest, so no copy at worker start; COMET's
+    encoder path absolute, so it loads from any working directory."""
+    from pipeline.config import QeConfig
+    from transforms.qe import CometScorer
+
+    path = stage.stage(config_mod.load("demo"), str(tmp_path / "image-models"), in_place=True)
+    config = config_mod.load("demo", path)
+    assert not list((tmp_path / "image-models").rglob(model_store.MANIFEST))
+    assert [model_store.resolve(m) for m in (config.translate.model, config.qe.model)] == [
+        config.translate.model, config.qe.model]
+    assert f"pretrained_model: {tmp_path / 'image-models' / 'comet' / 'encoder'}\n" in (
+        tmp_path / "image-models" / "comet" / "hparams.yaml").read_text()
+    assert CometScorer(QeConfig(model=config.qe.model, device="cpu")).score([("a", "b")])[0] is not None
+    assert copies(cache) == []
