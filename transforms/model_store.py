@@ -225,7 +225,9 @@ def _ready(ref: str, name: str, started: float) -> None:
     """Time to ready, counted once per process and model (the LLM's is resolved every batch)."""
     if ref not in _READY:
         _READY.add(ref)
-        _count("ready_ms", name, int((time.monotonic() - started) * 1000))
+        seconds = time.monotonic() - started
+        logger.info("model %s ready on local disk after %.1f s", ref, seconds)
+        _count("ready_ms", name, int(seconds * 1000))
 
 
 def _count(kind: str, name: str, value: int) -> None:

@@ -133,25 +133,26 @@ def _from_hub(writer: _Writer, repo: str, prefix: str = "", encoder: bool = Fals
     return revision
 
 
-def _stage_comet_encoder(writer: _Writer, source_dir: Path | None) -> bool:
-    """After a COMET model's files: its encoder into ``encoder/`` and ``hparams.yaml`` naming it
-    there. Returns whether the model was a COMET checkpoint (hparams.yaml written here)."""
+def _stage_comet_encoder(writer: _Writer, source_dir: Path | None) -> None:
+    """After a COMET model's files (it has ``hparams.yaml``): its encoder into ``encoder/`` (or
+    where it already is inside the model) and ``hparams.yaml`` naming it relative to the model."""
     import io
 
     import yaml
 
     staged = {f["path"] for f in writer.files}
     if "hparams.yaml" not in staged:
-        return False
+        return
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(model_store.join(writer.dest, "hparams.yaml")) as f:
         hparams = yaml.safe_load(f.read().decode("utf-8"))
     encoder = hparams.get("pretrained_model")
     if not isinstance(encoder, str) or encoder == "encoder":
-        return False
-    if source_dir is not None and Path(encoder).is_absolute() and Path(encoder).is_relative_to(source_dir):
-        rel = Path(encoder).relative_to(source_dir).as_posix()  # already staged with the model
+        return
+    inside = source_dir is not None and os.path.isabs(encoder) and Path(encoder).resolve().is_relative_to(source_dir)
+    if inside:
+        rel = Path(encoder).resolve().relative_to(source_dir).as_posix()  # staged with the model
     elif os.path.isdir(encoder):
         writer.put_tree(Path(encoder), "encoder/")
         rel = "encoder"
@@ -161,7 +162,6 @@ def _stage_comet_encoder(writer: _Writer, source_dir: Path | None) -> bool:
     writer.files = [f for f in writer.files if f["path"] != "hparams.yaml"]
     writer.put("hparams.yaml", io.BytesIO(yaml.safe_dump({**hparams, "pretrained_model": rel},
                                                          sort_keys=False).encode("utf-8")))
-    return True
 
 
 def stage_model(ref: str, dest: str) -> None:
