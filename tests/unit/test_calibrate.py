@@ -58,3 +58,18 @@ def test_the_dry_run_labels_measured_figures_and_the_rest_as_assumptions(tmp_pat
     assert "engines.nllb.output_tokens_per_s" in assumed and "judge_pass_rate" not in assumed
     assert "engines.llm.output_tokens_per_s" not in assumed
     assert dryrun.provenance(config_mod.load("small").cost)[0].startswith("Pass rates, chars per token and throughputs are assumptions")
+
+
+def test_calibrate_needs_at_least_one_record(capsys, monkeypatch):
+    from pathlib import Path
+
+    import pytest
+
+    from pipeline.main import main
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".venv-vllm" / "bin" / "python").exists():
+        pytest.skip("no vLLM environment: --calibrate checks it first")
+    monkeypatch.chdir(root)
+    assert main(["--langs", "tel", "--calibrate", "--records", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --records must be at least 1"
