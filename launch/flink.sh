@@ -110,8 +110,8 @@ submit() {
     case "${MODELS:-}" in
         "") ;;
         image)
-            local models_config
             models_config=$(mktemp -t natural-instruct-models.XXXXXX.yaml)
+            trap 'rm -f "$models_config"' EXIT
             "$python" -m pipeline.models config --preset "${PRESET:-paper}" --dir /opt/natural-instruct/models >"$models_config"
             args+=(--config="$models_config")
             ;;
