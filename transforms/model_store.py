@@ -49,6 +49,15 @@ def cache_root() -> Path:
     return Path(os.environ.get("NATURAL_INSTRUCT_MODELS", Path.home() / ".cache" / "natural-instruct" / "models"))
 
 
+def open_raw(path: str):
+    """A file on any Beam filesystem, its bytes as stored (Beam would otherwise decompress a
+    name ending in .gz or .bz2: a model file is copied byte for byte)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def is_remote(ref: str) -> bool:
     """Whether ``ref`` names a path on a Beam filesystem other than the local one."""
     from apache_beam.io.filesystems import FileSystems
@@ -86,11 +95,9 @@ def resolve(ref: str) -> str:
 
 
 def read_manifest(ref: str) -> dict:
-    from apache_beam.io.filesystems import FileSystems
-
     path = join(ref, MANIFEST)
     try:
-        with FileSystems.open(path) as f:
+        with open_raw(path) as f:
             return json.loads(f.read().decode("utf-8"))
     except Exception as e:  # noqa: BLE001 - any filesystem error: not a usable staged model
         raise ModelStoreError(
@@ -156,8 +163,6 @@ def local_copy(ref: str) -> str:
 
 
 def _copy(ref: str, manifest: dict, manifest_sha: str, local: Path, name: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
     root = local.parent
     needed = sum(f["size"] for f in manifest["files"])
     check_space(ref, needed, shutil.disk_usage(root).free, root)
@@ -168,7 +173,7 @@ def _copy(ref: str, manifest: dict, manifest_sha: str, local: Path, name: str) -
             target = tmp / entry["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
             digest, size = hashlib.sha256(), 0
-            with FileSystems.open(join(ref, entry["path"])) as src, open(target, "wb") as dst:
+            with open_raw(join(ref, entry["path"])) as src, open(target, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)

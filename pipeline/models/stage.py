@@ -80,10 +80,12 @@ class _Writer:
         self.dest, self.files = dest, []
 
     def put(self, rel: str, source) -> None:
+        from apache_beam.io.filesystem import CompressionTypes
         from apache_beam.io.filesystems import FileSystems
 
         digest, size = hashlib.sha256(), 0
-        with FileSystems.create(model_store.join(self.dest, rel)) as out:
+        path = model_store.join(self.dest, rel)
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
             while chunk := source.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -143,9 +145,7 @@ def _stage_comet_encoder(writer: _Writer, source_dir: Path | None) -> None:
     staged = {f["path"] for f in writer.files}
     if "hparams.yaml" not in staged:
         return
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(model_store.join(writer.dest, "hparams.yaml")) as f:
+    with model_store.open_raw(model_store.join(writer.dest, "hparams.yaml")) as f:
         hparams = yaml.safe_load(f.read().decode("utf-8"))
     encoder = hparams.get("pretrained_model")
     if not isinstance(encoder, str) or encoder == "encoder":

@@ -199,3 +199,18 @@ def test_models_staged_in_place_for_an_image_load_where_they_are(tmp_path, cache
         tmp_path / "image-models" / "comet" / "hparams.yaml").read_text()
     assert CometScorer(QeConfig(model=config.qe.model, device="cpu")).score([("a", "b")])[0] is not None
     assert copies(cache) == []
+
+
+def test_files_are_staged_and_copied_byte_for_byte_even_when_named_like_archives(tmp_path, cache):
+    """Beam's FileSystems decompress a *.gz by default: model files must not be touched."""
+    import gzip
+
+    model = tmp_path / "model"
+    model.mkdir()
+    packed = gzip.compress(b"weights" * 1000)
+    (model / "extra.bin.gz").write_bytes(packed)
+    (model / "config.json").write_text("{}")
+    stage.stage_model(str(model), str(tmp_path / "bucket" / "model"))
+    assert (tmp_path / "bucket" / "model" / "extra.bin.gz").read_bytes() == packed
+    local = Path(model_store.resolve(str(tmp_path / "bucket" / "model")))
+    assert (local / "extra.bin.gz").read_bytes() == packed
