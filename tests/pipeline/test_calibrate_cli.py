@@ -40,7 +40,10 @@ def test_calibration_measures_every_model_and_check(calibrated):
         assert cost["engines"][engine]["gpu"] == "cpu"
     assert all(0 <= cost[name] <= 1 for name in PASS_RATES)
     assert "12 records of tel" in cost["measured"]["generate_pass_rate"]
-    assert vllm_processes() == ""
+    # this test's server only (its model is in the session's tiny-model cache): other sessions
+    # on the machine may run their own
+    ours = os.environ["NATURAL_INSTRUCT_CACHE"]
+    assert [line for line in vllm_processes().splitlines() if ours in line] == []
 
 
 @pytest.mark.slow

@@ -66,7 +66,9 @@ def test_each_staged_model_is_copied_once_per_machine(runs):
     assert copied == {m: {"copies": 1, "copied_bytes": sizes[m]} for m in MODELS}
     assert sorted(json.loads(line)["source"] for line in runs["copies_after_first"]) == sorted(
         str(bucket / m) for m in MODELS)
-    assert vllm_processes() == ""
+    # this test's servers only: other sessions on the machine may run their own
+    ours = (str(runs["tmp"]), os.environ["NATURAL_INSTRUCT_CACHE"])
+    assert [line for line in vllm_processes().splitlines() if any(p in line for p in ours)] == []
 
 
 @pytest.mark.slow
