@@ -7,10 +7,11 @@ setup(
     version="0.1.0",
     description="Multilingual instruction-tuning data from natural CC-100 text, on Apache Beam",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "transforms", "prompts"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "prompts"]),
     # everything a worker reads travels with the job (--setup_file)
     package_data={
-        "pipeline": ["presets/*.yaml", "sample/*.txt.xz", "models/*.ftz"],
+        "pipeline": ["presets/*.yaml", "sample/*.txt.xz"],
+        "pipeline.models": ["*.ftz"],
         "prompts": ["files/*.yaml", "evol/*.yaml", "evol/*/*.yaml", "evol/*/*/*.yaml"],
     },
     install_requires=[
@@ -19,6 +20,7 @@ setup(
         "datasketch==2.0.0",
         "numpy>=1.26,<2",  # unbabel-comet pins numpy < 2
         "pyyaml>=6",
+        "huggingface_hub>=0.24",  # python -m pipeline.models stage (transformers needs it too)
         "regex>=2024.1.1",
         # model stages (vLLM runs in its own environment: it needs transformers >= 5)
         "torch==2.13.0",

@@ -20,6 +20,11 @@
 #             needs no credentials; OUTPUT then defaults to a local temporary directory, because
 #             the pipeline reads OUTPUT's checkpoints before building the job
 #   PYTHON    the Python with the project and its dataflow extra installed (default: .venv's)
+#   MODELS    where the preset's models are: a bucket prefix they were staged to with
+#             `python -m pipeline.models stage --preset PRESET --to gs://BUCKET/models` (the job
+#             reads MODELS/models.yaml), or `image` for models baked into IMAGE (Dockerfile's
+#             --build-arg PRESET=...); unset: hub ids, downloaded by every worker (needs HF_TOKEN
+#             on the workers, which Dataflow cannot pass: gated models fail)
 #
 # GPU_MODE=hints: the small and paper presets put Beam resource hints on the model stages
 # (translate.accelerator, qe.accelerator, llm.accelerator): Dataflow's "right fitting" then gives
@@ -112,6 +117,17 @@ case "$GPU_MODE" in
 esac
 
 scratch=""
+models_config=""
+case "${MODELS:-}" in
+    "") ;;
+    image)
+        # the paths `python -m pipeline.models stage --in-place` baked them at in the Dockerfile
+        models_config=$(mktemp -t natural-instruct-models.XXXXXX.yaml)
+        "$PYTHON" -m pipeline.models config --preset "$PRESET" --dir /opt/natural-instruct/models >"$models_config"
+        args+=(--config="$models_config")
+        ;;
+    *) args+=(--config="${MODELS%/}/models.yaml") ;;
+esac
 if [[ "$DRY_RUN" == 1 ]]; then
     if [[ -z "${OUTPUT:-}" ]]; then
         scratch=$(mktemp -d -t natural-instruct-dry-run.XXXXXX)
@@ -136,4 +152,5 @@ status=0
 "${cmd[@]}" || status=$?
 # a dry run's scratch output stays only if the pipeline wrote something there (error.txt)
 [[ -z "$scratch" ]] || rmdir "$scratch" 2>/dev/null || true
+[[ -z "$models_config" ]] || rm -f "$models_config"
 exit "$status"

@@ -13,9 +13,11 @@
 #    port 50000 that starts SDK workers inside this container, which has the GPUs.
 #    --network host: the TaskManager reaches the pool at localhost:50000 and the SDK workers reach
 #    the TaskManager's gRPC endpoints. --ipc host: vLLM's tensor parallelism (NCCL) and PyTorch
-#    need more shared memory than Docker's default 64 MB. Model downloads go to HF_CACHE on the
-#    host (default /var/cache/natural-instruct/huggingface), kept across restarts; HF_TOKEN (gated
-#    models) is passed on when set.
+#    need more shared memory than Docker's default 64 MB. Models staged to a bucket are copied
+#    once per node to MODEL_CACHE on the host (default /var/cache/natural-instruct/models), hub
+#    downloads go to HF_CACHE (default /var/cache/natural-instruct/huggingface), both kept across
+#    restarts; HF_TOKEN (gated models from the hub) is passed on when set: with staged or baked
+#    models (MODELS below) the nodes need no token.
 #
 # 2. From the repository root of the commit the image was built from, on a machine that reaches
 #    the Flink master's REST port:
@@ -41,15 +43,16 @@
 # another's. The code is the image's: rebuild the image and restart the pools to change it.
 #
 # Optional for submit: LANGS (tel,hin), PRESET (paper), PARALLELISM, FLINK_JOB_SERVER_JAR,
-# PYTHON (default: .venv's). INPUT and OUTPUT must be on a filesystem every node reads and writes:
+# PYTHON (default: .venv's), MODELS (as in dataflow.sh: the prefix `python -m pipeline.models
+# stage` wrote to, or `image` for models baked into the image). INPUT and OUTPUT must be on a filesystem every node reads and writes:
 # the image has GCS (the dataflow extra); S3 or HDFS need Beam's aws or hadoop extra added to it.
 set -euo pipefail
 
 usage() {
     {
-        echo "usage: IMAGE=... [HF_CACHE=DIR] [HF_TOKEN=...] launch/flink.sh worker-pool [docker run options]"
+        echo "usage: IMAGE=... [HF_CACHE=DIR] [MODEL_CACHE=DIR] [HF_TOKEN=...] launch/flink.sh worker-pool [docker run options]"
         echo "       FLINK_MASTER=host:8081 INPUT=... OUTPUT=... [LANGS=tel,hin] [PRESET=paper]" \
-            "[PARALLELISM=N] [FLINK_JOB_SERVER_JAR=...] launch/flink.sh submit [pipeline or Beam flags]"
+            "[PARALLELISM=N] [FLINK_JOB_SERVER_JAR=...] [MODELS=gs://...|image] launch/flink.sh submit [pipeline or Beam flags]"
     } >&2
     exit 2
 }
@@ -78,6 +81,7 @@ worker_pool() {
         "${DOCKER:-docker}" run -d --name "${POOL_NAME:-beam-worker-pool}" --restart unless-stopped
         --gpus all --network host --ipc host
         -v "$cache:/root/.cache/huggingface"
+        -v "${MODEL_CACHE:-/var/cache/natural-instruct/models}:/root/.cache/natural-instruct/models"
     )
     [[ -z "${HF_TOKEN:-}" ]] || cmd+=(-e HF_TOKEN)  # docker copies the value from this environment
     cmd+=("$@" "$IMAGE" --worker_pool)  # extra arguments: more docker run options
@@ -103,6 +107,16 @@ submit() {
     )
     [[ -z "${PARALLELISM:-}" ]] || args+=(--parallelism="$PARALLELISM")
     [[ -z "${FLINK_JOB_SERVER_JAR:-}" ]] || args+=(--flink_job_server_jar="$FLINK_JOB_SERVER_JAR")
+    case "${MODELS:-}" in
+        "") ;;
+        image)
+            models_config=$(mktemp -t natural-instruct-models.XXXXXX.yaml)
+            trap 'rm -f "$models_config"' EXIT
+            "$python" -m pipeline.models config --preset "${PRESET:-paper}" --dir /opt/natural-instruct/models >"$models_config"
+            args+=(--config="$models_config")
+            ;;
+        *) args+=(--config="${MODELS%/}/models.yaml") ;;
+    esac
     local cmd=("$python" -m pipeline.main "${args[@]}" "$@")
     show "${cmd[@]}"
     "${cmd[@]}"

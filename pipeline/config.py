@@ -234,6 +234,9 @@ class CostConfig:
         "llm": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 3000.0,
                 "output_tokens_per_s": 700.0, "usd_per_gpu_hour": 0.85},
     })
+    # figure (``judge_pass_rate``, ``engines.llm.output_tokens_per_s``) -> how it was measured;
+    # written by --calibrate (OUT/calibration.yaml); the dry run labels the rest as assumptions
+    measured: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,10 +337,20 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_text(path: Path | str) -> str:
+    """A local file, or one on a Beam filesystem (``gs://bucket/models/models.yaml``)."""
+    if "://" not in str(path):
+        return Path(path).read_text(encoding="utf-8")
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(str(path)) as f:
+        return f.read().decode("utf-8")
+
+
+def _read_yaml(path: Path | str) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
+        data = yaml.safe_load(_read_text(path)) or {}
+    except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: a filesystem Beam lacks
         raise ConfigError(f"cannot read config {path}: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: expected a mapping at the top level")
@@ -362,7 +375,7 @@ def load(preset: str = "demo", config_file: str | None = None) -> Config:
     data = _read_yaml(PRESETS_DIR / "base.yaml")
     data = _merge(data, _read_yaml(PRESETS_DIR / f"{preset}.yaml"))
     if config_file:
-        data = _merge(data, _read_yaml(Path(config_file)))
+        data = _merge(data, _read_yaml(config_file))
     data["preset"] = preset
     config = build(Config, data, "config")
     for code in config.languages:  # validate every override now, not on a worker

@@ -159,13 +159,8 @@ def _read_file(
     return docs, total
 
 
-def select_language(lang: Language, pattern: str, cfg: SelectConfig,
-                    sample_documents: int | None) -> Selection:
-    """Run select on the files of ``pattern`` (or their first documents) and scale the counts
-    of each file to what the run would read of it."""
+def _match(pattern: str, lang: Language) -> list:
     from apache_beam.io.filesystems import FileSystems
-
-    from transforms.read import relative_name, template_dir
 
     try:
         files = FileSystems.match([pattern])[0].metadata_list
@@ -173,6 +168,29 @@ def select_language(lang: Language, pattern: str, cfg: SelectConfig,
         raise InputError(f"cannot read input {pattern}: {e}") from e
     if not files:
         raise InputError(f"no input files match {pattern} (language {lang.code})")
+    return files
+
+
+def sample_records(lang: Language, pattern: str, cfg: SelectConfig, documents: int) -> list[dict]:
+    """The records select keeps of the first ``documents`` documents of each file of
+    ``pattern`` (``--calibrate``'s input)."""
+    from transforms.read import relative_name, template_dir
+
+    limit = min(documents, cfg.read.max_documents or documents)
+    docs = []
+    for meta in _match(pattern, lang):
+        name = relative_name(meta.path, template_dir(pattern))
+        docs += _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit)[0]
+    return run_select(lang, cfg, docs)[1]
+
+
+def select_language(lang: Language, pattern: str, cfg: SelectConfig,
+                    sample_documents: int | None) -> Selection:
+    """Run select on the files of ``pattern`` (or their first documents) and scale the counts
+    of each file to what the run would read of it."""
+    from transforms.read import relative_name, template_dir
+
+    files = _match(pattern, lang)
     limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
     limit = min(limits) if limits else None
     docs, scale = [], {}
@@ -344,8 +362,36 @@ def _total(results: dict[str, tuple[Selection, list[StageEstimate]]]) -> tuple[s
             f"{sum(s.gpu_hours for s in everything):,.3f}", f"{sum(s.usd for s in everything):,.2f}")
 
 
+def figures(cost: CostConfig) -> list[str]:
+    """The figures of ``cost`` an estimate uses, named as in config (``judge_pass_rate``,
+    ``engines.llm.output_tokens_per_s``)."""
+    names = ["chars_per_token", "english_chars_per_token", "english_chars_ratio", "instruction_en_chars",
+             "judge_output_tokens", "qe_response_pass_rate", "generate_pass_rate", "judge_pass_rate",
+             "qe_instruction_pass_rate"]
+    for name in ENGINES:
+        names += [f"engines.{name}.{k}" for k in ("input_tokens_per_s", "output_tokens_per_s", "usd_per_gpu_hour")
+                  if cost.engines[name].get(k) is not None]
+    return names
+
+
+def provenance(cost: CostConfig) -> list[str]:
+    """Which figures were measured (``cost.measured``, written by ``--calibrate``), and which
+    are still assumptions, as lines for the table."""
+    assumed = [f for f in figures(cost) if f not in cost.measured]
+    if not cost.measured:
+        return ["Pass rates, chars per token and throughputs are assumptions from the preset's "
+                "`cost` section: replace them with your own measurements."]
+    by_where: dict[str, list[str]] = {}
+    for name, how in cost.measured.items():
+        by_where.setdefault(how.split(": ", 1)[0], []).append(name)
+    lines = [f"Measured ({where}): {', '.join(names)}." for where, names in by_where.items()]
+    if assumed:
+        lines.append(f"Assumptions (not measured): {', '.join(assumed)}.")
+    return lines
+
+
 def table(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]],
-          engine: dict[str, Engine]) -> str:
+          engine: dict[str, Engine], cost: CostConfig | None = None) -> str:
     """The estimate as a fixed-width table, with how each language's selection was measured
     above it and where the figures come from below it."""
     rows = [_COLUMNS, *(_row(code, s) for code, (_, stages) in results.items() for s in stages),
@@ -372,8 +418,7 @@ def table(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]]
         where = "CPU (no GPU-hours)" if e.gpu is None else (
             f"{e.gpus_per_replica} x {e.gpu} per replica, ${e.usd_per_gpu_hour}/GPU-hour")
         lines.append(f"{name} ({ENGINES[name]}): {where}")
-    lines.append("Pass rates, chars per token and throughputs are assumptions from the preset's "
-                 "`cost` section: replace them with your own measurements.")
+    lines += provenance(cost or CostConfig())
     return "\n".join(lines)
 
 
@@ -387,8 +432,11 @@ def _rounded(data: dict) -> dict:
 
 
 def document(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]],
-             engine: dict[str, Engine], costs: dict[str, CostConfig]) -> dict:
-    """The estimate as JSON: per language its selection, stages and assumptions; the total."""
+             engine: dict[str, Engine], costs: dict[str, CostConfig],
+             config_cost: CostConfig | None = None) -> dict:
+    """The estimate as JSON: per language its selection, stages and assumptions; the total;
+    which figures were measured (by ``--calibrate``) and which assumed."""
+    config_cost = config_cost or CostConfig()
     everything = [s for _, stages in results.values() for s in stages]
     return {
         "preset": preset,
@@ -396,10 +444,12 @@ def document(preset: str, results: dict[str, tuple[Selection, list[StageEstimate
             code: {"selection": _rounded(asdict(selection)),
                    "stages": [_rounded(asdict(s)) for s in stages],
                    "usd_per_million_fragments": round(usd_per_million(stages), 2),
-                   "assumptions": {k: v for k, v in asdict(costs[code]).items() if k != "engines"}}
+                   "assumptions": {k: v for k, v in asdict(costs[code]).items() if k not in ("engines", "measured")}}
             for code, (selection, stages) in results.items()
         },
         "engines": {name: asdict(e) for name, e in engine.items()},
+        "measured": dict(config_cost.measured),
+        "assumed": [f for f in figures(config_cost) if f not in config_cost.measured],
         "total": _rounded({
             "selected_records": sum(stages[0].records_out for _, stages in results.values()),
             "final_records": sum(stages[-1].records_out for _, stages in results.values()),
@@ -423,8 +473,8 @@ def run(args, langs: list[Language], config: Config) -> int:
         stages = estimate(selection, lang_config, engine, generate, judge, args.until)
         results[lang.code] = (selection, stages)
         costs[lang.code] = lang_config.cost
-    print(table(config.preset, results, engine))
+    print(table(config.preset, results, engine, config.cost))
     path = f"{args.output}/dryrun.json"
-    write_json(path, document(config.preset, results, engine, costs))
+    write_json(path, document(config.preset, results, engine, costs, config.cost))
     print(f"\nwritten: {path}")
     return 0

@@ -174,6 +174,18 @@ def transient_summary(all_stats: list[dict]) -> str | None:
             "run the same command again to retry them (the model-call cache answers the rest)")
 
 
+def _model_copies(result) -> dict[str, dict[str, int]]:
+    """Staged models copied to this machine's or the workers' disks (``transforms/model_store.py``),
+    per model: copies made and bytes copied, from the run's metrics."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    copies: dict[str, dict[str, int]] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace("models"))["counters"]:
+        kind, model = counter.key.metric.name.split(".", 1)
+        copies.setdefault(model, {"copies": 0, "copied_bytes": 0})[kind] += counter.committed or 0
+    return dict(sorted(copies.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     # Quiet while checking arguments (Beam's imports warn about optional cloud clients), so a
     # bad argument shows as one line; informative once the run starts.
@@ -198,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             config = config_mod.with_strict_input(config)
         _check_beam_options(beam_args)
         _check_inputs(args.input, langs)
+        if args.calibrate:
+            from pipeline import calibrate
+
+            _check_llm(config, "qe", [])
+            return calibrate.run(args, langs, config)
         if args.dry_run:
             from pipeline import dryrun
 
@@ -278,6 +295,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     calls = _model_calls(result)
     write_json(f"{args.output}/run.json", {
         "stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
+        "model_copies": _model_copies(result),
     })
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])

@@ -53,4 +53,10 @@ def parser() -> argparse.ArgumentParser:
         help="a truncated or corrupt input file fails the run (exit 1) instead of being counted "
         "as input_truncated and reported (select.read.strict_input)",
     )
+    p.add_argument(
+        "--calibrate", action="store_true",
+        help="run each model stage on --records selected records on this machine's hardware and "
+        "write OUT/calibration.yaml: measured tokens/s and pass rates, for --dry-run --config",
+    )
+    p.add_argument("--records", type=int, default=32, help="records per language for --calibrate")
     return p

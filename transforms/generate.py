@@ -21,7 +21,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import prompts
 from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig, project_path
-from transforms import llm, tiny_models
+from transforms import llm, model_store
 from transforms.cache import CallCache
 from transforms.records import route, with_provenance
 
@@ -154,13 +154,13 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         # without an endpoint, the server starts when a batch first needs it (not when the
         # cache answers every request)
         api_key = os.environ.get(cfg.api_key_env, "EMPTY") if cfg.endpoint else "EMPTY"
-        model = tiny_models.resolve(cfg.model)
+        model = model_store.resolve(cfg.model)
         return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries,
                              cfg.backoff_s)
 
     def _server_url(self) -> str:
         cfg = self.llm_cfg
-        return llm.server_url(project_path(cfg.server_python), tiny_models.resolve(cfg.model),
+        return llm.server_url(project_path(cfg.server_python), model_store.resolve(cfg.model),
                               cfg.server_args, cfg.server_env, cfg.startup_timeout_s)
 
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:

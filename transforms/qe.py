@@ -27,9 +27,9 @@ Result = tuple[dict, "str | None"]  # (record, reject reason or None)
 
 def checkpoint_path(name: str) -> str:
     """``tiny:comet``, a local model directory or checkpoint, or a hub id (downloaded)."""
-    from transforms import tiny_models
+    from transforms import model_store
 
-    path = Path(tiny_models.resolve(name))
+    path = Path(model_store.resolve(name))
     if path.is_file():
         return str(path)
     if (path / "checkpoints" / "model.ckpt").is_file():
@@ -55,7 +55,8 @@ class CometScorer:
     def model(self):
         from comet import load_from_checkpoint
 
-        model = load_from_checkpoint(checkpoint_path(self.cfg.model))
+        # hparams.yaml, not the checkpoint's copy of it: a staged model names its encoder there
+        model = load_from_checkpoint(checkpoint_path(self.cfg.model), reload_hparams=True)
         model.eval().to(self.device)
         if self.device.startswith("cuda"):
             model.half()

@@ -20,7 +20,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig, TranslateConfig
 from pipeline.languages import LANGUAGES
-from transforms import segment, tiny_models
+from transforms import model_store, segment
 from transforms.cache import CallCache
 from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
 from transforms.records import route, with_provenance
@@ -46,7 +46,7 @@ class NllbTranslator:
         import torch
         from transformers import AutoTokenizer
 
-        self.path = tiny_models.resolve(cfg.model)
+        self.path = model_store.resolve(cfg.model)
         self.cfg, self.torch = cfg, torch
         self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

@@ -70,4 +70,4 @@ def test_the_staged_package_carries_prompts_presets_and_the_lid_model(tmp_path):
     names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
     assert {f"prompts/files/{p}.yaml" for p in ("open_ended@1", "mcq@1", "judge@1")} <= names
     assert {f"pipeline/presets/{p}.yaml" for p in ("base", *config_mod.PRESETS)} <= names
-    assert "pipeline/models/lid.176.ftz" in names
+    assert {"pipeline/models/lid.176.ftz", "pipeline/models/__init__.py", "pipeline/models/stage.py"} <= names

@@ -20,7 +20,9 @@ DOCKERFILE = LAUNCH / "Dockerfile"
 SCRIPTS = (LAUNCH / "dataflow.sh", LAUNCH / "flink.sh")
 SCRIPT_ENV = ("PROJECT", "REGION", "BUCKET", "IMAGE", "LANGS", "PRESET", "INPUT", "OUTPUT",
               "GPU_MODE", "DRY_RUN", "MACHINE_TYPE", "DISK_SIZE_GB", "PYTHON", "DOCKER",
-              "FLINK_MASTER", "PARALLELISM", "FLINK_JOB_SERVER_JAR", "HF_TOKEN", "HF_CACHE")
+              "FLINK_MASTER", "PARALLELISM", "FLINK_JOB_SERVER_JAR", "HF_TOKEN", "HF_CACHE", "MODELS",
+              "MODEL_CACHE")
+TOKEN = "hf_PlantedTokenNeverToBeWritten0123456789"
 DATAFLOW_ENV = {"PROJECT": "example-project", "REGION": "us-central1", "BUCKET": "example-bucket",
                 "IMAGE": "us-central1-docker.pkg.dev/example-project/images/natural-instruct:1"}
 
@@ -107,7 +109,7 @@ def test_dockerfile_installs_every_package_setup_py_names():
     include = ast.literal_eval(setup_call()["packages"].keywords[0].value)
     lines = dockerfile_lines()
     (src,) = [line.split()[2] for line in lines if line.startswith("COPY setup.py ")]
-    for package in include:
+    for package in {name.split(".")[0] for name in include}:  # "pipeline.*": subpackages
         assert f"COPY {package} {src}{package}" in lines
     assert any(line.startswith(f'RUN pip install "{src.rstrip("/")}[dataflow]"') for line in lines)
     # not into the WORKDIR, where a source tree would shadow the installed package on workers
@@ -279,3 +281,54 @@ def test_dataflow_sh_dry_run_builds_the_paper_job_offline(tmp_path):
                  GPU_MODE="job", LANGS="tel", OUTPUT=str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the job was built, not submitted" in result.stderr
+
+
+def test_dockerfile_bakes_a_presets_models_with_the_token_as_a_secret():
+    """--build-arg PRESET=small: the models staged in place into the image; the token only as a
+    BuildKit secret mounted for that one RUN (never an ARG or ENV, which stay in the image)."""
+    lines = dockerfile_lines()
+    (bake,) = [line for line in lines if "pipeline.models stage" in line]
+    assert bake.startswith("RUN --mount=type=secret,id=hf_token,required=false ")
+    assert '--preset "${PRESET}" --to /opt/natural-instruct/models --in-place' in bake
+    assert "ARG PRESET=" in lines
+    assert not [line for line in lines if re.match(r"(ARG|ENV)\b.*(TOKEN|HF_)", line)]
+    # the baked models' directory is the one the launchers' MODELS=image points at
+    for script in SCRIPTS:
+        assert "--dir /opt/natural-instruct/models" in script.read_text()
+
+
+@pytest.mark.parametrize("script,command", [(LAUNCH / "dataflow.sh", ()), (LAUNCH / "flink.sh", ("submit",))],
+                         ids=["dataflow", "flink"])
+def test_launchers_point_the_job_at_staged_models_and_pass_no_token(recorder, script, command):
+    tool, calls = recorder
+    common = {**DATAFLOW_ENV, "FLINK_MASTER": "flink:8081", "INPUT": "gs://example-bucket/in/{cc100}.txt.xz",
+              "OUTPUT": "gs://example-bucket/out", "PYTHON": tool, "HF_TOKEN": TOKEN}
+    result = run(script, *command, **common, MODELS="gs://example-bucket/models/")
+    assert result.returncode == 0, result.stderr
+    args, _ = parse(calls()[-1])
+    assert args.config == "gs://example-bucket/models/models.yaml"
+    assert not any(TOKEN in arg for call in calls() for arg in call) and TOKEN not in result.stderr + result.stdout
+    # models baked into the image: a config naming where the Dockerfile put them
+    result = run(script, *command, **common, MODELS="image")
+    assert result.returncode == 0, result.stderr
+    assert calls()[-2] == ["-m", "pipeline.models", "config", "--preset", "paper", "--dir", "/opt/natural-instruct/models"]
+    assert parse(calls()[-1])[0].config.endswith(".yaml")
+
+
+@pytest.mark.slow
+def test_dataflow_sh_dry_run_builds_the_paper_job_with_staged_models(tmp_path):
+    """The paper job built offline with its models read from a bucket (the models.yaml `stage`
+    writes for gs://example-bucket/models), with a token in the environment it never passes on."""
+    pytest.importorskip("google.cloud.dataflow_v1beta3", reason="needs the dataflow extra")
+    from pipeline import config as config_mod
+    from pipeline.models.stage import models_yaml
+
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    (bucket / "models.yaml").write_text(models_yaml(config_mod.load("paper"), "gs://example-bucket/models"))
+    result = run(LAUNCH / "dataflow.sh", **DATAFLOW_ENV, PYTHON=sys.executable, DRY_RUN="1", LANGS="tel",
+                 OUTPUT=str(tmp_path / "out"), MODELS=str(bucket), HF_TOKEN=TOKEN)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the job was built, not submitted" in result.stderr
+    assert f"--config={bucket}/models.yaml" in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
