@@ -165,9 +165,11 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
         path = f"{args.output}/error.txt"
+        hidden = llm.secrets(config.llm.server_args, config.llm.server_env)  # e.g. in a server's log tail
         with FileSystems.create(path) as f:
-            f.write(traceback.format_exc().encode("utf-8"))
+            f.write(llm.scrub(traceback.format_exc(), hidden).encode("utf-8"))
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        reason = llm.scrub(reason, hidden)
         print(f"error: the run failed: {reason[:500]} (traceback: {path})", file=sys.stderr)
         return 1
     finally:
