@@ -50,3 +50,57 @@ def test_the_stats_config_holds_no_secret():
     recorded = repr(graph.run_config(config, LANGUAGES["tel"]))
     assert not any(s in recorded for s in ("sk-one", "sk-two", "hf_abcdef", "hf_secret_env"))
     assert "'--api-key', '***', '***'" in recorded
+
+
+# Stands in for the vLLM environment's python (a real server takes a minute and more to start;
+# tests/pipeline/test_llm_prompts.py checks the same against one): prints its arguments, as
+# vLLM does, and answers /v1/models only with the Bearer key DEMAND.
+FAKE_PYTHON = """#!{python}
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+print("args:", sys.argv, flush=True)
+
+class Models(BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Bearer {demand}"
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+        self.wfile.write(b'{{"data": []}}')
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+HTTPServer(("127.0.0.1", port), Models).serve_forever()
+"""
+
+
+def fake_python(tmp_path, demand):
+    import stat
+    import sys
+
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON.format(python=sys.executable, demand=demand))
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    return str(python)
+
+
+def test_the_readiness_check_sends_the_key(tmp_path):
+    server = llm.VllmServer(fake_python(tmp_path, "sk-right"), "tiny", ("--api-key", "sk-right"), {}, 60.0)
+    try:
+        server.start()  # without the key the check would get 401 and fail
+    finally:
+        server.stop()
+
+
+def test_a_server_refusing_the_key_fails_at_once_without_showing_it(tmp_path):
+    import time
+
+    import pytest
+
+    server = llm.VllmServer(fake_python(tmp_path, "sk-other"), "tiny", ("--api-key", "sk-wrong-key"), {}, 600.0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="refuses the readiness check") as failure:
+        server.start()
+    assert time.monotonic() - start < 60  # not the 600 s startup timeout
+    assert server.process.poll() is not None  # stopped
+    assert "sk-wrong-key" in open(server.log_path).read() and "sk-wrong-key" not in server.tail()
+    assert "sk-wrong-key" not in str(failure.value)
