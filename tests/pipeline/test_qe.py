@@ -121,7 +121,7 @@ def test_low_quality_translations_never_reach_later_stages(tmp_path):
 @pytest.mark.slow
 def test_a_model_that_scores_nan_rejects_every_record_as_score_invalid(tmp_path):
     config = tmp_path / "nan.yaml"
-    config.write_text(f"qe: {{model: {poisoned_comet(tmp_path / 'nan')}}}\n")
+    config.write_text(f"qe: {{model: {poisoned_comet(tmp_path / 'nan')}}}\nselect: {{read: {{max_documents: 30}}}}\n")
     out = tmp_path / "out"
     assert main(["--langs", "spa", "--output", str(out), "--until", "translate", "--config", str(config)]) == 0
     stats = json.loads((out / "stats" / "spa.json").read_text())
