@@ -133,6 +133,15 @@ class TranslateConfig:
     batch_tokens: int = 4096  # padded source tokens per generate call
     sort_by_length: bool = True  # longest first: less padding
     max_new_tokens_ratio: float = 1.5  # of the longest source segment, plus 8
+    # Checks of every segment's output. Truncated: it stopped at that limit without an
+    # end-of-sequence token. Degenerate: over ``max_repeat_share`` of its tokens (at least 8)
+    # are back-to-back repeats (3 or more) of one n-gram of up to ``max_repeat_ngram`` tokens.
+    # A record with such a segment is a ``translation_truncated`` / ``translation_degenerate``
+    # reject; with the switch off it is kept and counted under the stage's ``flagged``.
+    reject_truncated: bool = True
+    reject_degenerate: bool = True
+    max_repeat_share: float = 0.5
+    max_repeat_ngram: int = 4
     records_per_batch: int = 64  # records per RunInference batch
     share_model: bool = False  # one model per machine instead of per process (big models)
     # Beam resource hints for the stage's workers (Dataflow puts only these stages on GPU
@@ -186,8 +195,8 @@ class LlmConfig:
 class GenerateConfig:
     # task prompt -> weight; the task of a record is drawn from its id and ``seed``
     tasks: dict[str, float] = field(default_factory=lambda: {
-        "open_ended@1": 3.0, "qa_context@1": 2.0, "summarize@1": 1.0, "mcq@1": 1.0,
-        "math@1": 1.0, "explain@1": 1.0, "write_from_title@1": 1.0,
+        "open_ended@2": 3.0, "qa_context@2": 2.0, "summarize@2": 1.0, "mcq@2": 1.0,
+        "math@2": 1.0, "explain@2": 1.0, "write_from_title@2": 1.0,
     })
     seed: int = 0
     temperature: float = 0.7
@@ -199,7 +208,7 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    prompt: str = "judge@1"
+    prompt: str = "judge@2"
     min_score: int | None = 3  # lambda: keep pairs scored at or above
     max_tokens: int = 512
     temperature: float = 0.0

@@ -8,7 +8,7 @@ import apache_beam as beam
 from pipeline.config import Config, to_dict
 from pipeline.languages import Language
 from pipeline import resume
-from transforms import checkpoint, dedup, langid
+from transforms import checkpoint, dedup, langid, llm
 from transforms.read import BATCH_DOCS, ReadCC100, input_pattern
 from transforms.records import StageOutput
 from transforms.select import Select
@@ -27,7 +27,8 @@ def run_config(config: Config, lang: Language) -> dict:
         "select": to_dict(cfg),
         "translate": to_dict(config.translate),
         "qe": to_dict(config.qe),
-        "llm": {k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
+        "llm": {**{k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
+                "server_args": llm.redact_args(config.llm.server_args)},
         "generate": to_dict(config.generate),
         "judge": to_dict(config.judge),
         "resolved": {

@@ -261,6 +261,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     if FileSystems.exists(errors):  # a previous run's
         FileSystems.delete([errors])
     trap = TracebackTrap()
+    hidden = llm.secrets(config.llm.server_args, config.llm.server_env)  # e.g. in a server's log tail
     for handler in logging.getLogger().handlers:
         handler.addFilter(trap)
     try:
@@ -270,8 +271,8 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
         with FileSystems.create(errors) as f:
-            f.write("\n".join([*trap.kept, traceback.format_exc()]).encode("utf-8"))
-        print(f"error: the run failed: {one_line(e)} (traceback: {errors})", file=sys.stderr)
+            f.write(llm.scrub("\n".join([*trap.kept, traceback.format_exc()]), hidden).encode("utf-8"))
+        print(f"error: the run failed: {llm.scrub(one_line(e), hidden)} (traceback: {errors})", file=sys.stderr)
         return 1
     finally:
         for handler in logging.getLogger().handlers:
@@ -279,7 +280,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         llm.stop_all()  # a vLLM server this process started never outlives the run
     if trap.kept:
         with FileSystems.create(errors) as f:
-            f.write("\n".join(trap.kept).encode("utf-8"))
+            f.write(llm.scrub("\n".join(trap.kept), hidden).encode("utf-8"))
         logger.warning("%d errors were logged and recovered from (tracebacks: %s)", len(trap.kept), errors)
     if options.view_as(TestOptions).dry_run:
         logger.info("dry run (--dry_run=True): the job was built, not submitted")

@@ -3,7 +3,13 @@
 Each ``files/{id}@{version}.yaml`` holds a ``kind`` (task or judge), the ``template`` (Python
 ``str.format`` fields: ``{response}`` and, for the judge, ``{instruction}``), and for tasks the
 JSON ``schema`` of the answer the LLM must give (vLLM structured outputs) and the ``fields`` of
-that answer that make up the instruction. Records name the prompt they used (``mcq@1``).
+that answer that make up the instruction. Records name the prompt they used (``mcq@2``).
+
+From version 2 a prompt has a ``system`` message (the task or rubric) and its ``template`` is
+the user message: the data between delimiters (``<response>...</response>``). ``messages``
+renders both, every field ``neutralise``d first, so a response that contains ``</response>``,
+a chat-template marker (``<|eot_id|>``, ``[INST]``, ...) or a ``Score:`` line can neither end
+its section nor open a new turn.
 """
 
 from __future__ import annotations
@@ -17,6 +23,24 @@ import yaml
 
 FILES = Path(__file__).parent / "files"
 _NAME = re.compile(r"^(?P<id>[a-z_]+)@(?P<version>[0-9]+)$")
+# What data must not carry into a prompt: our delimiters, chat-template markers (``<|...|>``
+# special tokens of Llama 3, ChatML, Phi; ``<s>``, ``[INST]``, ``<<SYS>>`` of Llama 2 and
+# Mistral; Gemma's turns) and a line that starts like the judge's verdict.
+HOSTILE = re.compile(
+    r"</?\s*(?:instruction|response)\s*>"
+    r"|<\|[^|<>\s]{1,40}\|>"
+    r"|</?s>|\[/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS)\]|<</?SYS>>"
+    r"|<(?:start|end)_of_turn>"
+    r"|^[ \t*#>_-]*score\s*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BREAK = "\u200b"  # zero-width space: the text reads the same, the marker no longer matches
+
+
+def neutralise(text: str) -> str:
+    """``text`` with a zero-width space before the last character of every ``HOSTILE``
+    match: no delimiter, special token or verdict line survives (nor can one be formed)."""
+    return HOSTILE.sub(lambda m: m[0][:-1] + _BREAK + m[0][-1], text)
 
 
 @dataclass(frozen=True)
@@ -24,16 +48,23 @@ class Prompt:
     id: str
     version: int
     kind: str  # task | judge
-    template: str
+    template: str  # the user message
     schema: dict | None = None  # JSON schema of the structured answer (tasks)
     description: str = ""
+    system: str = ""  # the system message (from version 2)
 
     @property
     def name(self) -> str:
         return f"{self.id}@{self.version}"
 
     def render(self, **fields: str) -> str:
-        return self.template.format(**fields)
+        """The user message, with every field neutralised."""
+        return self.template.format(**{k: neutralise(v) for k, v in fields.items()})
+
+    def messages(self, **fields: str) -> tuple[dict, ...]:
+        """The chat request's messages: the system message (if any), then the user's."""
+        system = ({"role": "system", "content": self.system.format().strip()},) if self.system else ()
+        return (*system, {"role": "user", "content": self.render(**fields).strip()})
 
 
 @functools.lru_cache(maxsize=None)

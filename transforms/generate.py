@@ -2,7 +2,9 @@
 additive rating of the pair). Pure functions build requests and parse answers; ``LlmHandler``
 runs a batch through the one async client; ``LlmStage`` is the Beam shell.
 
-Every answer is validated even under structured outputs: an unparseable answer, an MCQ
+Prompts put the task or rubric in a system message and the data, neutralised, between
+delimiters in the user message (``prompts.Prompt.messages``). Every answer is validated even
+under structured outputs: an unparseable answer, an MCQ
 without four options and an answer letter, an empty instruction, one that copies the
 response, or a judge output without a final ``Score: N`` is a counted reject.
 """
@@ -23,6 +25,7 @@ import prompts
 from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig, project_path
 from transforms import llm, model_store
 from transforms.cache import CallCache
+from transforms.qe import below_threshold
 from transforms.records import route, with_provenance
 
 LLM_UNPARSEABLE = "llm_unparseable"
@@ -52,7 +55,7 @@ def draw_task(record_id: str, tasks: dict[str, float], seed: int) -> str:
 def generate_request(record: dict, prompt: prompts.Prompt, cfg: GenerateConfig) -> llm.LlmRequest:
     schema = _bounded(prompt.schema, cfg.max_instruction_chars)
     return llm.LlmRequest(
-        messages=({"role": "user", "content": prompt.render(response=record["response_en"])},),
+        messages=prompt.messages(response=record["response_en"]),
         max_tokens=cfg.max_tokens,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
@@ -116,8 +119,7 @@ def parse_instruction(text: str | None, prompt: prompts.Prompt, response: str,
 
 def judge_request(record: dict, prompt: prompts.Prompt, cfg: JudgeConfig, seed: int) -> llm.LlmRequest:
     return llm.LlmRequest(
-        messages=({"role": "user", "content": prompt.render(
-            instruction=record["instruction_en"], response=record["response_en"])},),
+        messages=prompt.messages(instruction=record["instruction_en"], response=record["response_en"]),
         max_tokens=cfg.max_tokens,
         temperature=cfg.temperature,
         seed=record_seed(record["id"], seed),
@@ -152,8 +154,11 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
 
         cfg = self.llm_cfg
         # without an endpoint, the server starts when a batch first needs it (not when the
-        # cache answers every request)
-        api_key = os.environ.get(cfg.api_key_env, "EMPTY") if cfg.endpoint else "EMPTY"
+        # cache answers every request), and wants the key it was started with, if any
+        if cfg.endpoint:
+            api_key = os.environ.get(cfg.api_key_env, "EMPTY")
+        else:
+            api_key = llm.server_api_key(cfg.server_args, cfg.server_env) or "EMPTY"
         model = model_store.resolve(cfg.model)
         return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries,
                              cfg.backoff_s)
@@ -217,10 +222,8 @@ def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
 
 
 def judge_threshold(result, min_score: int | None):
-    record, reason = result[:2]
-    if reason is None and min_score is not None and record["scores"]["judge"] < min_score:
-        return record, JUDGE_LOW
-    return result
+    """lambda on the stored judge score; one that is not a finite number is ``score_invalid``."""
+    return below_threshold(result, "judge", min_score, JUDGE_LOW)
 
 
 class LlmStage(beam.PTransform):

@@ -10,6 +10,12 @@ separate environment (vLLM needs transformers >= 5; this one has < 5), waits unt
 ``/v1/models`` answers, and stops it with the process that started it (``stop_all``, atexit,
 and the parent-death signal on Linux), so no server outlives a run. ``server_url`` gives
 every worker process of a machine the same server (started by the first to ask).
+
+Secrets: a server started with ``--api-key`` (or ``VLLM_API_KEY`` in its environment) is
+asked with that key, its readiness check included (``server_api_key``). Values of secret
+arguments (``--api-key``, ``--hf-token``, any ``*token*``/``*key*``/``*secret*``/``*password*``
+flag) and of secret-named environment variables never reach a log line, an error message,
+the stats or the report: ``redact_args`` and ``scrub`` replace them with ``***``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +49,58 @@ LLM_ERROR = "llm_error"
 # HTTP statuses no retry can fix: a bad request (e.g. a prompt over the context length),
 # authentication, a missing model.
 _FINAL = {400, 401, 403, 404, 422}
+REDACTED = "***"
+_SECRET_NAME = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
+
+
+def _is_secret_flag(arg: str) -> bool:
+    return arg.startswith("--") and bool(_SECRET_NAME.search(arg.split("=", 1)[0]))
+
+
+def redact_args(args: Sequence[str]) -> list[str]:
+    """``args`` with the values of every secret flag (``--api-key K1 K2``, ``--hf-token=T``)
+    replaced by ``***``."""
+    out, hiding = [], False
+    for arg in args:
+        if arg.startswith("--"):
+            hiding = _is_secret_flag(arg) and "=" not in arg
+            out.append(arg.split("=", 1)[0] + "=" + REDACTED if _is_secret_flag(arg) and "=" in arg else arg)
+        else:
+            out.append(REDACTED if hiding else arg)
+    return out
+
+
+def redact_env(env: dict) -> dict:
+    """``env`` with the value of every secret-named variable replaced by ``***``."""
+    return {k: REDACTED if _SECRET_NAME.search(k) else v for k, v in env.items()}
+
+
+def secrets(args: Sequence[str] = (), env: dict | None = None) -> set[str]:
+    """The secret values in ``args``, ``env`` and this process's environment."""
+    found = {a for a, r in zip(args, redact_args(args)) if r == REDACTED}
+    found |= {a.split("=", 1)[1] for a in args if _is_secret_flag(a) and "=" in a}
+    for variables in (env or {}, os.environ):
+        found |= {v for k, v in variables.items() if _SECRET_NAME.search(k)}
+    # "", "0" or "true" would blank out unrelated text
+    return {v for v in found if len(v) >= 4 and v.lower() not in {"true", "false", "none", "null"}}
+
+
+def scrub(text: str, values: set[str]) -> str:
+    """``text`` with every secret value in ``values`` replaced by ``***``."""
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def server_api_key(args: Sequence[str], env: dict | None = None) -> str | None:
+    """The key a vLLM server started with ``args`` and ``env`` demands (``--api-key K``,
+    ``--api-key=K`` or ``VLLM_API_KEY``), or None."""
+    for i, arg in enumerate(args):
+        if arg == "--api-key" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--api-key="):
+            return arg.split("=", 1)[1]
+    return (env or {}).get("VLLM_API_KEY") or None
 
 
 @dataclass(frozen=True)
@@ -154,10 +214,14 @@ class VllmServer:
                 f"vLLM server Python {self.python} not found: build it with `make vllm-env` "
                 "or set llm.endpoint / --llm-endpoint to an existing server"
             )
-        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
-               "--host", "127.0.0.1", "--port", str(self.port), *self.args]
-        logger.info("starting vLLM: %s (log %s)", " ".join(cmd), self.log_path)
+        head = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+                "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [*head, *self.args]
+        logger.info("starting vLLM: %s (log %s)", " ".join(head + redact_args(self.args)), self.log_path)
         env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **self.env}
+        key = server_api_key(self.args, self.env)
+        ready = urllib.request.Request(f"{self.base_url}/models",
+                                       headers={"Authorization": f"Bearer {key}"} if key else {})
         with open(self.log_path, "ab") as log:  # appending: others may add lines to the log
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             preexec_fn=_die_with_parent)
@@ -167,10 +231,15 @@ class VllmServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"vLLM server exited with {self.process.returncode}: {self.tail()}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as r:
+                with urllib.request.urlopen(ready, timeout=5) as r:
                     if r.status == 200:
                         logger.info("vLLM ready on port %d", self.port)
                         return self
+            except urllib.error.HTTPError as e:
+                if e.code in (401, 403):  # up, but refuses our key: no use waiting
+                    self.stop()
+                    raise RuntimeError(f"vLLM server refuses the readiness check (HTTP {e.code}): "
+                                       "its --api-key / VLLM_API_KEY is not the key the client sends") from None
             except OSError:
                 pass
             time.sleep(1.0)
@@ -178,8 +247,10 @@ class VllmServer:
         raise RuntimeError(f"vLLM server not healthy after {self.startup_timeout_s:.0f} s: {self.tail()}")
 
     def tail(self, chars: int = 1500) -> str:
+        """The end of the server's log (for error messages), secrets scrubbed: vLLM logs its
+        arguments."""
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()[-chars:]
+            return scrub(f.read(), secrets(self.args, self.env))[-chars:]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -2,6 +2,14 @@
 ModelHandler. Scores are stored on the record (``scores.qe_response``, ``scores.qe_instruction``);
 thresholds apply afterwards, in one place (``below_threshold``), so changing them needs no model.
 
+COMET-kiwi reads at most 512 tokens of a pair, so a long text is scored in pieces: the
+translate stage hands on its (source segment, translation) pairs, and the qe stage pairs I_en
+and I_x paragraph by paragraph (backtranslation keeps paragraphs; the whole text where the
+counts differ). The score is the mean of the pieces' scores weighted by their source length;
+the lowest piece's score is kept as ``scores.{name}_min`` and ``provenance.scoring.{name}``
+says how the score was made. A score that is not a finite number is a ``score_invalid``
+reject, whatever the threshold.
+
 The model runs through COMET's own ``prepare_for_inference`` and ``predict_step`` under
 ``torch.inference_mode`` (no Lightning trainer, no forked DataLoader workers), in batches sorted
 by length, half precision on GPU.
@@ -10,6 +18,7 @@ by length, half precision on GPU.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,8 +30,34 @@ from transforms.cache import CallCache
 
 QE_RESPONSE_LOW = "qe_response_low"
 QE_INSTRUCTION_LOW = "qe_instruction_low"
+SCORE_INVALID = "score_invalid"
+AGGREGATION = "length_weighted_mean"
 
-Result = tuple[dict, "str | None"]  # (record, reject reason or None)
+Result = tuple  # (record, reject reason or None[, detail or in-flight info])
+
+
+def pieces(record: dict, source_field: str, target_field: str, info: dict) -> tuple[str, list[tuple[str, str]]]:
+    """(unit, the (source, translation) pairs to score) of a record: the translator's
+    segments when it handed them on (``info``), else paragraphs when both sides have as many,
+    else the whole text."""
+    if info.get("segments"):
+        return "segment", [tuple(pair) for pair in info["segments"]]
+    source, target = record[source_field], record[target_field]
+    src_lines = [line for line in source.split("\n") if line.strip()]
+    tgt_lines = [line for line in target.split("\n") if line.strip()]
+    if len(src_lines) > 1 and len(src_lines) == len(tgt_lines):
+        return "paragraph", list(zip(src_lines, tgt_lines, strict=True))
+    return "text", [(source, target)]
+
+
+def aggregate(pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> tuple[float, float]:
+    """(mean of ``scores`` weighted by their source's length in characters, the minimum); a
+    non-finite piece makes both non-finite (never skipped)."""
+    weights = [max(1, len(src)) for src, _ in pairs]
+    if not all(math.isfinite(s) for s in scores):
+        return math.nan, math.nan
+    mean = sum(w * s for w, s in zip(weights, scores, strict=True)) / sum(weights)
+    return round(mean, 4), min(scores)
 
 
 def checkpoint_path(name: str) -> str:
@@ -78,8 +113,9 @@ class CometScorer:
 
 
 class QeHandler(ModelHandler[Result, Result, CometScorer]):
-    """(record, reason) -> the same, with ``scores[score_name]`` set on records not already
-    rejected: the COMET score of (``source_field`` -> ``target_field``)."""
+    """(record, reason[, info]) -> (record, reason), with ``scores[score_name]`` (and
+    ``_min``) set on records not already rejected: the COMET score of (``source_field`` ->
+    ``target_field``), aggregated over its pieces (``pieces``). A reject passes unchanged."""
 
     def __init__(self, cfg: QeConfig, source_field: str, target_field: str, score_name: str,
                  cache_dir: str | None = None):
@@ -95,12 +131,26 @@ class QeHandler(ModelHandler[Result, Result, CometScorer]):
         return self.cfg.share_model
 
     def run_inference(self, batch: Sequence[Result], model: CometScorer, inference_args=None) -> Iterable[Result]:
-        todo = [k for k, (_, reason) in enumerate(batch) if reason is None]
-        pairs = [(batch[k][0][self.source_field], batch[k][0][self.target_field]) for k in todo]
         results = list(batch)
-        for k, score in zip(todo, self.cache.run(pairs, model.score), strict=True):
+        todo = {}  # record index -> (unit, pairs)
+        for k, (record, reason, *info) in enumerate(batch):
+            if reason is None:
+                todo[k] = pieces(record, self.source_field, self.target_field, info[0] if info else {})
+        flat = [pair for _, pairs in todo.values() for pair in pairs]
+        scores = iter(self.cache.run(flat, model.score))
+        for k, (unit, pairs) in todo.items():
+            score, lowest = aggregate(pairs, [next(scores) for _ in pairs])
             record = batch[k][0]
-            results[k] = ({**record, "scores": {**record.get("scores", {}), self.score_name: score}}, None)
+            name = self.score_name
+            provenance = record.get("provenance", {})
+            how = {"aggregation": AGGREGATION, "unit": unit, "pieces": len(pairs)}
+            results[k] = ({
+                **record,
+                "scores": {**record.get("scores", {}), name: score, f"{name}_min": lowest},
+                "provenance": {**provenance, "scoring": {**provenance.get("scoring", {}), name: how}},
+            }, None)
+        if next(scores, None) is not None:
+            raise RuntimeError("more QE scores than pairs")
         return results
 
     def get_metrics_namespace(self) -> str:
@@ -108,9 +158,15 @@ class QeHandler(ModelHandler[Result, Result, CometScorer]):
 
 
 def below_threshold(result: Result, score_name: str, minimum: float | None, reason: str) -> Result:
-    """Apply a QE threshold to a scored record (None: keep every score)."""
-    record, rejected = result
-    if rejected is None and minimum is not None and record["scores"][score_name] < minimum:
+    """Apply a threshold to a scored record (None: keep every finite score); a score that
+    is not a finite number (NaN, inf) is ``score_invalid`` whatever the threshold."""
+    record, rejected, *_ = result
+    if rejected is not None:
+        return result
+    score = record["scores"][score_name]
+    if not math.isfinite(score):
+        return record, SCORE_INVALID, {"score": score_name, "value": str(score)}
+    if minimum is not None and score < minimum:
         return record, reason
     return result
 

@@ -5,6 +5,12 @@ Each record's text is cut into sentences (``segment.py``), every sentence of a b
 records is translated alone, longest first, in sub-batches under a token budget (sorting
 cuts padding; 1.3-1.8x measured on CPU), and the translations are joined back per paragraph.
 Zipping is strict everywhere, so a lost output can never shift onto another record.
+
+Every segment's output is checked: one that stopped at its token limit without an
+end-of-sequence token (``translation_truncated``) or that is mostly a loop of one short n-gram
+(``translation_degenerate``) makes its record a reject; with a check switched off in config,
+the record is kept and counted as ``flagged`` in the stats. The translate stage's QE scores
+the record per segment (``qe.py``), with the (source, translation) pairs handed on in flight.
 """
 
 from __future__ import annotations
@@ -23,13 +29,53 @@ from pipeline.languages import LANGUAGES
 from transforms import model_store, segment
 from transforms.cache import CallCache
 from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
-from transforms.records import route, with_provenance
+from transforms.records import StageOutput, route, with_provenance
 
 logger = logging.getLogger(__name__)
 
 ENGLISH = "eng_Latn"
 NO_TRANSLATION_MODEL = "no_translation_model"
 TRANSLATION_EMPTY = "translation_empty"
+TRANSLATION_TRUNCATED = "translation_truncated"
+TRANSLATION_DEGENERATE = "translation_degenerate"
+MIN_REPEAT_TOKENS = 8  # shorter translations are never called degenerate ("No, no, no.")
+MIN_REPEATS = 3  # occurrences back to back that make a run
+
+
+def repeat_share(units: Sequence, max_ngram: int) -> float:
+    """The share of ``units`` (tokens) inside runs of ``MIN_REPEATS`` or more back-to-back
+    occurrences of one n-gram of 1 to ``max_ngram`` units: ~0 for text, ~1 for a loop."""
+    units = list(units)
+    covered = [False] * len(units)
+    for n in range(1, max_ngram + 1):
+        i = 0
+        while i + n <= len(units):
+            j = i + n
+            while units[j:j + n] == units[i:i + n]:
+                j += n
+            if (j - i) // n >= MIN_REPEATS:
+                covered[i:j] = [True] * (j - i)
+                i = j
+            else:
+                i += 1
+    return sum(covered) / len(units) if units else 0.0
+
+
+def check_segments(outputs: Sequence[dict], tokens: Sequence[list], cfg: TranslateConfig
+                   ) -> tuple[str | None, dict, list[str]]:
+    """(reject reason or None, its detail, checks that failed but are switched off) of one
+    record's segment outputs (``{"text", "truncated"}``) and their translations' tokens."""
+    shares = [repeat_share(t, cfg.max_repeat_ngram) if len(t) >= MIN_REPEAT_TOKENS else 0.0 for t in tokens]
+    truncated = sum(bool(o["truncated"]) for o in outputs)
+    failures = {}  # in the order they are reported: a loop is why a segment ran to its limit
+    if max(shares, default=0.0) > cfg.max_repeat_share:
+        failures[TRANSLATION_DEGENERATE] = (cfg.reject_degenerate, {"repeat_share": round(max(shares), 3)})
+    if truncated:
+        failures[TRANSLATION_TRUNCATED] = (cfg.reject_truncated, {"truncated_segments": truncated})
+    for reason, (rejects, detail) in failures.items():
+        if rejects:
+            return reason, {**detail, "segments": len(outputs)}, []
+    return None, {}, list(failures)
 
 
 def sentence_language(lang) -> str:
@@ -77,12 +123,17 @@ class NllbTranslator:
                 groups.append([i])
         return groups
 
-    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
+    def tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[dict]:
+        """Per text ``{"text": translation, "truncated": whether it stopped at its token limit
+        without an end-of-sequence token}``, in input order."""
         if not texts:
             return []
         self.tokenizer.src_lang = src
         encoded = self.tokenizer(list(texts))["input_ids"]  # one batched call, for lengths
-        out: list[str | None] = [None] * len(texts)
+        out: list[dict | None] = [None] * len(texts)
         forced_bos = self.tokenizer.convert_tokens_to_ids(tgt)
         # each text's own output limit, so its translation does not depend on its batch
         limits = [int(len(e) * self.cfg.max_new_tokens_ratio) + 8 for e in encoded]
@@ -97,13 +148,17 @@ class NllbTranslator:
                 )
             rows = [generated[j, : 1 + limits[i]] for j, i in enumerate(group)]  # 1: start token
             decoded = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
-            for i, text in zip(group, decoded, strict=True):
-                out[i] = text.strip()
+            eos = self.tokenizer.eos_token_id
+            for i, row, text in zip(group, rows, decoded, strict=True):
+                out[i] = {"text": text.strip(), "truncated": eos not in row[1:].tolist()}
         return out
 
 
-class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
-    """Records -> (record with ``target_field`` set, None) or (record, reject reason).
+class NllbHandler(ModelHandler[dict, tuple[dict, str | None, dict], NllbTranslator]):
+    """Records -> (record with ``target_field`` set, None, in-flight info) or (record, reject
+    reason, detail). The in-flight info of a kept record, for the stage's shell only:
+    ``segments``, its (source, translation) pairs, and ``flagged``, the checks it failed that
+    are switched off.
 
     ``to_english``: translate the record's language into English (translate stage), else
     English into the record's language (backtranslate stage).
@@ -116,6 +171,7 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
         self.to_english = to_english
         # a sentence's translation depends on these, not on its batch (see NllbTranslator)
         params = {k: getattr(cfg, k) for k in ("model", "dtype", "num_beams", "max_new_tokens_ratio")}
+        params["output"] = "text+truncated"  # what an entry holds (entries of plain text are stale)
         self.cache = CallCache(cache_dir, "translate" if to_english else "backtranslate", params)
 
     def load_model(self) -> NllbTranslator:
@@ -125,7 +181,7 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
         return self.cfg.share_model
 
     def run_inference(self, batch: Sequence[dict], model: NllbTranslator, inference_args=None) -> Iterable[Any]:
-        results: list[tuple[dict, str | None]] = [(r, None) for r in batch]
+        results: list[tuple] = [(r, None) for r in batch]
         # (pair of NLLB codes) -> [(record index, paragraph index, segment)]
         requests: dict[tuple[str, str], list[tuple[int, int, str]]] = defaultdict(list)
         for k, record in enumerate(batch):
@@ -144,24 +200,32 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
                 continue
             pair = (lang.nllb, ENGLISH) if self.to_english else (ENGLISH, lang.nllb)
             requests[pair] += [(k, p, s) for p, sentences in enumerate(paragraphs) for s in sentences]
-        pieces: dict[int, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        # record index -> paragraph index -> [(segment, its output)]
+        pieces: dict[int, dict[int, list[tuple[str, dict]]]] = defaultdict(lambda: defaultdict(list))
         for (src, tgt), items in requests.items():
-            translations = self.cache.run(
+            outputs = self.cache.run(
                 [(src, tgt, s) for _, _, s in items],
                 lambda missing: model.translate([s for _, _, s in missing], src, tgt),
             )
-            for (k, p, _), text in zip(items, translations, strict=True):
-                pieces[k][p].append(text)
+            for (k, p, s), output in zip(items, outputs, strict=True):
+                pieces[k][p].append((s, output))
         for k, record in enumerate(batch):
             if results[k][1] is not None:
                 continue
             target = LANGUAGES["eng"] if self.to_english else LANGUAGES[record["lang"]]
             joiner = " " if target.spaced else ""
-            paragraphs = [joiner.join(t for t in pieces[k][p] if t) for p in sorted(pieces[k])]
+            paragraphs = [joiner.join(o["text"] for _, o in pieces[k][p] if o["text"]) for p in sorted(pieces[k])]
             if not paragraphs or not all(paragraphs):  # nothing to translate, or nothing came back
                 results[k] = (record, TRANSLATION_EMPTY)
+                continue
+            pairs = [(s, o) for p in sorted(pieces[k]) for s, o in pieces[k][p]]
+            outputs = [o for _, o in pairs]
+            reason, detail, flagged = check_segments(outputs, [model.tokens(o["text"]) for o in outputs], self.cfg)
+            if reason:
+                results[k] = (record, reason, detail)
             else:
-                results[k] = ({**record, self.target_field: "\n".join(paragraphs)}, None)
+                info = {"segments": [(s, o["text"]) for s, o in pairs], "flagged": flagged}
+                results[k] = ({**record, self.target_field: "\n".join(paragraphs)}, None, info)
         return results
 
     def get_metrics_namespace(self) -> str:
@@ -169,15 +233,29 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None], NllbTranslator]):
 
 
 def _with_provenance(result, stage: str, model: str):
-    record, reason = result
-    return (with_provenance(record, stage, model) if reason is None else record), reason
+    record, reason, *info = result
+    return ((with_provenance(record, stage, model) if reason is None else record), reason, *info)
+
+
+def flag_stats(result, stage: str):
+    """((lang, name), 1) per check a kept record failed that is switched off."""
+    record, reason, *info = result
+    if reason is None and info:
+        for name in info[0].get("flagged", ()):
+            yield (record["lang"], f"stages.{stage}.flagged.{name}"), 1
+
+
+def settled(result):
+    """A result without a kept record's in-flight info (a reject's detail stays)."""
+    record, reason, *info = result
+    return (record, reason) if reason is None else result
 
 
 class Translate(beam.PTransform):
     """Records -> StageOutput: NLLB through RunInference from ``source_field`` into
-    ``target_field``; with ``qe``, the translation is scored (``scores.qe_response``) and
-    records under ``qe.min_response`` are rejected as ``qe_response_low`` before any LLM sees
-    them."""
+    ``target_field``; with ``qe``, the translation is scored per segment
+    (``scores.qe_response``) and records under ``qe.min_response`` are rejected as
+    ``qe_response_low`` before any LLM sees them."""
 
     def __init__(
         self,
@@ -200,6 +278,7 @@ class Translate(beam.PTransform):
             | "Translate" >> RunInference(self.handler)
             | "Provenance" >> beam.Map(_with_provenance, self.stage, self.cfg.model)
         )
+        flagged = results | "Flagged" >> beam.FlatMap(flag_stats, self.stage)
         if self.qe is not None:
             scorer = QeHandler(self.qe, self.source_field, self.target_field, "qe_response", self.cache_dir)
             results = (
@@ -208,4 +287,6 @@ class Translate(beam.PTransform):
                 | "QeProvenance" >> beam.Map(_with_provenance, "qe", self.qe.model)
                 | "Threshold" >> beam.Map(below_threshold, "qe_response", self.qe.min_response, QE_RESPONSE_LOW)
             )
-        return route(results, self.stage)
+        out = route(results | "Settled" >> beam.Map(settled), self.stage)
+        stats = (out.stats, flagged) | "AllStats" >> beam.Flatten()
+        return StageOutput(out.records, out.rejects, stats)

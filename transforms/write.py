@@ -88,8 +88,8 @@ def _stage_counts(sums: dict[str, int]) -> dict[str, dict]:
         if key.startswith("stages."):
             _, stage, kind, *reason = key.split(".", 3)
             entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}})
-            if kind == "rejected":
-                entry["rejected"][reason[0]] = n
+            if kind in ("rejected", "flagged"):  # flagged: failed a check that is switched off
+                entry.setdefault(kind, {})[reason[0]] = n
             else:
                 entry[kind] = n
     return {stage: stages[stage] for stage in STAGES if stage in stages}

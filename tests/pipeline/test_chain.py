@@ -77,8 +77,8 @@ def test_records_carry_every_field_and_their_provenance(chain_run, lang):
         assert 0 <= r["scores"]["judge"] <= 5
         models = r["provenance"]["models"]
         assert set(models) == {"translate", "qe", "generate", "judge", "backtranslate"}
-        assert r["provenance"]["prompts"]["generate"] == f"{r['task']}@1"
-        assert r["provenance"]["prompts"]["judge"] == "judge@1"
+        assert r["provenance"]["prompts"]["generate"] == f"{r['task']}@2"
+        assert r["provenance"]["prompts"]["judge"] == "judge@2"
 
 
 @pytest.mark.slow

@@ -1,0 +1,106 @@
+"""Secrets in llm.server_args / server_env: found, redacted, and the key the client sends."""
+
+import dataclasses
+
+from pipeline import config as config_mod
+from pipeline import graph
+from pipeline.languages import LANGUAGES
+from transforms import generate, llm
+
+ARGS = ("--max-model-len", "4096", "--api-key", "sk-one", "sk-two", "--hf-token=hf_abcdef",
+        "--dtype", "float32", "--served-model-name", "tiny")
+
+
+def test_secret_arguments_are_redacted_and_the_rest_kept():
+    assert llm.redact_args(ARGS) == ["--max-model-len", "4096", "--api-key", "***", "***", "--hf-token=***",
+                                     "--dtype", "float32", "--served-model-name", "tiny"]
+    assert llm.redact_env({"HF_TOKEN": "hf_x", "VLLM_CPU_KVCACHE_SPACE": "1"}) == {
+        "HF_TOKEN": "***", "VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def test_secret_values_are_scrubbed_from_any_text(monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-from-env")
+    found = llm.secrets(ARGS, {"VLLM_API_KEY": "sk-env", "OTHER": "visible", "SOME_KEY": "true"})
+    assert {"sk-one", "sk-two", "hf_abcdef", "sk-env", "tok-from-env"} <= found
+    assert not found & {"visible", "4096", "float32", "tiny", "true"}
+    text = "non-default args: {'api_key': ['sk-one', 'sk-two']} hf_abcdef tok-from-env float32"
+    assert llm.scrub(text, found) == "non-default args: {'api_key': ['***', '***']} *** *** float32"
+
+
+def test_the_client_sends_the_key_the_server_was_started_with(monkeypatch):
+    assert llm.server_api_key(ARGS) == "sk-one"
+    assert llm.server_api_key(("--api-key=sk-eq",)) == "sk-eq"
+    assert llm.server_api_key((), {"VLLM_API_KEY": "sk-env"}) == "sk-env"
+    assert llm.server_api_key(("--dtype", "float32")) is None
+    cfg = config_mod.LlmConfig(server_args=ARGS)
+    handler = generate.LlmHandler("judge", cfg, generate.GenerateConfig(), generate.JudgeConfig())
+    assert handler.load_model().api_key == "sk-one"
+    monkeypatch.setenv("LLM_API_KEY", "sk-endpoint")  # an endpoint's key comes from the environment
+    with_endpoint = dataclasses.replace(cfg, endpoint="http://127.0.0.1:1/v1")
+    assert generate.LlmHandler("judge", with_endpoint, generate.GenerateConfig(),
+                               generate.JudgeConfig()).load_model().api_key == "sk-endpoint"
+    assert generate.LlmHandler("judge", config_mod.LlmConfig(), generate.GenerateConfig(),
+                               generate.JudgeConfig()).load_model().api_key == "EMPTY"
+
+
+def test_the_stats_config_holds_no_secret():
+    config = config_mod.load("demo")
+    config = dataclasses.replace(config, llm=dataclasses.replace(
+        config.llm, server_args=ARGS, server_env={"HF_TOKEN": "hf_secret_env"}))
+    recorded = repr(graph.run_config(config, LANGUAGES["tel"]))
+    assert not any(s in recorded for s in ("sk-one", "sk-two", "hf_abcdef", "hf_secret_env"))
+    assert "'--api-key', '***', '***'" in recorded
+
+
+# Stands in for the vLLM environment's python (a real server takes a minute and more to start;
+# tests/pipeline/test_llm_prompts.py checks the same against one): prints its arguments, as
+# vLLM does, and answers /v1/models only with the Bearer key DEMAND.
+FAKE_PYTHON = """#!{python}
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+print("args:", sys.argv, flush=True)
+
+class Models(BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Bearer {demand}"
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+        self.wfile.write(b'{{"data": []}}')
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+HTTPServer(("127.0.0.1", port), Models).serve_forever()
+"""
+
+
+def fake_python(tmp_path, demand):
+    import stat
+    import sys
+
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON.format(python=sys.executable, demand=demand))
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    return str(python)
+
+
+def test_the_readiness_check_sends_the_key(tmp_path):
+    server = llm.VllmServer(fake_python(tmp_path, "sk-right"), "tiny", ("--api-key", "sk-right"), {}, 60.0)
+    try:
+        server.start()  # without the key the check would get 401 and fail
+    finally:
+        server.stop()
+
+
+def test_a_server_refusing_the_key_fails_at_once_without_showing_it(tmp_path):
+    import time
+
+    import pytest
+
+    server = llm.VllmServer(fake_python(tmp_path, "sk-other"), "tiny", ("--api-key", "sk-wrong-key"), {}, 600.0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="refuses the readiness check") as failure:
+        server.start()
+    assert time.monotonic() - start < 60  # not the 600 s startup timeout
+    assert server.process.poll() is not None  # stopped
+    assert "sk-wrong-key" in open(server.log_path).read() and "sk-wrong-key" not in server.tail()
+    assert "sk-wrong-key" not in str(failure.value)
