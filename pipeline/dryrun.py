@@ -244,18 +244,26 @@ def prompt_chars(template: str) -> PromptChars:
     return PromptChars(shared, own)
 
 
+def message_chars(prompt) -> PromptChars:
+    """A chat prompt's fixed text: its system message (the task or rubric, the same in every
+    request) is shared; its user message splits at its first field."""
+    user = prompt_chars(prompt.template)
+    system = len(prompt.system.format().strip()) if prompt.system else 0
+    return PromptChars(system + user.shared, user.own)
+
+
 def prompt_lengths(config: Config) -> tuple[PromptChars, PromptChars]:
     """(generate, judge) prompt text; generate's is the mean over its tasks, by weight."""
     import prompts
 
     tasks = config.generate.tasks
     total = sum(tasks.values())
-    per_task = {name: prompt_chars(prompts.load(name).template) for name in tasks}
+    per_task = {name: message_chars(prompts.load(name)) for name in tasks}
     generate = PromptChars(
         sum(per_task[n].shared * w for n, w in tasks.items()) / total,
         sum(per_task[n].own * w for n, w in tasks.items()) / total,
     )
-    return generate, prompt_chars(prompts.load(config.judge.prompt).template)
+    return generate, message_chars(prompts.load(config.judge.prompt))
 
 
 @dataclass(frozen=True)

@@ -326,10 +326,15 @@ def stop_all() -> None:
     (a later run on this machine starts afresh instead of finding a stale address)."""
     for server in list(_RUNNING):
         server.stop()
+    from apache_beam.utils import multi_process_shared
+
     for tag in list(_HOSTED):
         address = os.path.join(tempfile.gettempdir(), f"{tag}.address")
         if os.path.exists(address):
             os.remove(address)
+        # Beam's registry of this process's singletons would refuse the tag when a later run
+        # in this process (tests, --calibrate then a run) hosts a server for it again
+        multi_process_shared._process_level_singleton_manager.entries.pop(tag, None)
     _HOSTED.clear()
     _HANDLES.clear()
 

@@ -123,7 +123,8 @@ def test_generate_prompt_is_the_task_weighted_mean():
     config = config_mod.Config()
     generate, judge = dryrun.prompt_lengths(config)
     tasks = config.generate.tasks
-    fixed = {t: len(prompts.load(t).template.format(response="")) for t in tasks}
+    fixed = {t: len(prompts.load(t).system.format().strip()) + len(prompts.load(t).template.format(response=""))
+             for t in tasks}
     expected = sum(fixed[t] * w for t, w in tasks.items()) / sum(tasks.values())
     assert generate.shared + generate.own == pytest.approx(expected)
     assert judge.shared > 1000 > judge.own  # the rubric comes first: the judge's prefix is cached
