@@ -15,7 +15,7 @@
 4. **Quality control and records.** ``turn_lid`` and ``lid_verdict`` (every turn in the target
    language), ``judge_verdict`` (the threshold applies here, not in the parser),
    ``conversation_duplicates``; ``conversation_record`` gives the CONTRACT record and
-   ``with_messages`` the natural method's ``messages`` field.
+   ``transforms.records.with_messages`` gives the natural method its ``messages`` field.
 
 No I/O and no Beam here: the shells call these functions.
 """
@@ -37,6 +37,7 @@ from pipeline import languages
 from prompts import taxonomy
 from transforms.llm import LlmRequest
 from transforms.minhash import MinHasher, normalize
+
 
 # Reasons (stable names, each counted and written with the reject)
 SEED_MISSING_FIELD = "seed_missing_field"  # no instruction, response or lang
@@ -712,12 +713,3 @@ def seed_reject(seed: dict, reason: str, detail: dict | None = None) -> dict:
     if detail:
         line["detail"] = detail
     return line
-
-
-def with_messages(record: dict) -> dict:
-    """A natural-method record with ``messages`` (user: instruction, assistant: response),
-    once it has its instruction; unchanged before."""
-    if not record.get("instruction"):
-        return record
-    return {**record, "messages": [{"role": "user", "content": record["instruction"]},
-                                   {"role": "assistant", "content": record["response"]}]}

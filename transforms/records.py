@@ -194,3 +194,12 @@ def route(results, stage: str) -> StageOutput:
         "rejects", "stats", main="records"
     )
     return StageOutput(routed.records, routed.rejects, routed.stats)
+
+
+def with_messages(record: dict) -> dict:
+    """A natural-method record with ``messages`` (user: instruction, assistant: response),
+    once it has its instruction; unchanged before."""
+    if not record.get("instruction"):
+        return record
+    return {**record, "messages": [{"role": "user", "content": record["instruction"]},
+                                   {"role": "assistant", "content": record["response"]}]}

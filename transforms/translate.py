@@ -29,7 +29,7 @@ from pipeline.languages import LANGUAGES
 from transforms import model_store, segment
 from transforms.cache import CallCache
 from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
-from transforms.records import StageOutput, route, with_provenance
+from transforms.records import StageOutput, route, with_messages, with_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,8 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None, dict], NllbTranslat
                 results[k] = (record, reason, detail)
             else:
                 info = {"segments": [(s, o["text"]) for s, o in pairs], "flagged": flagged}
-                results[k] = ({**record, self.target_field: "\n".join(paragraphs)}, None, info)
+                # a back-translated instruction completes the pair: it gets its chat ``messages``
+                results[k] = (with_messages({**record, self.target_field: "\n".join(paragraphs)}), None, info)
         return results
 
     def get_metrics_namespace(self) -> str:

@@ -72,6 +72,8 @@ def test_every_stage_accounts_for_every_record(chain_run, lang):
 def test_records_carry_every_field_and_their_provenance(chain_run, lang):
     for r in read_jsonl(chain_run / "data" / lang):
         assert r["instruction"] and r["instruction_en"] and r["response_en"] and r["response"]
+        assert r["messages"] == [{"role": "user", "content": r["instruction"]},
+                                 {"role": "assistant", "content": r["response"]}]
         assert r["task"] in {"open_ended", "qa_context", "summarize", "mcq", "math", "explain", "write_from_title"}
         assert set(r["scores"]) >= {"judge", "qe_response", "qe_instruction"}
         assert 0 <= r["scores"]["judge"] <= 5

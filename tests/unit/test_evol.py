@@ -13,7 +13,7 @@ import pyarrow.json as pajson
 import pytest
 
 from prompts import taxonomy
-from transforms import evol
+from transforms import evol, records
 from transforms.llm import LlmRequest
 
 CFG = evol.EvolConfig()
@@ -429,10 +429,10 @@ def test_the_conversation_record_has_the_contract_shape():
 
 def test_natural_records_gain_messages():
     natural = {"id": "n1", "lang": "tel", "instruction": "I_x", "response": "R_x"}
-    assert evol.with_messages(natural)["messages"] == [{"role": "user", "content": "I_x"},
+    assert records.with_messages(natural)["messages"] == [{"role": "user", "content": "I_x"},
                                                        {"role": "assistant", "content": "R_x"}]
     selected = {"id": "n2", "lang": "tel", "response": "R_x"}
-    assert evol.with_messages(selected) == selected
+    assert records.with_messages(selected) == selected
 
 
 def test_both_methods_load_as_one_chat_table():
@@ -442,7 +442,7 @@ def test_both_methods_load_as_one_chat_table():
     for i, turns in ((8, 2), (9, 3)):
         state, cfg = _finished(i, turns)
         rows.append(evol.conversation_record(state, cfg, {"evol": "m"}, "demo", lid=[0.9] * (2 * turns)))
-    rows.append(evol.with_messages({"id": "n1", "lang": "tel", "instruction": "I", "response": "R",
+    rows.append(records.with_messages({"id": "n1", "lang": "tel", "instruction": "I", "response": "R",
                                     "task": "mcq", "scores": {"judge": 5}, "source": {"file": "f", "doc": 1}}))
     buffer = io.BytesIO("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
     table = pajson.read_json(buffer)
