@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,12 @@ def run_select(out: Path, *extra: str, langs=SAMPLE_LANGS) -> Path:
 def sample_run(tmp_path_factory) -> Path:
     """The select stage on the bundled sample, all four languages, one worker."""
     return run_select(tmp_path_factory.mktemp("select"))
+
+
+def require_vllm_env(python: Path) -> None:
+    """Tests that start a vLLM server need its environment: missing, it fails under CI (where
+    `make test` builds it) and skips elsewhere."""
+    if not python.exists():
+        if os.environ.get("CI"):
+            pytest.fail(".venv-vllm is missing: `make test` builds it (make vllm-env)")
+        pytest.skip("no vLLM environment: run `make vllm-env`")

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.main import main
 from pipeline.options import STAGES
-from tests.pipeline.conftest import read_jsonl
+from tests.pipeline.conftest import read_jsonl, require_vllm_env
 from tests.pipeline.test_llm_client import FlakyServer
 from transforms.llm import _free_port
 
@@ -35,10 +35,7 @@ def vllm_processes(wait_s: float = 30.0) -> str:
 
 @pytest.fixture(scope="module")
 def chain_run(tmp_path_factory):
-    if not (ROOT / ".venv-vllm" / "bin" / "python").exists():
-        if os.environ.get("CI"):
-            pytest.fail(".venv-vllm is missing: `make test` builds it (make vllm-env)")
-        pytest.skip("no vLLM environment: run `make vllm-env`")
+    require_vllm_env(ROOT / ".venv-vllm" / "bin" / "python")
     out = tmp_path_factory.mktemp("chain")
     cwd = os.getcwd()
     os.chdir(out)  # not the project: a relative llm.server_python is the project's anyway

@@ -7,11 +7,12 @@ it, and no log line or error message shows it."""
 
 import dataclasses
 import logging
-import os
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.pipeline.conftest import require_vllm_env
 
 from pipeline import config as config_mod
 from pipeline import graph
@@ -43,10 +44,7 @@ def served():
     """One server for the module: the demo's arguments plus --api-key and a request log."""
     cfg = config_mod.load("demo").llm
     python = ROOT / cfg.server_python
-    if not python.exists():
-        if os.environ.get("CI"):
-            pytest.fail(".venv-vllm is missing: `make test` builds it (make vllm-env)")
-        pytest.skip("no vLLM environment: run `make vllm-env`")
+    require_vllm_env(python)
     args = (*cfg.server_args, "--api-key", KEY, "--enable-log-requests")
     env = {**cfg.server_env, "VLLM_LOGGING_LEVEL": "DEBUG"}
     lines = Lines()

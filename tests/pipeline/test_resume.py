@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_mod
-from tests.pipeline.conftest import read_jsonl
+from tests.pipeline.conftest import read_jsonl, require_vllm_env
 from transforms import llm, tiny_models
 from transforms.cache import read_entries
 
@@ -30,10 +30,7 @@ SMALL_BATCHES = "llm: {records_per_batch: 4, concurrency: 4}\n"
 def endpoint():
     cfg = config_mod.load("demo").llm
     python = ROOT / cfg.server_python
-    if not python.exists():
-        if os.environ.get("CI"):
-            pytest.fail(".venv-vllm is missing: `make test` builds it (make vllm-env)")
-        pytest.skip("no vLLM environment: run `make vllm-env`")
+    require_vllm_env(python)
     server = llm.VllmServer(str(python), tiny_models.resolve(cfg.model), cfg.server_args, cfg.server_env).start()
     yield server.base_url
     server.stop()
