@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 FILES = Path(__file__).parent / "files"
-_NAME = re.compile(r"^(?P<id>[a-z_]+)@(?P<version>[0-9]+)$")
+_NAME = re.compile(r"^(?P<id>[a-z][a-z0-9_]*)@(?P<version>[0-9]+)$")
 # What data must not carry into a prompt: our delimiters, chat-template markers (``<|...|>``
 # special tokens of Llama 3, ChatML, Phi; ``<s>``, ``[INST]``, ``<<SYS>>`` of Llama 2 and
 # Mistral; Gemma's turns) and a line that starts like the judge's verdict.
@@ -68,14 +68,20 @@ class Prompt:
 
 
 @functools.lru_cache(maxsize=None)
-def available() -> dict[str, list[int]]:
-    """Prompt id -> its versions, ascending."""
-    versions: dict[str, list[int]] = {}
-    for path in FILES.glob("*.yaml"):
+def versions(folder: Path) -> dict[str, list[int]]:
+    """File id -> its versions, ascending, for the ``id@version.yaml`` files of ``folder``
+    (cached: prompt files do not change during a run)."""
+    found: dict[str, list[int]] = {}
+    for path in folder.glob("*.yaml"):
         m = _NAME.match(path.stem)
         if m:
-            versions.setdefault(m["id"], []).append(int(m["version"]))
-    return {k: sorted(v) for k, v in sorted(versions.items())}
+            found.setdefault(m["id"], []).append(int(m["version"]))
+    return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def available() -> dict[str, list[int]]:
+    """Prompt id -> its versions, ascending."""
+    return versions(FILES)
 
 
 @functools.lru_cache(maxsize=None)

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import yaml
 
+from prompts import versions as file_versions
+
 ROOT = Path(__file__).parent / "evol"
-_NAME = re.compile(r"^(?P<id>[a-z][a-z0-9_]*)@(?P<version>[0-9]+)$")
 
 # kind -> (placeholders the system message may use, data fields the user message must carry)
 TEMPLATE_FIELDS = {
@@ -106,17 +107,6 @@ def placeholders(text: str) -> set[str]:
         raise PromptError(f"bad braces: {e}") from None
 
 
-@functools.lru_cache(maxsize=None)
-def _versions(folder: Path) -> dict[str, list[int]]:
-    """File id -> its versions, ascending (cached per folder: files do not change in a run)."""
-    out: dict[str, list[int]] = {}
-    for path in folder.glob("*.yaml"):
-        m = _NAME.match(path.stem)
-        if m:
-            out.setdefault(m["id"], []).append(int(m["version"]))
-    return {k: sorted(v) for k, v in sorted(out.items())}
-
-
 def _resolve(name: str, versions: dict[str, list[int]], what: str) -> tuple[str, int]:
     ident, _, version = name.partition("@")
     if ident not in versions:
@@ -149,7 +139,7 @@ def _read(path: Path, kind: str | tuple[str, ...], keys: set[str]) -> dict:
 @functools.lru_cache(maxsize=None)
 def tasks(version: int | None = None) -> dict[str, Task]:
     """Task id -> Task, from ``tasks@{version}.yaml`` (newest by default)."""
-    _, number = _resolve(f"tasks@{version}" if version else "tasks", _versions(ROOT), "task list")
+    _, number = _resolve(f"tasks@{version}" if version else "tasks", file_versions(ROOT), "task list")
     path = ROOT / f"tasks@{number}.yaml"
     data = _read(path, "evol_tasks", {"description", "tasks"})
     out = {}
@@ -190,7 +180,7 @@ def task_of(label: str | None) -> str | None:
 
 
 def templates() -> dict[str, list[int]]:
-    return _versions(ROOT / "templates")
+    return file_versions(ROOT / "templates")
 
 
 @functools.lru_cache(maxsize=None)
@@ -242,12 +232,12 @@ def operations(task: str) -> dict[str, list[int]]:
     """Operation id -> versions, for ``task``."""
     if task not in tasks():
         raise PromptError(f"unknown task {task!r}; available: {', '.join(tasks())}")
-    return _versions(ROOT / "step1" / task)
+    return file_versions(ROOT / "step1" / task)
 
 
 def structures() -> dict[str, list[int]]:
     """Dialogue structure id -> versions."""
-    return _versions(ROOT / "step2")
+    return file_versions(ROOT / "step2")
 
 
 def _guided(path: Path, kind: str, ident: str, number: int, task: str | None) -> Guided:
@@ -275,7 +265,7 @@ def load_structure(name: str) -> Guided:
 
 def validate_all() -> list[str]:
     """Loads every file of the taxonomy (a PromptError on the first bad one); their names."""
-    names = [f"tasks@{v}" for v in _versions(ROOT).get("tasks", [])]
+    names = [f"tasks@{v}" for v in file_versions(ROOT).get("tasks", [])]
     for v in names:
         tasks(int(v.split("@")[1]))
     _aliases()

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+import prompts
 from prompts import taxonomy
 
 TASKS = {"open_qa", "closed_qa", "summarization", "classification", "sentiment", "ner", "extraction",
@@ -70,11 +71,11 @@ def tree(tmp_path, monkeypatch):
     root = tmp_path / "evol"
     shutil.copytree(taxonomy.ROOT, root)
     monkeypatch.setattr(taxonomy, "ROOT", root)
-    for f in (taxonomy._versions, taxonomy.tasks, taxonomy._aliases, taxonomy.load_template, taxonomy.load_operation,
+    for f in (prompts.versions, taxonomy.tasks, taxonomy._aliases, taxonomy.load_template, taxonomy.load_operation,
               taxonomy.load_structure):
         f.cache_clear()
     yield root
-    for f in (taxonomy._versions, taxonomy.tasks, taxonomy._aliases, taxonomy.load_template, taxonomy.load_operation,
+    for f in (prompts.versions, taxonomy.tasks, taxonomy._aliases, taxonomy.load_template, taxonomy.load_operation,
               taxonomy.load_structure):
         f.cache_clear()
 
