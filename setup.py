@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Multilingual instruction-tuning data from natural CC-100 text, on Apache Beam",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "prompts"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "prompts"]),
     # everything a worker reads travels with the job (--setup_file)
     package_data={
         "pipeline": ["presets/*.yaml", "sample/*.txt.xz"],

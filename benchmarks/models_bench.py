@@ -30,10 +30,14 @@ sys.path.insert(0, str(ROOT))
 import apache_beam as beam  # noqa: E402
 
 from pipeline import config as config_mod  # noqa: E402
-from transforms import generate, llm, segment  # noqa: E402
 from pipeline.languages import LANGUAGES  # noqa: E402
-from transforms import tiny_models  # noqa: E402
-from transforms.translate import NllbTranslator, Translate, sentence_language  # noqa: E402
+from transforms.models import (  # noqa: E402
+    generate,
+    llm,
+    segment,
+    tiny_models,  # noqa: E402
+)
+from transforms.models.translate import NllbTranslator, Translate, sentence_language  # noqa: E402
 
 
 def sample_records(n: int) -> list[dict]:

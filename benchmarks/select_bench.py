@@ -33,10 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.languages import get  # noqa: E402
-from transforms import dedup  # noqa: E402
-from transforms.read import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
-from transforms.select import ParagraphScorer, make_fragments, record_stats, reject_stat  # noqa: E402
-from transforms.write import to_json  # noqa: E402
+from transforms.records.write import to_json  # noqa: E402
+from transforms.select import dedup  # noqa: E402
+from transforms.select.stage import (  # noqa: E402
+    ParagraphScorer,
+    make_fragments,
+    record_stats,
+    reject_stat,
+)
+from transforms.sources.cc100 import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
 
 LANGS = ("tel", "hin", "jpn", "spa")
 SAMPLE = ROOT / "pipeline" / "sample"
@@ -136,7 +141,7 @@ def cpu_seconds() -> float:
 def minhash_rates(texts: list[str], num_perm: int) -> dict[str, float]:
     from datasketch import MinHash
 
-    from transforms.minhash import MinHasher, normalize
+    from transforms.select.minhash import MinHasher, normalize
 
     hasher = MinHasher(num_perm, 5)
     rates = {}
@@ -162,7 +167,7 @@ def naive_loop(corpus: Path, num_perm: int, threshold: float) -> int:
     character 5-grams (``update_batch``), queried against and inserted into a MinHashLSH."""
     from datasketch import MinHash, MinHashLSH
 
-    from transforms.minhash import normalize
+    from transforms.select.minhash import normalize
 
     docs = 0
     for code in LANGS:

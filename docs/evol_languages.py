@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.languages import LANGUAGES  # noqa: E402
-from transforms.langid import default_model_path  # noqa: E402
+from transforms.select.langid import default_model_path  # noqa: E402
 
 M2LINGUAL = ("zh ne uk ja zu ku ig mg fi si id sw ar sv ru yo en ht kn ta te sq mr am wo it tr ha pl el "
              "lt ms jv sn ml ps ky es ga gu ko vi sd fa nl hu so pa bn pt da hi eu de ur su xh fr").split()

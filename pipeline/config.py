@@ -24,6 +24,8 @@ from pipeline import languages
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("demo", "laptop", "small", "paper")
+# the stages of the natural method, in order: --until and --from-stage name one of them
+STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
 
 
 class ConfigError(ValueError):
@@ -61,7 +63,7 @@ class FilterConfig:
 
 @dataclass(frozen=True)
 class FurnitureConfig:
-    """Page furniture (``transforms/furniture.py``): lines that are not prose. None disables."""
+    """Page furniture (``transforms/select/furniture.py``): lines that are not prose. None disables."""
 
     max_short_line_words: int | None = 10  # a line this short without a sentence end is furniture
     max_short_line_chars: int = 30  # the same, in letters, for scripts written without spaces
@@ -217,7 +219,7 @@ class JudgeConfig:
 
 @dataclass(frozen=True)
 class CostConfig:
-    """The assumptions of ``--dry-run`` (``pipeline/dryrun.py``): token lengths, the share of
+    """The assumptions of ``--dry-run`` (``pipeline/ops/dryrun.py``): token lengths, the share of
     records each check keeps, and each model's throughput and price per GPU. Defaults fit the
     default models (NLLB-200 600M, COMET-kiwi, Llama-3.1-8B) on L4 GPUs; the presets say where
     each figure comes from. They are estimates to replace with your own measurements."""
@@ -234,7 +236,7 @@ class CostConfig:
     judge_pass_rate: float = 0.75  # judge score >= judge.min_score
     qe_instruction_pass_rate: float = 0.9  # COMET-kiwi(I_en -> I_x) >= qe.min_instruction
     # nllb, comet, llm -> gpu, gpus_per_replica, input_tokens_per_s and output_tokens_per_s (per
-    # GPU), usd_per_gpu_hour; one set per run (checked by pipeline.dryrun.engines).
+    # GPU), usd_per_gpu_hour; one set per run (checked by pipeline.ops.dryrun.engines).
     engines: dict[str, dict] = field(default_factory=lambda: {
         "nllb": {"gpu": "nvidia-l4", "gpus_per_replica": 1, "input_tokens_per_s": 50000.0,
                  "output_tokens_per_s": 2500.0, "usd_per_gpu_hour": 0.71},

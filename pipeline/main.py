@@ -22,7 +22,7 @@ def _check_inputs(template: str, langs) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.options import SAMPLE_TEMPLATE, sample_langs
-    from transforms.read import input_pattern
+    from transforms.sources.cc100 import input_pattern
 
     missing = []
     for lang in langs:
@@ -87,8 +87,7 @@ def _runs_here(beam_args: list[str]) -> bool:
 def _check_llm(config, until: str, beam_args: list[str]) -> None:
     """A local run that reaches generate needs the vLLM environment, or an endpoint (remote
     workers have their own: the container's)."""
-    from pipeline.config import project_path
-    from pipeline.options import STAGES
+    from pipeline.config import STAGES, project_path
 
     if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint or not _runs_here(beam_args):
         return
@@ -113,8 +112,8 @@ def _clear_outputs(output: str, langs) -> None:
 
 def _plan(args, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
-    from pipeline import resume
-    from transforms.read import input_pattern
+    from pipeline.ops import resume
+    from transforms.sources.cc100 import input_pattern
 
     patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
     prints = resume.fingerprints(config, patterns, args.until)
@@ -157,7 +156,7 @@ class TracebackTrap(logging.Filter):
 
 def transient_summary(all_stats: list[dict]) -> str | None:
     """The line a run with transient rejects (within the error budget) ends with, or None."""
-    from transforms.checkpoint import TRANSIENT_REASONS
+    from transforms.records.checkpoint import TRANSIENT_REASONS
 
     counts: dict[str, int] = {}
     for stats in all_stats:
@@ -175,7 +174,7 @@ def transient_summary(all_stats: list[dict]) -> str | None:
 
 
 def _model_copies(result) -> dict[str, dict[str, int]]:
-    """Staged models copied to this machine's or the workers' disks (``transforms/model_store.py``),
+    """Staged models copied to this machine's or the workers' disks (``transforms/models/model_store.py``),
     per model: copies made and bytes copied, from the run's metrics."""
     from apache_beam.metrics.metric import MetricsFilter
 
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
     from pipeline import config as config_mod
     from pipeline import languages, options
-    from pipeline.resume import ResumeError
+    from pipeline.ops.resume import ResumeError
 
     args, beam_args = options.parser().parse_known_args(argv)
     try:
@@ -211,12 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         _check_beam_options(beam_args)
         _check_inputs(args.input, langs)
         if args.calibrate:
-            from pipeline import calibrate
+            from pipeline.ops import calibrate
 
             _check_llm(config, "qe", [])
             return calibrate.run(args, langs, config)
         if args.dry_run:
-            from pipeline import dryrun
+            from pipeline.ops import dryrun
 
             try:
                 return dryrun.run(args, langs, config)
@@ -238,9 +237,11 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-    from pipeline import graph, report
-    from transforms import checkpoint, llm
-    from transforms.write import write_json
+    from pipeline.methods import natural
+    from pipeline.ops import report
+    from transforms.models import llm
+    from transforms.records import checkpoint
+    from transforms.records.write import write_json
 
     if _runner(beam_args) is None:
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
@@ -266,7 +267,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         handler.addFilter(trap)
     try:
         p = beam.Pipeline(options=options)
-        graph.build(p, langs, config, args.input, args.output, plan, prints)
+        natural.build(p, langs, config, args.input, args.output, plan, prints)
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import PRESETS
+from pipeline.config import PRESETS, STAGES
 
 SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
 
@@ -13,7 +13,6 @@ SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
 def sample_langs() -> list[str]:
     """The languages of the bundled sample."""
     return sorted(path.name.split(".")[0] for path in Path(SAMPLE_TEMPLATE).parent.glob("*.txt.xz"))
-STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ is downloaded file by file with ``huggingface_hub`` (the token is the library's 
 ``HF_TOKEN`` or a cached login; it is never written anywhere), a local directory or a
 ``tiny:`` stand-in (the demo preset) is copied as it is. Each model's ``MANIFEST.json`` (every
 file's path, size and SHA-256) is written after its files, so a model without one is
-incomplete; workers copy and verify against it (``transforms/model_store.py``). Then
+incomplete; workers copy and verify against it (``transforms/models/model_store.py``). Then
 ``TO/models.yaml`` points the three sections at the copies: run with ``--config TO/models.yaml``.
 
 A COMET checkpoint names its encoder (``hparams.yaml``: ``pretrained_model``, a hub id such as
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.config import Config
-from transforms import model_store
+from transforms.models import model_store
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _stage_comet_encoder(writer: _Writer, source_dir: Path | None) -> None:
 
 def stage_model(ref: str, dest: str) -> None:
     """Copy the model ``ref`` (a hub id, a local directory or ``tiny:``) to ``dest``."""
-    from transforms import tiny_models
+    from transforms.models import tiny_models
 
     writer = _Writer(dest)
     if ref.startswith("tiny:") or os.path.isdir(ref):

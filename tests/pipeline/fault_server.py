@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import resume
-from transforms import checkpoint
+from pipeline.ops import resume
+from transforms.records import checkpoint
 
 FAULTS = ("500", "hang", "drop", "malformed")
 

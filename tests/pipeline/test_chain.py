@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import STAGES
 from pipeline.main import main
-from pipeline.options import STAGES
 from tests.pipeline.conftest import read_jsonl, require_vllm_env
 from tests.pipeline.test_llm_client import FlakyServer
-from transforms.llm import _free_port
+from transforms.models.llm import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGS = ("tel", "hin")

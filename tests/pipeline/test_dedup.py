@@ -10,7 +10,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.unit.test_dedup import MATCHES, entries_of, templated
-from transforms import dedup
+from transforms.select import dedup
 
 HEADS = 4
 

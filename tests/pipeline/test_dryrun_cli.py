@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import STAGES
 from pipeline.main import main
-from pipeline.options import STAGES
 from tests.pipeline.conftest import SAMPLE_LANGS, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_dry_run_loads_no_model(tmp_path):
                         prefix=("-c", WITH_MODULES, str(modules_file)))
     assert result.returncode == 0, result.stderr
     modules = set(modules_file.read_text().split())
-    assert "fasttext" in modules and "transforms.select" in modules  # selection did run
+    assert "fasttext" in modules and "transforms.select.stage" in modules  # selection did run
     loaded = {m.split(".")[0] for m in modules} & set(MODEL_MODULES)
     assert not loaded, f"a dry run imported {sorted(loaded)}"
 

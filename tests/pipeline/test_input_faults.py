@@ -5,7 +5,6 @@ import json
 import lzma
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from transforms import llm
+from transforms.models import llm
 
 
 class FlakyServer(ThreadingHTTPServer):

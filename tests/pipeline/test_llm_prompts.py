@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.conftest import require_vllm_env
-
 from pipeline import config as config_mod
-from pipeline import graph
 from pipeline.languages import LANGUAGES
-from transforms import generate, llm, tiny_models
+from pipeline.methods import shared
+from tests.pipeline.conftest import require_vllm_env
+from transforms.models import generate, llm, tiny_models
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-h16-test-7f3a9c"
@@ -48,15 +47,15 @@ def served():
     args = (*cfg.server_args, "--api-key", KEY, "--enable-log-requests")
     env = {**cfg.server_env, "VLLM_LOGGING_LEVEL": "DEBUG"}
     lines = Lines()
-    logging.getLogger("transforms.llm").addHandler(lines)
-    logging.getLogger("transforms.llm").setLevel(logging.INFO)
+    logging.getLogger("transforms.models.llm").addHandler(lines)
+    logging.getLogger("transforms.models.llm").setLevel(logging.INFO)
     server = llm.VllmServer(str(python), tiny_models.resolve(cfg.model), args, env, 600.0)
     try:
         server.start()  # the readiness check must send the key: a 401 would fail it at once
         yield server, dataclasses.replace(cfg, server_args=args, server_env=env), lines.lines
     finally:
         server.stop()
-        logging.getLogger("transforms.llm").removeHandler(lines)
+        logging.getLogger("transforms.models.llm").removeHandler(lines)
 
 
 def logged_prompts(server) -> list[tuple[str, list[int]]]:
@@ -90,7 +89,7 @@ def test_the_key_is_sent_and_never_shown(served, monkeypatch):
     assert len(started) == 1 and "--api-key ***" in started[0] and KEY not in started[0]
     assert KEY not in server.tail(10**6)
     config = dataclasses.replace(config_mod.load("demo"), llm=cfg)
-    stats_config = graph.run_config(config, LANGUAGES["tel"])
+    stats_config = shared.run_config(config, LANGUAGES["tel"])
     assert KEY not in repr(stats_config) and "***" in stats_config["llm"]["server_args"]
 
 

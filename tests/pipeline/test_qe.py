@@ -8,7 +8,7 @@ import torch
 from pipeline.config import QeConfig
 from pipeline.main import main
 from tests.pipeline.conftest import read_jsonl
-from transforms import qe
+from transforms.models import qe
 
 CFG = QeConfig(model="tiny:comet", batch_size=2, threads=1)
 

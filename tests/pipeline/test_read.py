@@ -11,7 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import ReadConfig
-from transforms.read import (
+from transforms.sources.cc100 import (
     INPUT_TRUNCATED,
     LINE_TOO_LONG,
     InputError,
@@ -120,7 +120,7 @@ def test_a_broken_archive_keeps_what_came_before_and_says_where(tmp_path, caplog
         middle = len(data) // 2
         path.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 64])
                          + data[middle + 64:])
-    with caplog.at_level(logging.WARNING, logger="transforms.read"):
+    with caplog.at_level(logging.WARNING, logger="transforms.sources.cc100"):
         kept, rejected = split(read_all(path))
     # exactly one reject, the partial paragraph being read at the break (never kept)
     assert [reason for reason, _, _ in rejected] == [INPUT_TRUNCATED]

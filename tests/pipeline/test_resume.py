@@ -17,8 +17,8 @@ import pytest
 
 from pipeline import config as config_mod
 from tests.pipeline.conftest import read_jsonl, require_vllm_env
-from transforms import llm, tiny_models
-from transforms.cache import read_entries
+from transforms.models import llm, tiny_models
+from transforms.records.cache import read_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 LANG = "tel"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from transforms import llm
+from transforms.models import llm
 
 FAKE_PYTHON = f"""#!{sys.executable}
 # Stands in for the vLLM environment's python: `-m vllm.entrypoints.openai.api_server ... --port N`

@@ -2,8 +2,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.records import route
-from transforms.write import DatasetStats
+from transforms.records.shapes import route
+from transforms.records.write import DatasetStats
 
 
 def record(i: int, lang: str = "tel", **fields) -> dict:

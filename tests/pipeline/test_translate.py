@@ -7,7 +7,7 @@ import pytest
 from pipeline.config import TranslateConfig
 from pipeline.main import main
 from tests.pipeline.conftest import read_jsonl
-from transforms import segment, translate
+from transforms.models import segment, translate
 
 CFG = TranslateConfig(model="tiny:nllb", batch_tokens=64, records_per_batch=8)
 # the random tiny NLLB loops until its limit on every segment (see the truncation tests):

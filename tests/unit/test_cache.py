@@ -1,7 +1,7 @@
 """The model-call cache: only misses reach the model, outputs survive the process, a file cut
 short by a killed writer costs only its broken line."""
 
-from transforms.cache import CallCache, read_entries
+from transforms.records.cache import CallCache, read_entries
 
 
 class Model:

@@ -4,8 +4,8 @@ rates in a `cost` config, and --dry-run's labelling of measured and assumed figu
 import yaml
 
 from pipeline import config as config_mod
-from pipeline import dryrun
-from pipeline.calibrate import Measure, calibration, tensor_parallel
+from pipeline.ops import dryrun
+from pipeline.ops.calibrate import Measure, calibration, tensor_parallel
 
 
 def test_rates_are_per_device_and_each_measured_figure_says_how():

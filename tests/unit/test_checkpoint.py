@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from transforms import checkpoint
+from transforms.records import checkpoint
 
 
 def test_a_shard_written_in_several_row_groups_reads_back_whole(tmp_path, monkeypatch):
@@ -24,7 +24,7 @@ def stage_output(p, in_, llm_errors):
     """A generate stage's output for tel: ``in_`` records, ``llm_errors`` of them rejected."""
     import apache_beam as beam
 
-    from transforms.records import StageOutput
+    from transforms.records.shapes import StageOutput
 
     records = [{"id": f"r{i}", "lang": "tel"} for i in range(in_ - llm_errors)]
     rejects = [{"id": f"e{i}", "lang": "tel", "reason": "llm_error"} for i in range(llm_errors)]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import DedupConfig
-from transforms import dedup
-from transforms.minhash import MinHasher
+from transforms.select import dedup
+from transforms.select.minhash import MinHasher
 
 P = [("f", d, 0) for d in range(10)]  # positions, in order
 CFG = DedupConfig()

@@ -9,8 +9,8 @@ import pytest
 
 import prompts
 from pipeline import config as config_mod
-from pipeline import dryrun
-from pipeline.dryrun import Engine, PromptChars, Selection
+from pipeline.ops import dryrun
+from pipeline.ops.dryrun import Engine, PromptChars, Selection
 
 # every model at 1,000 tokens/s read and 100 tokens/s generated per GPU, $1 a GPU-hour
 FLAT = {"gpu": "test-gpu", "input_tokens_per_s": 1000, "output_tokens_per_s": 100, "usd_per_gpu_hour": 1.0}

@@ -1,4 +1,4 @@
-"""The evol method's pure core (transforms/evol.py): seeds, diversity sampling, draws, requests,
+"""The evol method's pure core (transforms/models/evol.py): seeds, diversity sampling, draws, requests,
 parsers, quality-control verdicts and the CONTRACT conversation record."""
 
 import dataclasses
@@ -13,8 +13,9 @@ import pyarrow.json as pajson
 import pytest
 
 from prompts import taxonomy
-from transforms import evol, records
-from transforms.llm import LlmRequest
+from transforms.models import evol
+from transforms.models.llm import LlmRequest
+from transforms.records import shapes as records
 
 CFG = evol.EvolConfig()
 

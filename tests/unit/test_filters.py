@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import FilterConfig, load
 from pipeline.languages import get
-from transforms import filters
+from transforms.select import filters
 
 CFG = load("demo").select.filters
 

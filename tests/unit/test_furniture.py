@@ -2,10 +2,15 @@ import pytest
 
 from pipeline.config import FurnitureConfig, SelectConfig
 from pipeline.languages import LANGUAGES, get
-from transforms import furniture
-from transforms.furniture import NAVIGATION, NO_SENTENCE_END, TEMPLATE_MARKUP, furniture_reason
-from transforms.read import Document
-from transforms.select import ParagraphScorer, make_fragments
+from transforms.select import furniture
+from transforms.select.furniture import (
+    NAVIGATION,
+    NO_SENTENCE_END,
+    TEMPLATE_MARKUP,
+    furniture_reason,
+)
+from transforms.select.stage import ParagraphScorer, make_fragments
+from transforms.sources.cc100 import Document
 
 CFG = FurnitureConfig()
 

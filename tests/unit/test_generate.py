@@ -5,7 +5,7 @@ import pytest
 
 import prompts
 from pipeline.config import GenerateConfig, JudgeConfig
-from transforms import generate
+from transforms.models import generate
 
 CFG = GenerateConfig()
 RESPONSE = ("Everyone has the right to education. Education shall be free, at least in the "

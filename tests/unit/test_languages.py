@@ -2,7 +2,7 @@ import pytest
 import regex
 
 from pipeline import languages
-from transforms.filters import _script_pattern
+from transforms.select.filters import _script_pattern
 
 
 def test_registry_covers_cc100():

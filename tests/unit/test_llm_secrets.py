@@ -3,9 +3,9 @@
 import dataclasses
 
 from pipeline import config as config_mod
-from pipeline import graph
 from pipeline.languages import LANGUAGES
-from transforms import generate, llm
+from pipeline.methods import shared
+from transforms.models import generate, llm
 
 ARGS = ("--max-model-len", "4096", "--api-key", "sk-one", "sk-two", "--hf-token=hf_abcdef",
         "--dtype", "float32", "--served-model-name", "tiny")
@@ -47,7 +47,7 @@ def test_the_stats_config_holds_no_secret():
     config = config_mod.load("demo")
     config = dataclasses.replace(config, llm=dataclasses.replace(
         config.llm, server_args=ARGS, server_env={"HF_TOKEN": "hf_secret_env"}))
-    recorded = repr(graph.run_config(config, LANGUAGES["tel"]))
+    recorded = repr(shared.run_config(config, LANGUAGES["tel"]))
     assert not any(s in recorded for s in ("sk-one", "sk-two", "hf_abcdef", "hf_secret_env"))
     assert "'--api-key', '***', '***'" in recorded
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from transforms.minhash import MinHasher, normalize
+from transforms.select.minhash import MinHasher, normalize
 
 A = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y de religión."
 B = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y religión."
@@ -78,7 +78,7 @@ def _long_text(n_words: int) -> str:
 
 @pytest.mark.parametrize("words, n", [(False, 5), (True, 2), (True, 3)])
 def test_windows_give_the_signature_of_the_whole_text(monkeypatch, words, n):
-    import transforms.minhash as minhash
+    import transforms.select.minhash as minhash
 
     text = _long_text(3000)  # ~25,000 characters
     hasher = MinHasher(128, n, words=words)

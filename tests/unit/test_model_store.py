@@ -1,5 +1,5 @@
 """Staging a preset's models (``python -m pipeline.models stage``) and the workers' local copy
-(``transforms/model_store.py``), on the demo preset's tiny models in a local "bucket"."""
+(``transforms/models/model_store.py``), on the demo preset's tiny models in a local "bucket"."""
 
 import hashlib
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import config as config_mod
 from pipeline.models import stage
-from transforms import model_store
+from transforms.models import model_store
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_the_local_comet_copy_loads_its_own_encoder_with_the_same_weights(bucket
     import torch
 
     from pipeline.config import QeConfig
-    from transforms.qe import CometScorer
+    from transforms.models.qe import CometScorer
 
     staged = CometScorer(QeConfig(model=str(bucket / "comet"), device="cpu"))
     original = CometScorer(QeConfig(model="tiny:comet", device="cpu"))
@@ -188,7 +188,7 @@ def test_models_staged_in_place_for_an_image_load_where_they_are(tmp_path, cache
     """--in-place (the Dockerfile's bake): no manifest, so no copy at worker start; COMET's
     encoder path absolute, so it loads from any working directory."""
     from pipeline.config import QeConfig
-    from transforms.qe import CometScorer
+    from transforms.models.qe import CometScorer
 
     path = stage.stage(config_mod.load("demo"), str(tmp_path / "image-models"), in_place=True)
     config = config_mod.load("demo", path)

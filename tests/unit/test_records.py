@@ -3,9 +3,9 @@ from collections import Counter
 
 import pytest
 
-from transforms import records
-from transforms.progress import Progress
-from transforms.records import RouteResults, score_stats
+from transforms.records import shapes as records
+from transforms.records.progress import Progress
+from transforms.records.shapes import RouteResults, score_stats
 
 
 @pytest.mark.parametrize(

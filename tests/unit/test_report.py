@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from pipeline import report
-from transforms.records import score_stats
-from transforms.write import build_stats, dataset_stats
+from pipeline.ops import report
+from transforms.records.shapes import score_stats
+from transforms.records.write import build_stats, dataset_stats
 
 CONFIG = {
     "preset": "laptop",

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pipeline import config as config_mod
-from pipeline import resume
-from transforms import checkpoint
+from pipeline.ops import resume
+from transforms.records import checkpoint
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from transforms import segment
+from transforms.models import segment
 
 
 def words(text: str) -> int:

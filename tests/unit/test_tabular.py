@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.languages import LANGUAGES
-from transforms import tabular
-from transforms.tabular import Spec
+from transforms.sources import tabular
+from transforms.sources.tabular import Spec
 
 AYA = Spec(
     text_field="targets",

@@ -20,11 +20,18 @@ from dataclasses import asdict, dataclass, replace
 from itertools import chain, islice
 from typing import NamedTuple
 
-from pipeline.config import Config, ConfigError, CostConfig, ReadConfig, SelectConfig, build
+from pipeline.config import (
+    STAGES,
+    Config,
+    ConfigError,
+    CostConfig,
+    ReadConfig,
+    SelectConfig,
+    build,
+)
 from pipeline.languages import Language
-from pipeline.options import STAGES
-from transforms.read import BATCH_DOCS, input_pattern
-from transforms.write import write_json
+from transforms.records.write import write_json
+from transforms.sources.cc100 import BATCH_DOCS, input_pattern
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
@@ -106,8 +113,8 @@ def file_scale(documents: int, file_documents: float, max_documents: int | None)
 def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, list[dict]]:
     """The pipeline's select stage on ``docs`` in one process: paragraphs read per file, and
     the records. Dedup sees all of ``docs`` at once, as the pipeline sees a language."""
-    from transforms import dedup
-    from transforms.select import ParagraphScorer, make_fragments
+    from transforms.select import dedup
+    from transforms.select.stage import ParagraphScorer, make_fragments
 
     scorer = ParagraphScorer(lang, cfg)
     min_matches = dedup.bands_of(cfg.dedup)[2]
@@ -131,7 +138,7 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
 def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
     """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's FindDuplicates in
     one process."""
-    from transforms import dedup
+    from transforms.select import dedup
 
     by_doc = defaultdict(dict)
     for (file, doc, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
@@ -145,7 +152,7 @@ def _read_file(
     """The first ``limit`` documents of a file (the pipeline's reader) and how many the whole
     file holds: counted in a file of up to ``COUNT_BYTES``, else estimated by the share of its
     bytes read (see ``READ_BYTES``)."""
-    from transforms.read import InputFile, documents
+    from transforms.sources.cc100 import InputFile, documents
 
     with InputFile(path, cfg.max_line_bytes, READ_BYTES) as f:
         # counts every document; a broken file is counted, not fatal, here
@@ -174,7 +181,7 @@ def _match(pattern: str, lang: Language) -> list:
 def sample_records(lang: Language, pattern: str, cfg: SelectConfig, documents: int) -> list[dict]:
     """The records select keeps of the first ``documents`` documents of each file of
     ``pattern`` (``--calibrate``'s input)."""
-    from transforms.read import relative_name, template_dir
+    from transforms.sources.cc100 import relative_name, template_dir
 
     limit = min(documents, cfg.read.max_documents or documents)
     docs = []
@@ -188,7 +195,7 @@ def select_language(lang: Language, pattern: str, cfg: SelectConfig,
                     sample_documents: int | None) -> Selection:
     """Run select on the files of ``pattern`` (or their first documents) and scale the counts
     of each file to what the run would read of it."""
-    from transforms.read import relative_name, template_dir
+    from transforms.sources.cc100 import relative_name, template_dir
 
     files = _match(pattern, lang)
     limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]

@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
-from transforms.progress import FEED_EVERY_S, PROGRESS
+from transforms.records.progress import FEED_EVERY_S, PROGRESS
 
 
 class StageOutput(NamedTuple):

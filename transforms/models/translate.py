@@ -26,10 +26,10 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig, TranslateConfig
 from pipeline.languages import LANGUAGES
-from transforms import model_store, segment
-from transforms.cache import CallCache
-from transforms.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
-from transforms.records import StageOutput, route, with_messages, with_provenance
+from transforms.models import model_store, segment
+from transforms.models.qe import QE_RESPONSE_LOW, QeHandler, below_threshold
+from transforms.records.cache import CallCache
+from transforms.records.shapes import StageOutput, route, with_messages, with_provenance
 
 logger = logging.getLogger(__name__)
 

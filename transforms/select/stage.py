@@ -2,7 +2,7 @@
 
     document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
                                                   dedup bucket entries by shard
-    bucket entries --FindDuplicates (transforms/dedup.py)--> duplicates by document
+    bucket entries --FindDuplicates (transforms/select/dedup.py)--> duplicates by document
     kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
 
 Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
@@ -20,10 +20,10 @@ import apache_beam as beam
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
-from transforms import dedup, filters, furniture, langid
-from transforms.fragment import fragment_document
-from transforms.read import Document
-from transforms.records import StageOutput, Tallied, record_id, reject, source
+from transforms.records.shapes import StageOutput, Tallied, record_id, reject, source
+from transforms.select import dedup, filters, furniture, langid
+from transforms.select.fragment import fragment_document
+from transforms.sources.cc100 import Document
 
 STAGE = "select"
 # Histogram edges (characters) of response lengths in the stats.
@@ -49,7 +49,7 @@ class ParagraphScorer:
     """
 
     def __init__(self, lang: Language, cfg: SelectConfig):
-        from transforms.minhash import MinHasher
+        from transforms.select.minhash import MinHasher
 
         self.lang, self.cfg = lang, cfg
         self.expected = langid.expected_label(lang, cfg.lid.labels)

@@ -44,8 +44,8 @@ SAMPLE_DOCUMENTS = 2000  # per file: enough documents for --records records of a
 
 def select_records(args, langs: Sequence[Language], config: Config) -> list[dict]:
     """The first ``args.records`` records each language's select stage keeps."""
-    from pipeline import dryrun
-    from transforms.read import input_pattern
+    from pipeline.ops import dryrun
+    from transforms.sources.cc100 import input_pattern
 
     records = []
     for lang in langs:
@@ -105,8 +105,8 @@ class Measure:
 def _translate(handler, model, records: list[dict], measure: Measure) -> list:
     """NLLB on ``records``: the encoder alone on the stage's sentences, then the stage."""
     from pipeline.languages import LANGUAGES
-    from transforms import segment
-    from transforms.translate import sentence_language
+    from transforms.models import segment
+    from transforms.models.translate import sentence_language
 
     sentences = []
     for record in records:
@@ -200,9 +200,14 @@ def _llm(handler, client, records: list[dict], measure: Measure) -> list:
 
 def measure(records: list[dict], config: Config) -> tuple[dict[str, Measure], dict[str, tuple[int, int]]]:
     """Every model stage on ``records``: per model its Measure, per check (records in, kept)."""
-    from transforms.generate import LlmHandler, judge_threshold
-    from transforms.qe import QE_INSTRUCTION_LOW, QE_RESPONSE_LOW, QeHandler, below_threshold
-    from transforms.translate import NllbHandler
+    from transforms.models.generate import LlmHandler, judge_threshold
+    from transforms.models.qe import (
+        QE_INSTRUCTION_LOW,
+        QE_RESPONSE_LOW,
+        QeHandler,
+        below_threshold,
+    )
+    from transforms.models.translate import NllbHandler
 
     m = {"nllb": Measure(), "comet": Measure(), "llm": Measure()}
     checks: dict[str, tuple[int, int]] = {}
@@ -277,7 +282,7 @@ def run(args, langs: Sequence[Language], config: Config) -> int:
     """``--calibrate``: measure, print a summary, write ``OUT/calibration.yaml``."""
     from apache_beam.io.filesystems import FileSystems
 
-    from transforms import llm
+    from transforms.models import llm
 
     if args.records < 1:
         print("error: --records must be at least 1", file=sys.stderr)

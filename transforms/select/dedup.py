@@ -29,7 +29,7 @@ import apache_beam as beam
 import numpy as np
 
 from pipeline.config import DedupConfig
-from transforms.minhash import normalize
+from transforms.select.minhash import normalize
 
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"

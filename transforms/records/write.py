@@ -8,8 +8,8 @@ import math
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.options import STAGES
-from transforms.records import SCORE_SUM_SCALE, SCORES
+from pipeline.config import STAGES
+from transforms.records.shapes import SCORE_SUM_SCALE, SCORES
 
 
 def to_json(record: dict) -> str:

@@ -14,19 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import replace
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import prompts
 from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig, project_path
-from transforms import llm, model_store
-from transforms.cache import CallCache
-from transforms.qe import below_threshold
-from transforms.records import route, with_provenance
+from transforms.models import llm, model_store
+from transforms.models.qe import below_threshold
+from transforms.records.cache import CallCache
+from transforms.records.shapes import route, with_provenance
 
 LLM_UNPARSEABLE = "llm_unparseable"
 INSTRUCTION_EMPTY = "instruction_empty"

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 import prompts
-from pipeline.config import Config, to_dict
-from pipeline.options import STAGES
-from transforms import checkpoint
-from transforms.cache import digest
+from pipeline.config import STAGES, Config, to_dict
+from transforms.records import checkpoint
+from transforms.records.cache import digest
 
 logger = logging.getLogger(__name__)
 

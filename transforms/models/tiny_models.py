@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parent.parent / "pipeline" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "sample"
 # Text for the tokenizers: the bundled sample in four scripts plus English. Other scripts
 # encode as <unk> with these tokenizers: fine for stand-ins, whose output is random anyway.
 _ENGLISH = (
@@ -45,7 +45,7 @@ def ensure(name: str) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "READY").exists():
             builder(target)
-            (target / "READY").write_text("built by transforms/tiny_models.py\n")
+            (target / "READY").write_text("built by transforms/models/tiny_models.py\n")
     return str(target)
 
 
@@ -77,7 +77,11 @@ def build_nllb(target: Path) -> None:
     """An NLLB-layout tokenizer (sentencepiece, the 202 language codes after the vocabulary,
     ``<mask>`` last) and a 2+2-layer M2M100 with d_model 32."""
     import torch
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
+    from transformers import (
+        M2M100Config,
+        M2M100ForConditionalGeneration,
+        NllbTokenizerFast,
+    )
 
     target.mkdir(parents=True, exist_ok=True)
     # ids 0/1/2 = unk/<s>/</s> and no pad: the layout NllbConverter expects

@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from pipeline.config import QeConfig
-from transforms.cache import CallCache
+from transforms.records.cache import CallCache
 
 QE_RESPONSE_LOW = "qe_response_low"
 QE_INSTRUCTION_LOW = "qe_instruction_low"
@@ -62,7 +62,7 @@ def aggregate(pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> tupl
 
 def checkpoint_path(name: str) -> str:
     """``tiny:comet``, a local model directory or checkpoint, or a hub id (downloaded)."""
-    from transforms import model_store
+    from transforms.models import model_store
 
     path = Path(model_store.resolve(name))
     if path.is_file():
@@ -180,7 +180,7 @@ class QualityEstimate(beam.PTransform):
         self.cfg, self.cache_dir = cfg, cache_dir
 
     def expand(self, records):
-        from transforms.records import route
+        from transforms.records.shapes import route
 
         results = (
             records

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.config import STAGES
 from pipeline.languages import LANGUAGES
-from pipeline.options import STAGES
 
 LICENCE_NOTE = (
     "CC-100 is built from Common Crawl snapshots; Common Crawl's terms of use apply to the "

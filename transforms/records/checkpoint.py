@@ -8,7 +8,7 @@ upstream), its stats pairs and its file list. The marker is written only after e
 the language is, so a stage cut short has no marker and is redone.
 
 Transient errors (``llm_error``: the server failed after its retries) are not final: a marker
-whose stats hold some does not count as complete for reuse (``pipeline/resume.py``), and the
+whose stats hold some does not count as complete for reuse (``pipeline/ops/resume.py``), and the
 re-run sends those records again (the model-call cache answers the others). Past the error
 budget (``max_transient_error_share`` of the stage's records) the marker is not written at
 all: the run fails.
@@ -23,9 +23,9 @@ from itertools import islice
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.llm import LLM_ERROR
-from transforms.records import StageOutput
-from transforms.write import write_json
+from transforms.models.llm import LLM_ERROR
+from transforms.records.shapes import StageOutput
+from transforms.records.write import write_json
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")

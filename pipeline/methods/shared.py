@@ -1,0 +1,72 @@
+"""What every method's wiring shares: the stats' record of a run's parameters, the resource
+hints of model stages, stages read back from checkpoints, and the three outputs (data, rejects,
+stats) that every stage feeds."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipeline.config import Config, to_dict
+from pipeline.languages import Language
+from pipeline.ops import resume
+from transforms.models import llm
+from transforms.records import checkpoint
+from transforms.records.shapes import StageOutput
+from transforms.records.write import DatasetStats, WritePerLang, WriteStats
+from transforms.select import dedup, langid
+
+
+def run_config(config: Config, lang: Language) -> dict:
+    """What the stats record about the parameters of this language's run."""
+    cfg = config.for_lang(lang.code).select
+    bands, rows, min_matches = dedup.bands_of(cfg.dedup)
+    label = langid.expected_label(lang, cfg.lid.labels)
+    return {
+        "preset": config.preset,
+        "select": to_dict(cfg),
+        "translate": to_dict(config.translate),
+        "qe": to_dict(config.qe),
+        "llm": {**{k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
+                "server_args": llm.redact_args(config.llm.server_args)},
+        "generate": to_dict(config.generate),
+        "judge": to_dict(config.judge),
+        "resolved": {
+            "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
+            "lid": {
+                "model": cfg.lid.model_path or "lid.176.ftz (packaged)",
+                "expected_label": label,
+                "checked": label is not None,
+            },
+        },
+    }
+
+
+def resource_hints(config: Config, stage: str) -> dict[str, str]:
+    """The Beam resource hints of a model stage (GPU type and count, memory) from the preset:
+    the runner schedules only these stages on the workers that have them."""
+    section = {"translate": config.translate, "backtranslate": config.translate, "qe": config.qe,
+               "generate": config.llm, "judge": config.llm}[stage]
+    hints = {"accelerator": section.accelerator, "min_ram": section.min_ram}
+    return {name: value for name, value in hints.items() if value}
+
+
+def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[StageOutput]:
+    """The stages of ``plan.reused``, read back from their checkpoints; only the last one's
+    records travel on (the earlier ones give their rejects and counts)."""
+    last_reused = list(plan.reused)[-1] if plan.reused else None
+    return [
+        p | f"Load{stage.title()}" >> checkpoint.LoadStage(output, stage, markers, with_records=stage == last_reused)
+        for stage, markers in plan.reused.items()
+    ]
+
+
+def write_outputs(stages: list[StageOutput], output: str, codes: list[str], configs: dict[str, dict]) -> None:
+    """The last stage's records to ``data/``, every stage's rejects to ``rejects/`` and every
+    stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
+    stats record about the run's parameters)."""
+    stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
+    rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
+    rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
+    dataset = stages[-1].records | "DatasetStats" >> DatasetStats(codes)
+    stats = [*(stage.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
+    stats | "WriteStats" >> WriteStats(output, configs)
