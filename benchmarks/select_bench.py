@@ -105,11 +105,11 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
             docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
         for start in range(0, len(docs), BATCH_DOCS):
             batch = docs[start:start + BATCH_DOCS]
-            for doc, scored in zip(batch, scorer.score(batch), strict=True):
+            scores = scorer.score(batch)
+            entries.append(scorer.buckets(batch, scores))
+            for doc, scored in zip(batch, scores, strict=True):
                 stats["paragraphs.read"] += len(doc.paragraphs)
                 rejects += scored.rejects
-                entries += scored.exact
-                entries += scored.bands
                 if scored.kept:
                     kept_by_doc[(doc.file, doc.doc)] = scored.kept
         duplicates = defaultdict(dict)

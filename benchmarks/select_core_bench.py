@@ -1,7 +1,7 @@
-"""CPU time of the select stage's core (``ParagraphScorer.score``: filters, LID, MinHash) on
-a ``select_bench`` corpus, best of N, without Beam. Run it from two checkouts on the same
-corpus directory to compare a change (CPU time, best of N: steadier than wall time on a
-shared machine).
+"""CPU time of the select stage's core (``ParagraphScorer.score`` and ``.buckets``: filters,
+LID, MinHash, bucket entries) on a ``select_bench`` corpus, best of N, without Beam. Run it
+from two checkouts on the same corpus directory to compare a change (CPU time, best of N:
+steadier than wall time on a shared machine).
 
     python benchmarks/select_core_bench.py [--docs 4000] [--repeat 5] [--corpus DIR]
 """
@@ -49,7 +49,8 @@ def main() -> None:
         start = time.process_time()
         for code in LANGS:
             for i in range(0, len(docs[code]), BATCH_DOCS):
-                scorers[code].score(docs[code][i:i + BATCH_DOCS])
+                batch = docs[code][i:i + BATCH_DOCS]
+                scorers[code].buckets(batch, scorers[code].score(batch))
         best = min(best, time.process_time() - start)
     n_docs = sum(len(d) for d in docs.values())
     n_paragraphs = sum(len(doc.paragraphs) for d in docs.values() for doc in d)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import string
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, replace
-from itertools import chain, islice
+from itertools import islice
 from typing import NamedTuple
 
 from pipeline.config import (
@@ -121,9 +121,10 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
     read, kept, entries = Counter(), {}, []
     for start in range(0, len(docs), BATCH_DOCS):
         batch = docs[start:start + BATCH_DOCS]
-        for doc, scored in zip(batch, scorer.score(batch), strict=True):
+        scores = scorer.score(batch)
+        entries.append(scorer.buckets(batch, scores))
+        for doc, scored in zip(batch, scores, strict=True):
             read[doc.file] += len(doc.paragraphs)
-            entries += chain(scored.exact, scored.bands)
             if scored.kept:
                 kept[doc.file, doc.doc] = scored.kept
     duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)

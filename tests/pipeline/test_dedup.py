@@ -2,7 +2,6 @@
 steps whose groups do not grow with the size of a duplicate cluster."""
 
 import json
-from collections import defaultdict
 
 import apache_beam as beam
 import pytest
@@ -15,15 +14,14 @@ from transforms.select import dedup
 HEADS = 4
 
 
-def batches(entries, shards, per_batch=500):
-    """Bucket entries as ScoreParagraphs emits them: lists per (lang, key shard) and batch."""
-    out = []
-    for start in range(0, len(entries), per_batch):
-        by_shard = defaultdict(list)
-        for key, value in entries[start:start + per_batch]:
-            by_shard[dedup.shard_of(key, shards)].append((key, value))
-        out += [(("spa", s), rows) for s, rows in by_shard.items()]
-    return out
+def batches(entries, shards):
+    """Bucket entries as ScoreParagraphs emits them: (exact, band) tables per (lang, key shard)
+    and batch."""
+    return [
+        (("spa", s), dedup.pack(*parts))
+        for exact, band in entries
+        for s, parts in dedup.by_key_shard(exact, band, shards)
+    ]
 
 
 def run(elements, shards, out_dir=None, *options):

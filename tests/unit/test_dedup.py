@@ -12,14 +12,38 @@ CFG = DedupConfig()
 BANDS, ROWS, MATCHES = dedup.bands_of(CFG)
 
 
-def entries_of(texts):
-    """The bucket entries the select stage emits for ``texts`` (document i, paragraph 0)."""
+def entries_of(texts, per_batch=500):
+    """The bucket entries the select stage emits for ``texts`` (document i, paragraph 0):
+    ``(exact, band)`` per batch of ``per_batch`` texts."""
     hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
     kept = [(("f", i, 0), text) for i, text in enumerate(texts)]
-    out = []
-    for exact, bands in dedup.bucket_entries(kept, hasher, BANDS, ROWS, True, True):
-        out += exact + bands
-    return out
+    return [
+        dedup.bucket_entries(kept[start:start + per_batch], hasher, BANDS, ROWS, True, True)
+        for start in range(0, len(kept), per_batch)
+    ]
+
+
+def table(entries, bands=4):
+    """Hand-made ``(key, value)`` entries as an ``Entries`` table: exact ``(key, (position,
+    length))`` or band ``(key, (position, text key, length, fingerprints))``."""
+    files = tuple(sorted({value[0][0] for _, value in entries}))
+    band = any(len(value) == 4 for _, value in entries)
+    dtype = [("key", "S8"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i8")]
+    dtype += [("text", "S13"), ("fp", "<u4", (bands,))] if band else []
+    rows = np.zeros(len(entries), dtype)
+    for row, (key, value) in zip(rows, entries):
+        (file, doc, i), *rest = value
+        row["key"], row["file"], row["doc"], row["index"] = key, files.index(file), doc, i
+        if band:
+            row["text"], row["length"], row["fp"] = rest[0], rest[1], np.frombuffer(rest[2], np.uint32)
+        else:
+            row["length"] = rest[0]
+    return dedup.Entries(files, rows)
+
+
+def batch(entries):
+    """Hand-made entries as ``bucket_facts`` gets a batch: (exact table, band table)."""
+    return table([e for e in entries if e[0][:1] == b"x"]), table([e for e in entries if e[0][:1] == b"b"])
 
 
 _rng = random.Random(42)
@@ -57,10 +81,13 @@ def test_bands_given_in_config_are_used():
 
 
 def test_band_keys_differ_by_band_and_value():
-    sig = np.arange(12, dtype=np.uint32)
+    sig = np.arange(24, dtype=np.uint32).reshape(2, 12)
     keys = dedup.band_keys(sig, 3, 4)
-    assert len(set(keys)) == 3
-    assert dedup.band_keys(sig.copy(), 3, 4) == keys
+    assert keys.shape == (2, 3) and len(set(keys.ravel().tolist())) == 6
+    assert keys[0, 1] == np.array(b"b\x00\x01" + sig[0, 4:8].tobytes(), keys.dtype)  # band 1's rows
+    same = sig.copy()
+    same[1, :4] = sig[0, :4]  # the first band's rows alike: the first band's key alike
+    assert (dedup.band_keys(same, 3, 4)[1] == keys[0]).tolist() == [True, False, False]
 
 
 def test_exact_key_normalises():
@@ -93,7 +120,7 @@ def test_bucket_members_link_to_the_first_when_they_share_enough_bands():
         (b"b1", (P[4], b"t0", 40, fp(4))),  # the first's exact text: its exact bucket links it
         (b"b9", (P[5], b"t5", 20, fp(4))),  # alone in its bucket
     ]
-    facts = list(dedup.bucket_facts([bucket[:2], bucket[2:]], 2, heads=1))
+    facts = list(dedup.bucket_facts([batch(bucket[:2]), batch(bucket[2:])], 2, heads=1))
     assert facts == [(P[0], None, 1, 40), (P[2], P[0], 1, 35)]
 
 
@@ -103,13 +130,13 @@ def test_a_member_links_to_the_earliest_head_it_matches():
         (b"b1", (P[1], b"t1", 40, fp(4))),
         (b"b1", (P[2], b"t2", 40, fp(3))),  # 3 bands in common with P[1], none with P[0]
     ]
-    assert (P[2], P[1], 1, 40) not in list(dedup.bucket_facts([bucket], 2, heads=1))
-    assert (P[2], P[1], 1, 40) in list(dedup.bucket_facts([bucket], 2, heads=2))
+    assert (P[2], P[1], 1, 40) not in list(dedup.bucket_facts([batch(bucket)], 2, heads=1))
+    assert (P[2], P[1], 1, 40) in list(dedup.bucket_facts([batch(bucket)], 2, heads=2))
 
 
 def test_exact_copies_link_to_the_first_copy_with_the_copy_count():
     bucket = [(b"x1", (P[i], 25)) for i in (4, 1, 7)]
-    assert list(dedup.bucket_facts([bucket], 2)) == [
+    assert list(dedup.bucket_facts([batch(bucket)], 2)) == [
         (P[1], None, 3, 25),  # the first copy: 3 copies of its text
         (P[4], P[1], 0, 25),
         (P[7], P[1], 0, 25),
@@ -119,7 +146,7 @@ def test_exact_copies_link_to_the_first_copy_with_the_copy_count():
 def test_a_first_copy_gets_its_copy_count_whichever_bucket_comes_first():
     band = [(b"b1", (P[0], b"t0", 40, fp(4))), (b"b1", (P[1], b"t1", 40, fp(3)))]
     exact = [(b"x0", (P[0], 40)), (b"x0", (P[2], 40))]
-    facts = list(dedup.bucket_facts([band, exact], 2))
+    facts = list(dedup.bucket_facts([batch(band), batch(exact)], 2))
     assert (P[0], None, 2, 40) in facts and (P[0], None, 1, 40) in facts
 
 
@@ -127,8 +154,8 @@ def test_facts_grow_with_entries_not_with_duplication():
     """Every entry gives at most a link and a marker: no pairs, however large the buckets."""
     for copies in (5, 200):
         entries = entries_of(templated(1000 // copies, copies))
-        facts = list(dedup.bucket_facts([entries], MATCHES))
-        assert len(facts) <= 2 * len(entries)
+        facts = list(dedup.bucket_facts(entries, MATCHES))
+        assert len(facts) <= 2 * sum(len(exact) + len(band) for exact, band in entries)
 
 
 def test_components_keep_the_most_copied_then_shortest_then_earliest():
@@ -159,3 +186,14 @@ def test_one_paragraph_kept_per_template():
     out = dedup.find_duplicates(entries_of(texts), MATCHES, shards=7)
     assert sum(("f", i, 0) not in out for i in range(len(texts))) == 8
     assert all(kept not in out for _, kept in out.values())  # each points at a kept paragraph
+
+
+def test_entries_of_one_key_meet_in_one_shard():
+    (exact, band), = entries_of(templated(3, 20, seed=4))
+    parts = list(dedup.by_key_shard(exact, band, 16))
+    assert len({s for s, _ in parts}) == len(parts) > 1
+    for kind, whole in enumerate((exact, band)):
+        rows = [part[kind].rows for _, part in parts]
+        assert sum(map(len, rows)) == len(whole)
+        keys = [set(r["key"].tolist()) for r in rows]
+        assert sum(map(len, keys)) == len(set(whole.rows["key"].tolist()))  # no key in two shards

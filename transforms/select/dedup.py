@@ -23,7 +23,8 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, groupby
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -80,14 +81,17 @@ def exact_key(text: str) -> bytes:
     return b"x" + hashlib.blake2b(normalize(text).encode(), digest_size=12).digest()
 
 
-def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
-    """One bucket key per band: the band's index and its rows' values."""
-    return [
-        b"b" + i.to_bytes(2, "big") + signature[i * rows:(i + 1) * rows].tobytes()
-        for i in range(bands)
-    ]
-
-
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(texts, bands) bucket keys, fixed-width bytes: ``b"b"``, the band's index (2 bytes) and
+    its rows' values."""
+    n = len(signatures)
+    index = np.zeros((bands, 3), np.uint8)
+    index[:, 0], index[:, 1], index[:, 2] = ord("b"), np.arange(bands) >> 8, np.arange(bands) & 255
+    values = np.ascontiguousarray(signatures[:, :bands * rows], np.uint32).view(np.uint8)
+    raw = np.concatenate(
+        [np.broadcast_to(index, (n, bands, 3)), values.reshape(n, bands, 4 * rows)], axis=2
+    )
+    return np.ascontiguousarray(raw).view(f"S{3 + 4 * rows}").reshape(n, bands)
 
 
 def band_fingerprints(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -100,31 +104,125 @@ def band_fingerprints(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
 
 
 _ROW_MIX = np.random.default_rng(0).integers(0, 2**64, 4096, np.uint64, endpoint=False) | np.uint64(1)
+TEXT_KEY = "S13"  # exact_key's width
+
+
+class Entries(NamedTuple):
+    """Bucket entries as columns: ``files`` (the names ``rows["file"]`` indexes) and a numpy
+    structured array with a row per entry: ``key`` (fixed-width bytes), the paragraph's
+    position (``file``, ``doc``, ``index``), its ``length``, and for band entries its
+    exact-text key ``text`` and band fingerprints ``fp``. One array a batch and key shard
+    instead of a Python tuple an entry: encoding, shuffling and linking cost per batch."""
+
+    files: tuple[str, ...]
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _dtype(key_width: int, bands: int = 0) -> np.dtype:
+    fields = [("key", f"S{key_width}"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i8")]
+    if bands:
+        fields += [("text", TEXT_KEY), ("fp", "<u4", (bands,))]
+    return np.dtype(fields)
 
 
 def bucket_entries(
     kept: list[tuple[Position, str]], hasher, bands: int, rows: int, exact: bool, near: bool
-) -> Iterator[tuple[list, list]]:
-    """Per ``(position, text)``: its exact-text bucket entry ``(key, (position, length))`` and
-    its band bucket entries ``(key, (position, text key, length, band fingerprints))``; the
+) -> tuple[Entries, Entries]:
+    """``(position, text)`` pairs -> their exact-text bucket entries (key: ``exact_key``) and
+    their band bucket entries (a key per band, with the text key and band fingerprints); the
     texts are MinHashed in one call."""
-    if near:
+    files = tuple(sorted({file for (file, _, _), _ in kept}))
+    number = {file: i for i, file in enumerate(files)}
+    n = len(kept)
+    # without exact dedup every copy is its own text, so band buckets still link copies
+    texts = np.array(
+        [exact_key(text) if exact else b"p" + hashlib.blake2b(repr(p).encode(), digest_size=12).digest()
+         for p, text in kept],
+        TEXT_KEY,
+    )
+    exact_rows = np.zeros(n if exact else 0, _dtype(13))
+    band_rows = np.zeros(n * bands if near else 0, _dtype(3 + 4 * rows, bands))
+    for table, copies in ((exact_rows, 1), (band_rows, bands)):
+        if len(table):
+            table["file"] = np.repeat([number[file] for (file, _, _), _ in kept], copies)
+            table["doc"] = np.repeat([doc for (_, doc, _), _ in kept], copies)
+            table["index"] = np.repeat([i for (_, _, i), _ in kept], copies)
+            table["length"] = np.repeat([len(text) for _, text in kept], copies)
+    if exact:
+        exact_rows["key"] = texts
+    if near and n:
         signatures = hasher.signatures([text for _, text in kept])
-        fingerprints = band_fingerprints(signatures, bands, rows)
-    for j, (position, text) in enumerate(kept):
-        # without exact dedup every copy is its own text, so band buckets still link copies
-        text_key = exact_key(text) if exact else repr(position).encode()
-        exact_entries = [(text_key, (position, len(text)))] if exact else []
-        band_entries = []
-        if near:
-            value = (position, text_key, len(text), fingerprints[j].tobytes())
-            band_entries = [(key, value) for key in band_keys(signatures[j], bands, rows)]
-        yield exact_entries, band_entries
+        band_rows["key"] = band_keys(signatures, bands, rows).ravel()
+        band_rows["text"] = np.repeat(texts, bands)
+        band_rows["fp"] = np.repeat(band_fingerprints(signatures, bands, rows), bands, axis=0)
+    return Entries(files, exact_rows), Entries(files, band_rows)
 
 
-def shard_of(key: bytes, shards: int) -> int:
-    """The shard a bucket key travels in: entries of one key always meet in one shard."""
-    return zlib.crc32(key) % shards
+def key_shards(rows: np.ndarray, shards: int) -> np.ndarray:
+    """The shard each entry's key travels in (entries of one key always meet in one shard):
+    its last 4 bytes (of a blake2b digest or a MinHash value: uniform) modulo ``shards``."""
+    width = rows.dtype["key"].itemsize
+    raw = np.ascontiguousarray(rows["key"]).view(np.uint8).reshape(-1, width)[:, width - 4:]
+    return np.ascontiguousarray(raw).view("<u4").ravel() % shards
+
+
+def by_shard(entries: Entries, shards: int) -> Iterator[tuple[int, Entries]]:
+    """``(shard, its entries)`` for each key shard that ``entries`` has rows for."""
+    if not len(entries):
+        return
+    shard = key_shards(entries.rows, shards)
+    order = np.argsort(shard, kind="stable")
+    rows, shard = entries.rows[order], shard[order]
+    cuts = np.flatnonzero(np.diff(shard)) + 1
+    for part in np.split(np.arange(len(rows)), cuts):
+        yield int(shard[part[0]]), Entries(entries.files, rows[part[0]:part[-1] + 1])
+
+
+def by_key_shard(exact: Entries, band: Entries, shards: int) -> Iterator[tuple[int, tuple[Entries, Entries]]]:
+    """``(shard, (its exact entries, its band entries))`` for each key shard with entries."""
+    parts = defaultdict(lambda: [Entries(exact.files, exact.rows[:0]), Entries(band.files, band.rows[:0])])
+    for kind, entries in enumerate((exact, band)):
+        for s, part in by_shard(entries, shards):
+            parts[s][kind] = part
+    for s, (e, b) in parts.items():
+        yield s, (e, b)
+
+
+def concat(parts: Iterable[Entries]) -> Entries:
+    """Entries of the same kind (exact or band) as one table, file numbers in file-name order,
+    so that ``(file, doc, index)`` sorts as positions do."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Entries((), np.zeros(0, _dtype(13)))
+    files = tuple(sorted({f for p in parts for f in p.files}))
+    tables = []
+    for names, group in groupby(sorted(parts, key=_files), key=_files):
+        rows = np.frombuffer(b"".join(p.rows.tobytes() for p in group), parts[0].rows.dtype)
+        if names != files:
+            rows = rows.copy()
+            rows["file"] = np.array([files.index(f) for f in names], np.int32)[rows["file"]]
+        tables.append(rows)
+    return Entries(files, tables[0] if len(tables) == 1 else np.concatenate(tables))
+
+
+def _files(entries: Entries) -> tuple[str, ...]:
+    return entries.files
+
+
+def pack(exact: Entries, band: Entries) -> tuple:
+    """A batch's entries of one key shard as plain values (names, bytes, ints), which Beam
+    encodes without pickling."""
+    width, bands = band.rows.dtype["key"].itemsize, band.rows.dtype["fp"].shape[0] if len(band) else 0
+    return exact.files, exact.rows.tobytes(), band.files, band.rows.tobytes(), width, bands
+
+
+def unpack(packed: tuple) -> tuple[Entries, Entries]:
+    exact_files, exact, band_files, band, width, bands = packed
+    band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(13))
+    return Entries(exact_files, np.frombuffer(exact, _dtype(13))), Entries(band_files, band_rows)
 
 
 def node_shard(position: Position, shards: int) -> int:
@@ -139,76 +237,86 @@ def node_shard(position: Position, shards: int) -> int:
 # else node is linked to parent (a bucket's first member) and is a candidate to keep.
 Fact = tuple[Position, "Position | None", int, int]
 Rank = tuple[int, int, Position]  # (-copies of the text, length, position): the smallest is kept
+_VERIFY_BLOCK = 1 << 14  # band members compared with their bucket's heads at once
 
 
 def bucket_facts(
-    batches: Iterable[list[tuple[bytes, tuple]]], min_matches: int, heads: int = 4
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, heads: int = 4
 ) -> Iterator[Fact]:
-    """One shard's bucket entries -> facts linking each bucket's members to its first (earliest)
-    member: every later copy of an exact text; a band member whose text differs and that shares
-    at least ``min_matches`` bands with one of the bucket's ``heads`` earliest members (the
-    earliest such), which keeps the precision of counting pairs without the pairs. Two passes
-    over the entries hold at most ``heads`` values per bucket key, never a bucket's members:
-    cost and memory grow with the entries, whatever the duplication."""
-    first: dict[bytes, list] = {}  # key -> [members, earliest values (sorted)]
-    for entries in batches:
-        for key, value in entries:
-            seen = first.get(key)
-            if seen is None:
-                first[key] = [1, [value]]
-                continue
-            seen[0] += 1
-            earliest = seen[1]
-            limit = heads if key[:1] == b"b" else 1
-            if value[0] < earliest[-1][0] or len(earliest) < limit:
-                earliest.append(value)
-                earliest.sort(key=_position)
-                del earliest[limit:]
-    marked: set = set()  # markers already sent
-    for entries in batches:
-        near = []  # (band member, its bucket's summary): their shared bands counted together
-        for key, value in entries:
-            n, earliest = first[key]
-            if n < 2 or value[0] == earliest[0][0]:
-                continue
-            if key[:1] == b"x":
-                head = earliest[0]
-                yield from _marker((head[0], None, n, head[1]), marked)
-                yield value[0], head[0], 0, value[1]
-            else:
-                near.append((value, earliest))
-        if near:
-            yield from _verified(near, min_matches, heads, marked)
+    """One shard's bucket entries, ``(exact, band)`` per batch -> facts linking each bucket's
+    members to its first (earliest) member: every later copy of an exact text; a band member
+    whose text differs and that shares at least ``min_matches`` bands with one of the bucket's
+    ``heads`` earliest members (the earliest such), which keeps the precision of counting pairs
+    without the pairs. The entries are sorted by key and position and every member is compared
+    with at most ``heads`` others: cost and memory grow with the entries, whatever the
+    duplication."""
+    batches = list(batches)
+    exact = concat(e for e, _ in batches)
+    if len(exact):
+        yield from _exact_facts(exact)
+    band = concat(b for _, b in batches)
+    if len(band):
+        yield from _band_facts(band, min_matches, heads)
 
 
-def _verified(near: list, min_matches: int, heads: int, marked: set) -> Iterator[Fact]:
-    """Band members linked to the earliest of their bucket's first members (other than
-    themselves and their own exact text) that shares ``min_matches`` bands with them; all of a
-    list's comparisons in one numpy call."""
-    ours = np.frombuffer(b"".join(value[3] for value, _ in near), np.uint32).reshape(len(near), 1, -1)
-    candidates = [earliest + [value] * (heads - len(earliest)) for value, earliest in near]  # padded
-    theirs = np.frombuffer(
-        b"".join(head[3] for row in candidates for head in row), np.uint32
-    ).reshape(len(near), heads, -1)
-    shared = ((ours == theirs).sum(axis=2) >= min_matches).tolist()
-    for (value, _), row, ok in zip(near, candidates, shared, strict=True):
-        for head, enough in zip(row, ok, strict=True):
-            if enough and head[1] != value[1]:  # not itself, nor its own exact text
-                yield from _marker((head[0], None, 1, head[2]), marked)
-                yield value[0], head[0], 1, value[2]
-                break
+def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rows`` sorted by key then position; the first row of each bucket, each row's bucket,
+    and each bucket's size."""
+    order = np.lexsort((rows["index"], rows["doc"], rows["file"], rows["key"]))
+    rows = rows[order]
+    keys = rows["key"]
+    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    bucket = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(rows))))
+    return rows, first, bucket
 
 
-def _marker(fact: Fact, sent: set) -> Iterator[Fact]:
-    """A bucket's first member is told once per shard that it is a parent, with its copy count
-    (its exact bucket's marker and its band buckets' differ: the copy count is its rank)."""
-    if fact not in sent:
-        sent.add(fact)
-        yield fact
+def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Position]:
+    """The positions of ``rows[which]`` as tuples (only linked rows become Python objects)."""
+    picked = rows[which]
+    return list(zip((files[f] for f in picked["file"].tolist()), picked["doc"].tolist(), picked["index"].tolist()))
 
 
-def _position(value):
-    return value[0]
+def _exact_facts(entries: Entries) -> Iterator[Fact]:
+    rows, first, bucket = _buckets(entries.rows)
+    size = np.diff(np.append(first, len(rows)))
+    head = first[size >= 2]
+    for position, n, length in zip(_positions(entries.files, rows, head), size[size >= 2].tolist(),
+                                   rows["length"][head].tolist()):
+        yield position, None, n, length
+    later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
+    for position, parent, length in zip(_positions(entries.files, rows, later),
+                                        _positions(entries.files, rows, first[bucket[later]]),
+                                        rows["length"][later].tolist()):
+        yield position, parent, 0, length
+
+
+def _band_facts(entries: Entries, min_matches: int, heads: int) -> Iterator[Fact]:
+    rows, first, bucket = _buckets(entries.rows)
+    size = np.diff(np.append(first, len(rows)))
+    later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
+    if not later.size:
+        return
+    member, parent = [], []
+    for block in np.split(later, np.arange(_VERIFY_BLOCK, len(later), _VERIFY_BLOCK)):
+        start, n = first[bucket[block]], size[bucket[block]]
+        # each member's candidates: its bucket's first ``heads`` members, padded with itself
+        candidates = start[:, None] + np.arange(heads)
+        candidates = np.where(np.arange(heads) < n[:, None], candidates, block[:, None])
+        shared = (rows["fp"][candidates] == rows["fp"][block][:, None, :]).sum(axis=2)
+        ok = (shared >= min_matches) & (rows["text"][candidates] != rows["text"][block][:, None])
+        found = ok.any(axis=1)
+        member.append(block[found])
+        parent.append(candidates[found, ok[found].argmax(axis=1)])
+    member, parent = np.concatenate(member), np.concatenate(parent)
+    parents = np.unique(parent)
+    marked = set()  # a bucket's first member is told once that it is a parent
+    for position, length in zip(_positions(entries.files, rows, parents), rows["length"][parents].tolist()):
+        if position not in marked:
+            marked.add(position)
+            yield position, None, 1, length
+    for position, up, length in zip(_positions(entries.files, rows, member),
+                                    _positions(entries.files, rows, parent), rows["length"][member].tolist()):
+        yield position, up, 1, length
 
 
 def local_components(facts: Iterable[Fact]) -> tuple[list, list, list]:
@@ -294,16 +402,18 @@ def shard_duplicates(
 
 
 def find_duplicates(
-    entries: Iterable[tuple[bytes, tuple]], min_matches: int, shards: int = 1, heads: int = 4
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, shards: int = 1, heads: int = 4
 ) -> dict:
-    """{duplicate position: (reason, kept position)} of one language's bucket entries: the steps
-    of ``FindDuplicates`` in one process (the benchmark's plain loop and ``--dry-run``)."""
-    by_shard = defaultdict(list)
-    for key, value in entries:
-        by_shard[shard_of(key, shards)].append((key, value))
+    """{duplicate position: (reason, kept position)} of one language's bucket entries (``(exact,
+    band)`` per batch, as ``bucket_entries`` makes them): the steps of ``FindDuplicates`` in one
+    process (the benchmark's plain loop and ``--dry-run``)."""
+    grouped = defaultdict(list)
+    for exact, band in batches:
+        for s, parts in by_key_shard(exact, band, shards):
+            grouped[s].append(parts)
     facts = defaultdict(list)
-    for shard_entries in by_shard.values():
-        for fact in bucket_facts([shard_entries], min_matches, heads):
+    for parts in grouped.values():
+        for fact in bucket_facts(parts, min_matches, heads):
             facts[node_shard(fact[0], shards)].append(fact)
     own, boundary, summaries = {}, defaultdict(list), []
     for s, shard_facts in facts.items():
@@ -366,7 +476,7 @@ class _LinkBuckets(beam.DoFn):
         (lang, _), batches = element
         min_matches, shards, heads = self.params[lang]
         by_shard = defaultdict(list)
-        for fact in bucket_facts(batches, min_matches, heads):
+        for fact in bucket_facts(map(unpack, batches), min_matches, heads):
             by_shard[node_shard(fact[0], shards)].append(fact)
         for s, facts in by_shard.items():
             yield (lang, s), facts
@@ -450,13 +560,19 @@ def _keep(element):
         yield (lang, s), rows
 
 
-def _shard_duplicates(element):
+def _shard_duplicates(element, group):
     (lang, _), grouped = element
     kept_of = dict(chain.from_iterable(grouped["kept"]))
     own = list(chain.from_iterable(grouped["own"]))
     _held("duplicates", len(own) + len(kept_of))
+    by_group = defaultdict(list)
     for (file, doc, i), reason, kept in shard_duplicates(own, kept_of):
-        yield (lang, file, doc), (i, reason, kept)
+        by_group[group(lang, file, doc)].append((doc, i, reason, kept))
+    yield from by_group.items()
+
+
+def _by_document(lang: str, file: str, doc: int) -> tuple[str, str, int]:
+    return lang, file, doc
 
 
 def _residual_size(element):
@@ -465,8 +581,10 @@ def _residual_size(element):
 
 
 class FindDuplicates(beam.PTransform):
-    """Bucket entries ``((lang, shard), [(key, value), ...])`` -> ``((lang, file, doc), (index,
-    reason, kept position))`` for every duplicate paragraph.
+    """Bucket entries ``((lang, key shard), (exact Entries, band Entries))`` -> ``(group,
+    [(doc, index, reason, kept position), ...])`` for the duplicate paragraphs, where
+    ``group(lang, file, doc)`` is the key their documents are joined under (default: the
+    document).
 
         entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)
             --local_components--> own rows, boundary rows, summaries
@@ -479,9 +597,9 @@ class FindDuplicates(beam.PTransform):
     has at most one summary per shard and local root. Only RootsUnion is per language, over
     the local roots the shards disagree on."""
 
-    def __init__(self, params: Params):
+    def __init__(self, params: Params, group=_by_document):
         super().__init__()
-        self.params = params
+        self.params, self.group = params, group
 
     def expand(self, entries):
         parts = (
@@ -509,5 +627,5 @@ class FindDuplicates(beam.PTransform):
         return (
             {"own": parts.own, "kept": kept}
             | "Join" >> beam.CoGroupByKey()
-            | "Duplicates" >> beam.FlatMap(_shard_duplicates)
+            | "Duplicates" >> beam.FlatMap(_shard_duplicates, self.group)
         )

@@ -28,6 +28,14 @@ from transforms.sources.cc100 import Document
 STAGE = "select"
 # Histogram edges (characters) of response lengths in the stats.
 LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
+# Kept paragraphs and duplicates meet per group of this many consecutive documents of a file:
+# one shuffle element a group, not one a document.
+GROUP_DOCS = 256
+
+
+def doc_group(lang: str, file: str, doc: int) -> tuple[str, str, int]:
+    """The key under which a document's kept paragraphs and duplicates meet."""
+    return lang, file, doc // GROUP_DOCS
 
 
 def _bin(n: int) -> int:
@@ -37,8 +45,6 @@ def _bin(n: int) -> int:
 class Scored(NamedTuple):
     kept: list  # (index, text, lid probability)
     rejects: list  # reject lines
-    exact: list  # (exact-text key, (position, length))
-    bands: list  # (band key, (position, exact-text key, length, band fingerprints))
 
 
 class ParagraphScorer:
@@ -73,18 +79,16 @@ class ParagraphScorer:
         return reason, prob, {"lid_label": label, "lid_prob": round(prob, 4)} if reason else None
 
     def score(self, docs: list[Document]) -> list[Scored]:
-        """Score a batch of documents; their kept paragraphs are MinHashed together."""
+        """Score a batch of documents: per document, its kept paragraphs and reject lines."""
         navigation = furniture.navigation_words((d.paragraphs for d in docs), self.lang, self.cfg.furniture)
-        scored = [self._filter(doc, navigation) for doc in docs]
+        return [self._filter(doc, navigation) for doc in docs]
+
+    def buckets(self, docs: list[Document], scored: list[Scored]) -> tuple[dedup.Entries, dedup.Entries]:
+        """The dedup bucket entries (exact, band) of a scored batch's kept paragraphs, MinHashed
+        together."""
         d = self.cfg.dedup
         kept = [((doc.file, doc.doc, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
-        entries = dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
-        for out in scored:
-            for _ in out.kept:
-                exact, bands = next(entries)
-                out.exact.extend(exact)
-                out.bands.extend(bands)
-        return scored
+        return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
 
     def _filter(self, doc: Document, navigation: frozenset[str]) -> Scored:
         repeated = (
@@ -93,7 +97,7 @@ class ParagraphScorer:
             else ()
         )
         read_rejects = {i: (reason, detail) for i, reason, detail in doc.rejected}
-        out = Scored([], [], [], [])
+        out = Scored([], [])
         for i, text in enumerate(doc.paragraphs):
             if i in read_rejects:  # the reader's reasons come before any filter
                 (reason, detail), prob = read_rejects[i], None
@@ -188,33 +192,38 @@ class ScoreParagraphs(_Tallied):
         for doc in docs:
             by_lang[doc.lang].append(doc)
         for code, lang_docs in by_lang.items():
-            shards, cfg = defaultdict(list), self.langs[code][1].dedup
-            for doc, scored in zip(lang_docs, self.scorer(code).score(lang_docs), strict=True):
+            scorer, groups = self.scorer(code), defaultdict(list)
+            scored = scorer.score(lang_docs)
+            for doc, out in zip(lang_docs, scored, strict=True):
                 self.tally[code, "paragraphs.read"] += len(doc.paragraphs)
-                yield from self.rejects(code, scored.rejects)
-                for key, value in chain(scored.exact, scored.bands):
-                    shards[dedup.shard_of(key, cfg.shards)].append((key, value))
-                if scored.kept:
-                    yield (code, doc.file, doc.doc), scored.kept
-            for shard, entries in shards.items():
-                yield beam.pvalue.TaggedOutput("buckets", ((code, shard), entries))
+                yield from self.rejects(code, out.rejects)
+                if out.kept:
+                    groups[doc_group(code, doc.file, doc.doc)].append((doc.doc, out.kept))
+            yield from groups.items()
+            exact, band = scorer.buckets(lang_docs, scored)
+            for shard, entries in dedup.by_key_shard(exact, band, self.langs[code][1].dedup.shards):
+                yield beam.pvalue.TaggedOutput("buckets", ((code, shard), dedup.pack(*entries)))
         self.feed_progress()  # a local runner's bundle can be the whole stage
 
 
 class MakeFragments(_Tallied):
-    """((lang, file, doc), {kept, duplicates}) -> records; rejects for duplicates and lengths."""
+    """((lang, file, document group), {kept, duplicates}) -> records; rejects for duplicates
+    and lengths."""
 
     def process(self, element):
-        (lang, file, doc), grouped = element
-        kept = [paragraph for part in grouped["kept"] for paragraph in part]
-        duplicates = {i: (reason, root) for i, reason, root in grouped["duplicates"]}
+        (lang, file, _), grouped = element
+        kept = dict(chain.from_iterable(grouped["kept"]))  # document -> its kept paragraphs
+        duplicates = defaultdict(dict)  # document -> {index: (reason, kept position)}
+        for doc, i, reason, root in chain.from_iterable(grouped["duplicates"]):
+            duplicates[doc][i] = (reason, root)
         cfg = self.langs[lang][1]
-        records, rejects = make_fragments(lang, cfg, file, doc, kept, duplicates)
-        yield from self.rejects(lang, rejects)
-        for record in records:
-            for name, n in record_stats(record):
-                self.tally[lang, name] += n
-            yield record
+        for doc in sorted(kept):
+            records, rejects = make_fragments(lang, cfg, file, doc, kept[doc], duplicates[doc])
+            yield from self.rejects(lang, rejects)
+            for record in records:
+                for name, n in record_stats(record):
+                    self.tally[lang, name] += n
+                yield record
         self.feed_progress()
 
 
@@ -245,7 +254,7 @@ class Select(beam.PTransform):
         scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
             "rejects", "buckets", "stats", main="kept"
         )
-        duplicates = scored.buckets | "Dedup" >> dedup.FindDuplicates(params)
+        duplicates = scored.buckets | "Dedup" >> dedup.FindDuplicates(params, doc_group)
         made = (
             {"kept": scored.kept, "duplicates": duplicates}
             | "Join" >> beam.CoGroupByKey()
