@@ -9,9 +9,6 @@ from pipeline.config import Config
 from pipeline.languages import Language
 from pipeline.methods.shared import load_reused, resource_hints, run_config, write_outputs
 from pipeline.ops import resume
-from transforms.models.generate import LlmStage
-from transforms.models.qe import QualityEstimate
-from transforms.models.translate import Translate
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.select.stage import Select
@@ -33,16 +30,25 @@ def build(
     per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
     codes = list(per_lang)
     cache = f"{output}/cache"
-    make_stage = {
-        "translate": lambda: Translate(config.translate, config.qe, cache_dir=cache),
-        "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge, cache),
-        "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge, cache),
-        "backtranslate": lambda: Translate(
-            config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False,
-            cache_dir=cache,
-        ),
-        "qe": lambda: QualityEstimate(config.qe, cache),
-    }
+
+    def make_stage(stage: str):
+        # imported here: the model stages' modules import Beam's RunInference and with it torch,
+        # seconds of start-up (measured) that a run stopping at select does not need
+        from transforms.models.generate import LlmStage
+        from transforms.models.qe import QualityEstimate
+        from transforms.models.translate import Translate
+
+        return {
+            "translate": lambda: Translate(config.translate, config.qe, cache_dir=cache),
+            "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge, cache),
+            "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge, cache),
+            "backtranslate": lambda: Translate(
+                config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False,
+                cache_dir=cache,
+            ),
+            "qe": lambda: QualityEstimate(config.qe, cache),
+        }[stage]()
+
     stages: list[StageOutput] = load_reused(p, output, plan)
     for stage in plan.run:
         inputs = None  # the stage's records, counted before the fusion break: its error budget's base
@@ -58,7 +64,7 @@ def build(
             # afresh, and its checkpoint is not fused with the next stage's work
             inputs = stages[-1].records
             records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
-            out = records | stage.title() >> make_stage[stage]().with_resource_hints(
+            out = records | stage.title() >> make_stage(stage).with_resource_hints(
                 **resource_hints(config, stage)
             )
         save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
