@@ -111,6 +111,9 @@ class DedupConfig:
     # links and components travel in shards of paragraphs: a group holds ~1/N of a language's
     # linked paragraphs (raise it for languages with hundreds of millions of them)
     component_shards: int = 32
+    # the roots that per-shard union-find leaves to join are joined on one worker per language:
+    # past this many the run fails with a reason instead (docs/dedup.md, "Memory")
+    max_union_roots: int = 2_000_000
 
 
 @dataclass(frozen=True)

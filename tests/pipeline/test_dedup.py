@@ -24,9 +24,9 @@ def batches(entries, shards):
     ]
 
 
-def run(elements, shards, out_dir=None, *options):
+def run(elements, shards, out_dir=None, *options, max_roots=10**6):
     p = beam.Pipeline(options=PipelineOptions(list(options)))
-    found = p | beam.Create(elements) | dedup.FindDuplicates({"spa": (MATCHES, shards, HEADS)})
+    found = p | beam.Create(elements) | dedup.FindDuplicates({"spa": (MATCHES, shards, HEADS, max_roots)})
     if out_dir:
         found | beam.Map(json.dumps) | beam.io.WriteToText(f"{out_dir}/dup")
     result = p.run()
@@ -67,3 +67,12 @@ def test_no_step_holds_a_whole_cluster():
         assert max(sizes["components"], sizes["boundary"], sizes["duplicates"]) <= bound, sizes
         assert sizes.get("residual", 0) <= bound, sizes
         assert sizes["component"] <= shards, sizes
+
+
+def test_a_union_of_roots_over_its_bound_fails_the_run():
+    elements = batches(entries_of(templated(60, 10, seed=2)), shards=16)
+    sizes = held(run(elements, 16))
+    assert sizes["residual"] > 1  # the shards leave roots to join here (10 measured)
+    run(elements, 16, max_roots=sizes["residual"])
+    with pytest.raises(Exception, match="max_union_roots"):
+        run(elements, 16, max_roots=sizes["residual"] - 1)

@@ -197,3 +197,19 @@ def test_entries_of_one_key_meet_in_one_shard():
         assert sum(map(len, rows)) == len(whole)
         keys = [set(r["key"].tolist()) for r in rows]
         assert sum(map(len, keys)) == len(set(whole.rows["key"].tolist()))  # no key in two shards
+
+
+def test_roots_union_joins_roots_and_holds_at_most_its_bound():
+    links = [(P[0], P[3]), (P[5], P[3]), (P[1], P[2])]
+    assert dedup.roots_union(links, 5) == {P[0]: P[0], P[3]: P[0], P[5]: P[0], P[1]: P[1], P[2]: P[1]}
+    with pytest.raises(dedup.TooManyRoots, match="max_union_roots"):
+        dedup.roots_union(links, 4, "spa")
+
+
+def test_no_more_roots_to_join_than_shards_disagree_on():
+    """The roots union holds only what per-shard union-find left: far fewer roots than
+    paragraphs, whatever the cluster size (what the bound in config is about)."""
+    for copies in (10, 400):
+        texts = templated(800 // copies, copies, seed=8)
+        dups = dedup.find_duplicates(entries_of(texts), MATCHES, shards=8, max_roots=800 // 8)
+        assert len(dups) > 800 - 2 * (800 // copies)

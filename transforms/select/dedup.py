@@ -377,6 +377,27 @@ def root_conflicts(rows: Iterable[tuple[Position, Position]]) -> Iterator[tuple[
             yield from ((lowest, root) for root in sorted(found) if root != lowest)
 
 
+class TooManyRoots(RuntimeError):
+    """More local roots to join than ``dedup.max_union_roots``: the run fails instead of one
+    worker's memory."""
+
+
+def roots_union(links: Iterable[tuple[Position, Position]], bound: float, lang: str = "") -> dict:
+    """Links between local roots (``root_conflicts``) -> {root: its component's root}, by one
+    union-find per language. It holds the roots the shards disagree on, not paragraphs, and
+    at most ``bound`` of them: past that it raises ``TooManyRoots``."""
+    parent: dict = {}
+    for a, b in links:
+        _union(parent, a, b)
+        if len(parent) > bound:
+            raise TooManyRoots(
+                f"dedup ({lang}): more than {bound:,} local roots to join across component shards "
+                "(dedup.max_union_roots); raise it: each costs about 300 bytes on one worker, and "
+                "again in every worker's copy of the result"
+            )
+    return {node: _find(parent, node) for node in list(parent)}
+
+
 def keep_per_component(
     rows: Iterable[tuple[int, Position, Rank | None]],
 ) -> list[tuple[int, Position, Position]]:
@@ -402,7 +423,8 @@ def shard_duplicates(
 
 
 def find_duplicates(
-    batches: Iterable[tuple[Entries, Entries]], min_matches: int, shards: int = 1, heads: int = 4
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, shards: int = 1, heads: int = 4,
+    max_roots: float = math.inf,
 ) -> dict:
     """{duplicate position: (reason, kept position)} of one language's bucket entries (``(exact,
     band)`` per batch, as ``bucket_entries`` makes them): the steps of ``FindDuplicates`` in one
@@ -421,13 +443,11 @@ def find_duplicates(
         for node, root in rows:
             boundary[node_shard(node, shards)].append((node, root))
         summaries += [(s, root, best) for root, best in shard_summaries]
-    roots: dict = {}
-    for rows in boundary.values():
-        for a, b in root_conflicts(rows):
-            _union(roots, a, b)
+    links = (link for rows in boundary.values() for link in root_conflicts(rows))
+    roots = roots_union(links, max_roots)
     components = defaultdict(list)
     for s, root, best in summaries:
-        components[_find(roots, root)].append((s, root, best))
+        components[roots.get(root, root)].append((s, root, best))
     kept = defaultdict(dict)
     for rows in components.values():
         for s, root, k in keep_per_component(rows):
@@ -459,7 +479,7 @@ def _union(parent: dict, a, b) -> None:
 
 # --- The Beam shell: each step above, its input grouped by shard ---------------------------
 
-Params = dict  # language code -> (min_matches, component shards, bucket heads)
+Params = dict  # language code -> (min_matches, component shards, bucket heads, max union roots)
 
 
 def _held(step: str, n: int) -> None:
@@ -474,7 +494,7 @@ class _LinkBuckets(beam.DoFn):
 
     def process(self, element):
         (lang, _), batches = element
-        min_matches, shards, heads = self.params[lang]
+        min_matches, shards, heads, _ = self.params[lang]
         by_shard = defaultdict(list)
         for fact in bucket_facts(map(unpack, batches), min_matches, heads):
             by_shard[node_shard(fact[0], shards)].append(fact)
@@ -508,27 +528,11 @@ def _conflicts(element):
         yield lang, link
 
 
-class RootsUnion(beam.CombineFn):
-    """Union-find over the links between local roots -> {root: component root}. It holds only
-    what per-shard union-find left: a root per shard a component spans, not its paragraphs."""
-
-    def create_accumulator(self):
-        return {}
-
-    def add_input(self, parent, link):
-        _union(parent, *link)
-        return parent
-
-    def merge_accumulators(self, accs):
-        accs = iter(accs)
-        parent = next(accs)
-        for other in accs:
-            for node, up in other.items():
-                _union(parent, node, up)
-        return parent
-
-    def extract_output(self, parent):
-        return {node: _find(parent, node) for node in list(parent)}
+def _roots_union(element, params: Params):
+    lang, links = element
+    roots = roots_union(links, params[lang][3], lang)
+    _held("residual", len(roots))
+    return lang, roots
 
 
 class _ByComponent(beam.DoFn):
@@ -575,11 +579,6 @@ def _by_document(lang: str, file: str, doc: int) -> tuple[str, str, int]:
     return lang, file, doc
 
 
-def _residual_size(element):
-    _held("residual", len(element[1]))
-    return element
-
-
 class FindDuplicates(beam.PTransform):
     """Bucket entries ``((lang, key shard), (exact Entries, band Entries))`` -> ``(group,
     [(doc, index, reason, kept position), ...])`` for the duplicate paragraphs, where
@@ -588,14 +587,15 @@ class FindDuplicates(beam.PTransform):
 
         entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)
             --local_components--> own rows, boundary rows, summaries
-        boundary --GroupByKey(node shard)--root_conflicts--> root links --RootsUnion (per lang)
-        summaries (+ RootsUnion as side input) --GroupByKey(component shard)--keep_per_component
+        boundary --GroupByKey(node shard)--root_conflicts--> root links --GroupByKey(lang)
+            --roots_union (at most max_union_roots)--> {root: component root} per language
+        summaries (+ those maps as side input) --GroupByKey(component shard)--keep_per_component
         own rows + kept --CoGroupByKey(node shard)--shard_duplicates--> duplicates by document
 
     Bucket entries travel in ``dedup.shards`` shards of keys, the rest in ``component_shards``
     shards of paragraphs; every group is one shard's entries, facts or rows, and a component
-    has at most one summary per shard and local root. Only RootsUnion is per language, over
-    the local roots the shards disagree on."""
+    has at most one summary per shard and local root. Only ``roots_union`` is per language,
+    over the local roots the shards disagree on, and bounded by ``dedup.max_union_roots``."""
 
     def __init__(self, params: Params, group=_by_document):
         super().__init__()
@@ -615,8 +615,8 @@ class FindDuplicates(beam.PTransform):
             parts.boundary
             | "BoundaryShards" >> beam.GroupByKey()
             | "Conflicts" >> beam.FlatMap(_conflicts)
-            | "RootsUnion" >> beam.CombinePerKey(RootsUnion())
-            | "ResidualSize" >> beam.Map(_residual_size)
+            | "ByLang" >> beam.GroupByKey()
+            | "RootsUnion" >> beam.Map(_roots_union, self.params)
         )
         kept = (
             parts.summaries

@@ -248,7 +248,8 @@ class Select(beam.PTransform):
 
     def expand(self, documents) -> StageOutput:
         params = {
-            code: (dedup.bands_of(cfg.dedup)[2], cfg.dedup.component_shards, cfg.dedup.bucket_heads)
+            code: (dedup.bands_of(cfg.dedup)[2], cfg.dedup.component_shards, cfg.dedup.bucket_heads,
+                   cfg.dedup.max_union_roots)
             for code, (_, cfg) in self.langs.items()
         }
         scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
