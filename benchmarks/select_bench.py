@@ -183,16 +183,24 @@ def naive_loop(corpus: Path, num_perm: int, threshold: float) -> int:
     return docs
 
 
-def run_pipeline(corpus: Path, out: Path) -> tuple[float, float, int]:
-    """The select stage as users run it, in its own process, one worker: (wall s, CPU s, records)."""
+def run_pipeline(corpus: Path, out: Path) -> tuple[float, float, list[str]]:
+    """The select stage as users run it, in its own process, one worker: (wall s, CPU s, its
+    records' lines, sorted)."""
     argv = [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS),
             "--input", str(corpus / "{lang}.txt"), "--output", str(out),
             "--until", "select", "--direct_num_workers=1"]
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     subprocess.run(argv, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    records = sum(1 for f in (out / "data").glob("*/part-*") for _ in open(f, encoding="utf-8"))
-    return wall, cpu, records
+    return wall, cpu, sorted_lines(out / "data", "*/part-*")
+
+
+def sorted_lines(directory: Path, pattern: str) -> list[str]:
+    lines = []
+    for path in directory.glob(pattern):
+        with open(path, encoding="utf-8") as f:
+            lines += f.read().splitlines()
+    return sorted(lines)
 
 
 def main_bench() -> None:
@@ -204,7 +212,7 @@ def main_bench() -> None:
     cfg = config_mod.load("demo")
     docs = args.docs // len(LANGS) * len(LANGS)
     gc.freeze()  # as pipeline.main does before a run
-    rows, times = [], {}
+    rows, times, load0 = [], {}, os.getloadavg()[0]
     for kind in ("low", "heavy"):
         corpus = work / kind / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
@@ -216,20 +224,22 @@ def main_bench() -> None:
         loop_records = plain_loop(corpus, work / kind / "loop", cfg)
         loop_wall, loop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         beam_wall, beam_cpu, beam_records = run_pipeline(corpus, work / kind / "beam")
-        if beam_records != loop_records:
-            raise SystemExit(f"{kind}: pipeline {beam_records} records, plain loop {loop_records}")
+        if beam_records != sorted_lines(work / kind / "loop", "*/data.jsonl"):
+            raise SystemExit(f"{kind}: the pipeline's {len(beam_records)} records differ from "
+                             f"the plain loop's {loop_records}")
         times[kind] = (loop_wall, beam_wall, loop_cpu, beam_cpu)
         label = f"{kind} duplication ({size_mb:.0f} MB, {loop_records:,} records)"
         rows.append(f"| {label}: plain Python loop | {loop_wall:.1f} | {loop_cpu:.1f} | {docs / loop_wall:,.0f} |")
         rows.append(f"| {label}: Beam pipeline, 1 worker | {beam_wall:.1f} | {beam_cpu:.1f} | "
                     f"{docs / beam_wall:,.0f} |")
-    t0 = time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     naive_docs = naive_loop(work / "low" / "corpus", cfg.select.dedup.num_perm, cfg.select.dedup.threshold)
-    naive_rate = naive_docs / (time.perf_counter() - t0)
+    naive_wall, naive_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     rows.append(f"| low duplication: naive datasketch loop (MinHash + MinHashLSH per document) | "
-                f"{naive_docs / naive_rate:.1f} | | {naive_rate:,.0f} |")
+                f"{naive_wall:.1f} | {naive_cpu:.1f} | {naive_docs / naive_wall:,.0f} |")
 
-    print(f"\n{docs} documents per corpus; {os.cpu_count()} cores, one worker\n")
+    print(f"\n{docs} documents per corpus; {os.cpu_count()} cores, one worker; load average "
+          f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
     print("| select stage | wall s | CPU s | documents/s |")
     print("|---|---:|---:|---:|")
     print("\n".join(rows))
@@ -241,7 +251,8 @@ def main_bench() -> None:
         print(f"pipeline / plain loop throughput, {kind} duplication: {times[kind][0] / times[kind][1]:.2f} "
               f"wall, {times[kind][2] / times[kind][3]:.2f} CPU")
     print(f"pipeline / naive datasketch loop documents/s (low duplication): "
-          f"{docs / times['low'][1] / naive_rate:.2f}\n")
+          f"{docs / times['low'][1] / (naive_docs / naive_wall):.2f} wall, "
+          f"{docs / times['low'][3] / (naive_docs / naive_cpu):.2f} CPU\n")
 
     texts = [
         json.loads(line)["response"].split("\n")[0]
