@@ -12,8 +12,10 @@ local roots one paragraph has in different shards). Each component keeps one par
 same whichever worker saw which copy; the rest are dropped as ``exact_duplicate`` or
 ``near_duplicate``.
 
-Paragraph positions ``(file, doc, index)`` are the node ids: they are unique, sortable and say
-where the kept copy is (the reject line's ``duplicate_of``).
+Bucket entries travel as numpy columns (``Entries``), one table a batch and key shard, and are
+linked by sorting them; only linked paragraphs become Python objects. Paragraph positions
+``(file, doc, index)`` are the node ids: they are unique, sortable and say where the kept copy
+is (the reject line's ``duplicate_of``).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def band_fingerprints(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
 
 
 _ROW_MIX = np.random.default_rng(0).integers(0, 2**64, 4096, np.uint64, endpoint=False) | np.uint64(1)
-TEXT_KEY = "S13"  # exact_key's width
+EXACT_WIDTH = 13  # bytes of an exact_key
 
 
 class Entries(NamedTuple):
@@ -124,7 +126,7 @@ class Entries(NamedTuple):
 def _dtype(key_width: int, bands: int = 0) -> np.dtype:
     fields = [("key", f"S{key_width}"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i8")]
     if bands:
-        fields += [("text", TEXT_KEY), ("fp", "<u4", (bands,))]
+        fields += [("text", f"S{EXACT_WIDTH}"), ("fp", "<u4", (bands,))]
     return np.dtype(fields)
 
 
@@ -141,9 +143,9 @@ def bucket_entries(
     texts = np.array(
         [exact_key(text) if exact else b"p" + hashlib.blake2b(repr(p).encode(), digest_size=12).digest()
          for p, text in kept],
-        TEXT_KEY,
+        f"S{EXACT_WIDTH}",
     )
-    exact_rows = np.zeros(n if exact else 0, _dtype(13))
+    exact_rows = np.zeros(n if exact else 0, _dtype(EXACT_WIDTH))
     band_rows = np.zeros(n * bands if near else 0, _dtype(3 + 4 * rows, bands))
     for table, copies in ((exact_rows, 1), (band_rows, bands)):
         if len(table):
@@ -196,7 +198,7 @@ def concat(parts: Iterable[Entries]) -> Entries:
     so that ``(file, doc, index)`` sorts as positions do."""
     parts = [p for p in parts if len(p)]
     if not parts:
-        return Entries((), np.zeros(0, _dtype(13)))
+        return Entries((), np.zeros(0, _dtype(EXACT_WIDTH)))
     files = tuple(sorted({f for p in parts for f in p.files}))
     tables = []
     for names, group in groupby(sorted(parts, key=_files), key=_files):
@@ -221,8 +223,8 @@ def pack(exact: Entries, band: Entries) -> tuple:
 
 def unpack(packed: tuple) -> tuple[Entries, Entries]:
     exact_files, exact, band_files, band, width, bands = packed
-    band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(13))
-    return Entries(exact_files, np.frombuffer(exact, _dtype(13))), Entries(band_files, band_rows)
+    band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(EXACT_WIDTH))
+    return Entries(exact_files, np.frombuffer(exact, _dtype(EXACT_WIDTH))), Entries(band_files, band_rows)
 
 
 def node_shard(position: Position, shards: int) -> int:
