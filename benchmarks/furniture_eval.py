@@ -1,6 +1,6 @@
 """Page furniture in kept responses, before and after the furniture rules, on the development set.
 
-    python benchmarks/furniture_eval.py [--langs ben,tam,...] [--workdir DIR]
+    python benchmarks/furniture_eval.py [--langs ben,tam,...] [--workdir DIR] [--dev DIR]
 
 Runs the select stage (``python -m pipeline.main --until select``, FnApiRunner) on
 ``benchmarks/furniture_dev/{lang}.txt`` twice: with the furniture rules off ("before") and with
@@ -26,18 +26,19 @@ DEV = ROOT / "benchmarks" / "furniture_dev"
 LANGS = tuple(sorted(p.stem.split(".")[0] for p in DEV.glob("*.labels.jsonl")))
 RULES_OFF = {"select": {"furniture": {
     "max_short_line_words": None, "template_markup": False, "navigation_min_documents": None,
+    "trailing_sentence_gap": None,
 }}}
 
 
-def load_labels(lang: str) -> dict[str, str]:
-    rows = (json.loads(line) for line in (DEV / f"{lang}.labels.jsonl").read_text(encoding="utf-8").splitlines())
+def load_labels(lang: str, dev: Path = DEV) -> dict[str, str]:
+    rows = (json.loads(line) for line in (dev / f"{lang}.labels.jsonl").read_text(encoding="utf-8").splitlines())
     return {row["text"]: row["label"] for row in rows}
 
 
-def run_select(out: Path, langs, config: dict | None) -> Path:
+def run_select(out: Path, langs, config: dict | None, dev: Path = DEV) -> Path:
     from pipeline.main import main
 
-    args = ["--langs", ",".join(langs), "--input", str(DEV / "{lang}.txt"), "--output", str(out),
+    args = ["--langs", ",".join(langs), "--input", str(dev / "{lang}.txt"), "--output", str(out),
             "--until", "select"]
     if config:
         path = out.parent / f"{out.name}.yaml"
@@ -48,8 +49,8 @@ def run_select(out: Path, langs, config: dict | None) -> Path:
     return out
 
 
-def measure(out: Path, lang: str) -> dict:
-    labels = load_labels(lang)
+def measure(out: Path, lang: str, dev: Path = DEV) -> dict:
+    labels = load_labels(lang, dev)
     kept = [
         p
         for part in sorted((out / "data" / lang).glob("part-*.jsonl"))
@@ -61,7 +62,7 @@ def measure(out: Path, lang: str) -> dict:
     genuine = [t for t, label in labels.items() if label == "genuine"]
     kept_set = set(kept)
     headings = 0  # a heading right before a kept genuine paragraph, in the same document
-    for doc in (DEV / f"{lang}.txt").read_text(encoding="utf-8").split("\n\n"):
+    for doc in (dev / f"{lang}.txt").read_text(encoding="utf-8").split("\n\n"):
         lines = doc.split("\n")
         headings += sum(
             labels.get(a) == "furniture:heading" and labels.get(b) == "genuine" and b in kept_set
@@ -77,12 +78,12 @@ def measure(out: Path, lang: str) -> dict:
     }
 
 
-def evaluate(workdir: Path, langs=LANGS) -> dict[str, dict[str, dict]]:
+def evaluate(workdir: Path, langs=LANGS, dev: Path = DEV) -> dict[str, dict[str, dict]]:
     """{"before" | "after": {lang: measures}}."""
     results = {}
     for name, config in (("before", RULES_OFF), ("after", None)):
-        out = run_select(workdir / name, langs, config)
-        results[name] = {lang: measure(out, lang) for lang in langs}
+        out = run_select(workdir / name, langs, config, dev)
+        results[name] = {lang: measure(out, lang, dev) for lang in langs}
     return results
 
 
@@ -105,9 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--langs", default=",".join(LANGS))
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--dev", type=Path, default=DEV, help="pages built by build.py --out")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = evaluate(args.workdir or Path(tmp), args.langs.split(","))
+        results = evaluate(args.workdir or Path(tmp), args.langs.split(","), args.dev)
     print(table(results))
     for lang, after in results["after"].items():
         if after["furniture_kept"]:
