@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 DEV = ROOT / "benchmarks" / "furniture_dev"
 LANGS = tuple(sorted(p.stem.split(".")[0] for p in DEV.glob("*.labels.jsonl")))
+FURNITURE_REASONS = ("template_markup", "no_sentence_end", "navigation", "trailing_sentence")
 RULES_OFF = {"select": {"furniture": {
     "max_short_line_words": None, "template_markup": False, "navigation_min_documents": None,
     "trailing_sentence_gap": None,
@@ -61,6 +62,12 @@ def measure(out: Path, lang: str, dev: Path = DEV) -> dict:
     furniture = sum(n for label, n in kinds.items() if label.startswith("furniture"))
     genuine = [t for t, label in labels.items() if label == "genuine"]
     kept_set = set(kept)
+    lost = Counter(  # genuine paragraphs a furniture rule rejected (others: too short alone, ...)
+        line["reason"]
+        for part in sorted((out / "rejects" / lang).glob("part-*.jsonl"))
+        for line in map(json.loads, part.read_text(encoding="utf-8").splitlines())
+        if line["reason"] in FURNITURE_REASONS and labels.get(line["text"]) == "genuine"
+    )
     headings = 0  # a heading right before a kept genuine paragraph, in the same document
     for doc in (dev / f"{lang}.txt").read_text(encoding="utf-8").split("\n\n"):
         lines = doc.split("\n")
@@ -74,6 +81,7 @@ def measure(out: Path, lang: str, dev: Path = DEV) -> dict:
         "furniture_share_of_kept": furniture / len(kept) if kept else 0.0,
         "furniture_kept": {k.split(":")[1]: n for k, n in sorted(kinds.items()) if k != "genuine"},
         "genuine_recall": sum(t in kept_set for t in genuine) / len(genuine),
+        "genuine_rejected_as_furniture": dict(lost),
         "headings_before_kept_prose": headings,
     }
 
@@ -114,6 +122,8 @@ def main() -> None:
     for lang, after in results["after"].items():
         if after["furniture_kept"]:
             print(f"{lang}: furniture kept after: {after['furniture_kept']}")
+        if after["genuine_rejected_as_furniture"]:
+            print(f"{lang}: genuine rejected as furniture: {after['genuine_rejected_as_furniture']}")
 
 
 if __name__ == "__main__":
