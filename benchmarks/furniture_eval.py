@@ -97,14 +97,15 @@ def evaluate(workdir: Path, langs=LANGS, dev: Path = DEV) -> dict[str, dict[str,
 
 def table(results: dict) -> str:
     rows = [
-        "| lang | furniture in kept, before | after | genuine kept, before | after | kept paragraphs after | headings before kept prose |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| lang | furniture in kept, before | after | genuine kept, before | after | genuine rejected as furniture | kept paragraphs after | headings before kept prose |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lang, after in results["after"].items():
         before = results["before"][lang]
         rows.append(
             f"| {lang} | {before['furniture_share_of_kept']:.1%} | {after['furniture_share_of_kept']:.1%} "
-            f"| {before['genuine_recall']:.1%} | {after['genuine_recall']:.1%} | {after['kept_paragraphs']} "
+            f"| {before['genuine_recall']:.1%} | {after['genuine_recall']:.1%} "
+            f"| {sum(after['genuine_rejected_as_furniture'].values())} | {after['kept_paragraphs']} "
             f"| {after['headings_before_kept_prose']} |"
         )
     return "\n".join(rows)

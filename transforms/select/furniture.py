@@ -3,7 +3,7 @@ headings, UI messages with placeholders or markup). Pure functions, no I/O.
 
 Each is clean text in the right language, so no ratio filter (``filters.py``) fires; these
 rules look at the line's shape instead, per paragraph, before fragments are cut, so a fragment
-never starts, ends or bridges across one. Three rules, each a stable reason:
+never starts, ends or bridges across one. Four rules, each a stable reason:
 
 - ``template_markup``: a placeholder or markup left in the text: ``$1``, ``${x}``, ``{ $x }``,
   ``{{...}}``, ``{0}``, ``%s``, ``%1$s``, ``%1``, ``<tag>``, ``&amp;``, ``[[``.
