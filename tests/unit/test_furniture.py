@@ -96,6 +96,7 @@ def test_placeholders_and_markup(text):
         ("tur", "Enflasyon geçen ay %5 arttı ve yıllık %50 oldu."),  # percent before the number
         ("eng", "The price rose by 10% to $15.50 in a year, and 3 < 4 > 2 holds."),
         ("rus", "Цена выросла на 5 % за год, а {x: x > 0} — это множество."),
+        ("zho", "今年的销量增长了5%，其中50%的用户来自海外，而%前面的数字表示比例。"),
     ],
 )
 def test_percentages_prices_and_maths_are_not_markup(code, text):
