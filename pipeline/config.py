@@ -73,6 +73,9 @@ class FurnitureConfig:
     navigation_min_documents: int | None = 2
     max_navigation_share: float = 0.7  # ... of a paragraph that ends a sentence
     max_unended_navigation_share: float = 0.5  # ... of one that does not
+    # the page's last short sentence, with only furniture after it and at least this many
+    # furniture lines between it and the page's prose, is furniture (a site's prompt):
+    trailing_sentence_gap: int | None = 2
 
 
 @dataclass(frozen=True)
