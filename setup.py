@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "prompts"]),
     # everything a worker reads travels with the job (--setup_file)
     package_data={
-        "pipeline": ["presets/*.yaml", "sample/*.txt.xz"],
+        "pipeline": ["presets/*.yaml", "sample/*.txt.xz", "sample/*.jsonl"],
         "pipeline.models": ["*.ftz"],
         "prompts": ["files/*.yaml", "evol/*.yaml", "evol/*/*.yaml", "evol/*/*/*.yaml"],
     },

@@ -60,13 +60,18 @@ def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[StageO
     ]
 
 
-def write_outputs(stages: list[StageOutput], output: str, codes: list[str], configs: dict[str, dict]) -> None:
+def write_outputs(stages: list[StageOutput], output: str, codes: list[str], configs: dict[str, dict],
+                  finish=None, extra=None) -> None:
     """The last stage's records to ``data/``, every stage's rejects to ``rejects/`` and every
     stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
-    stats record about the run's parameters)."""
-    stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
+    stats record about the run's parameters). A method may give ``finish`` (its records' final
+    shape) and ``extra`` (its own dataset counts of a final record)."""
+    records = stages[-1].records
+    if finish is not None:
+        records = records | "Finish" >> beam.Map(finish)
+    records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
-    dataset = stages[-1].records | "DatasetStats" >> DatasetStats(codes)
+    dataset = records | "DatasetStats" >> DatasetStats(codes, extra)
     stats = [*(stage.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
     stats | "WriteStats" >> WriteStats(output, configs)
