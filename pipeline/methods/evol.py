@@ -82,7 +82,7 @@ def build(
     for stage in plan.run:
         inputs = None
         if stage == "select":
-            files = seeds.seed_files({lang.code: input_pattern(input_template, lang) for lang in langs})
+            files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})
             out = (
                 p
                 | "SeedFiles" >> beam.Create(files)

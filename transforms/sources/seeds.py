@@ -27,17 +27,16 @@ def kind_of(path: str) -> str:
     return "parquet" if path.endswith((".parquet", ".pq")) else "jsonl"
 
 
-def seed_files(patterns: dict[str, str]) -> list[tuple[str | None, str]]:
-    """(language of the file or None, path) for every file the patterns match: a pattern that
-    differs per language names the file's language; one shared by all does not."""
-    shared = len(set(patterns.values())) == 1 and len(patterns) > 1
-    files = []
+def seed_files(template: str, patterns: dict[str, str]) -> list[tuple[str | None, str]]:
+    """(language of the file or None, path) for every file the language's ``patterns`` (from
+    ``template``) match: a template with ``{lang}`` or ``{cc100}`` names each file's language;
+    one without is a file shared by every language, whose rows say theirs."""
+    per_lang = "{lang}" in template or "{cc100}" in template
+    files = set()
     for lang, pattern in sorted(patterns.items()):
-        if shared and files:
-            break
         for meta in FileSystems.match([pattern])[0].metadata_list:
-            files.append((None if shared else lang, meta.path))
-    return sorted(set(files), key=lambda f: (f[1], f[0] or ""))
+            files.add((lang if per_lang else None, meta.path))
+    return sorted(files, key=lambda f: (f[1], f[0] or ""))
 
 
 def rows(path: str) -> Iterator[tuple[tabular.Row, str | None]]:
