@@ -268,6 +268,12 @@ class CostConfig:
     english_chars_ratio: float = 1.0  # characters of an English translation per source character
     instruction_en_chars: float = 400.0  # a generated instruction I_en (paper, Table 2: 381-475)
     judge_output_tokens: float = 150.0  # the judge's justification (up to 100 words) and score
+    # the evol method (pipeline/ops/dryrun_evol.py): a generated message's characters in the
+    # language, the share of evolve / turn calls whose answer passes its checks, and the share
+    # of conversations qc keeps when per-turn language ID is on
+    evol_message_chars: float = 600.0
+    evol_call_pass_rate: float = 0.97
+    evol_qc_pass_rate: float = 0.9
     # Share of its records each check keeps; a check whose threshold is null keeps them all.
     qe_response_pass_rate: float = 0.8  # COMET-kiwi(R_x -> R_en) >= qe.min_response
     generate_pass_rate: float = 0.95  # the answer parses and passes validation

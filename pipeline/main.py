@@ -260,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.ops import dryrun
 
             try:
+                if args.method == "evol":
+                    from pipeline.ops import dryrun_evol
+
+                    return dryrun_evol.run(args, langs, config)
                 return dryrun.run(args, langs, config)
             except dryrun.InputError as e:
                 raise UsageError(str(e)) from e
