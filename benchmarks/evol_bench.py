@@ -78,7 +78,8 @@ def through_pipeline(states: list[dict], llm_cfg, cfg) -> float:
             records = p | beam.Create(states)
             for stage in LLM_STAGES:
                 records = records | f"Spread{stage}" >> beam.Reshuffle()
-                records = (records | stage.title() >> EvolLlmStage(stage, llm_cfg, cfg, cache)).records
+                cfgs = {lang: cfg for lang in ("tel", "hin", "jpn", "spa")}
+                records = (records | stage.title() >> EvolLlmStage(stage, llm_cfg, cfgs, cache)).records
         return time.perf_counter() - start
 
 

@@ -102,10 +102,11 @@ def _check_method(args, config) -> None:
             args.input = SAMPLE_SEEDS
         if args.calibrate:
             raise UsageError("--calibrate measures the natural method's stages; use --dry-run for evol")
-        try:
-            evol.check_config(config.evol)
-        except ValueError as e:
-            raise UsageError(f"config: {e}") from e
+        for code in ["", *config.languages]:  # the evol section, and each language's overrides of it
+            try:
+                evol.check_config(config.for_lang(code).evol if code else config.evol)
+            except ValueError as e:
+                raise UsageError(f"config{f' (languages.{code})' if code else ''}: {e}") from e
 
 
 FIRST_LLM_STAGE = {"natural": "generate", "evol": "evolve"}

@@ -69,14 +69,14 @@ def build(
     """One graph for all languages, as the natural method's: reused stages from their
     checkpoints, then those of ``plan.run`` in order, each saving its checkpoint."""
     codes = [lang.code for lang in langs]
-    cfg = config.evol
+    cfgs = {lang.code: config.for_lang(lang.code).evol for lang in langs}  # overrides applied
     cache = f"{output}/cache"
     lid = {lang.code: config.for_lang(lang.code).select.lid for lang in langs}
     make_stage = {
-        "evolve": lambda: EvolLlmStage("evolve", config.llm, cfg, cache),
-        "turns": lambda: EvolLlmStage("turns", config.llm, cfg, cache),
-        "qc": lambda: ConversationQc(lid, cfg),
-        "judge": lambda: EvolLlmStage("judge", config.llm, cfg, cache),
+        "evolve": lambda: EvolLlmStage("evolve", config.llm, cfgs, cache),
+        "turns": lambda: EvolLlmStage("turns", config.llm, cfgs, cache),
+        "qc": lambda: ConversationQc(lid, cfgs),
+        "judge": lambda: EvolLlmStage("judge", config.llm, cfgs, cache),
     }
     stages: list[StageOutput] = load_reused(p, output, plan)
     for stage in plan.run:
@@ -88,7 +88,7 @@ def build(
                 | "SeedFiles" >> beam.Create(files)
                 | "ReadSeeds" >> beam.FlatMap(seeds.read_seeds, codes)
                 | "ByLang" >> beam.GroupByKey()
-                | "SelectSeeds" >> beam.ParDo(SelectSeeds(cfg)).with_outputs("rejects", "stats", main="records")
+                | "SelectSeeds" >> beam.ParDo(SelectSeeds(cfgs)).with_outputs("rejects", "stats", main="records")
             )
             out = StageOutput(out.records, out.rejects, out.stats)
         else:
@@ -101,4 +101,4 @@ def build(
         out | f"Save{stage.title()}" >> save
         stages.append(out)
     write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs},
-                  finish=lambda state: final_record(state, cfg, config.preset), extra=record_mix)
+                  finish=lambda state: final_record(state, cfgs, config.preset), extra=record_mix)

@@ -32,17 +32,18 @@ def select_seeds(template: str, langs: list[Language], config: Config) -> dict[s
             rows[lang].append(item)
     out = {}
     for lang in langs:
+        cfg = config.for_lang(lang.code).evol
         candidates = []
         for item in rows[lang.code]:
             if not item.get("reason"):
-                seed, reason, _ = evol.seed_from_row(item["fields"], config.evol, item["source"])
+                seed, reason, _ = evol.seed_from_row(item["fields"], cfg, item["source"])
                 if seed:
                     candidates.append(seed)
-        kept, _ = evol.select_seeds(candidates, config.evol)
+        kept, _ = evol.select_seeds(candidates, cfg)
         chars = sum(len(s["instruction"]) + len(s["response"]) for s in kept)
         note = f"seed selection run on all {len(rows[lang.code]):,} seed rows of the run's files"
         out[lang.code] = (Selection(len(rows[lang.code]), len(kept), chars, note),
-                          [evol.plan_conversation(s, config.evol) for s in kept])
+                          [evol.plan_conversation(s, cfg) for s in kept])
     return out
 
 

@@ -47,35 +47,36 @@ def row_reject(lang: str, source: dict, fields: dict, reason: str, detail: dict 
 class SelectSeeds(Tallied):
     """(lang, rows from ``transforms.sources.seeds.read_seeds``) -> planned conversations
     (main), reject lines (``rejects``) and counts (``stats``): every row read is a kept seed
-    or a counted reject."""
+    or a counted reject. ``cfgs``: each language's ``EvolConfig`` (its overrides applied)."""
 
     stage = "select"
 
-    def __init__(self, cfg: EvolConfig):
-        self.cfg = cfg
+    def __init__(self, cfgs: dict[str, EvolConfig]):
+        self.cfgs = cfgs
 
     def process(self, element):
         lang, items = element
+        cfg = self.cfgs[lang]
         seeds = []
         for item in items:
             self.tally[lang, "seeds.read"] += 1
             reason, detail = item.get("reason"), {}
             if not reason:
-                seed, reason, detail = evol.seed_from_row(item["fields"], self.cfg, item["source"])
+                seed, reason, detail = evol.seed_from_row(item["fields"], cfg, item["source"])
             if reason:
                 self.tally[lang, f"seeds.rejected.{reason}"] += 1
                 yield beam.pvalue.TaggedOutput("rejects", row_reject(lang, item["source"], item["fields"],
                                                                      reason, detail))
             else:
                 seeds.append(seed)
-        kept, dropped = evol.select_seeds(seeds, self.cfg)
+        kept, dropped = evol.select_seeds(seeds, cfg)
         for seed, reason, detail in dropped:
             self.tally[lang, f"seeds.rejected.{reason}"] += 1
             yield beam.pvalue.TaggedOutput("rejects", evol.seed_reject(seed, reason, detail))
         self.tally[lang, "seeds.kept"] += len(kept)
         self.tally[lang, "selected_records"] += len(kept)
         for seed in kept:
-            yield evol.plan_conversation(seed, self.cfg)
+            yield evol.plan_conversation(seed, cfg)
         self.feed_progress()
 
 
@@ -83,9 +84,9 @@ class EvolHandler(LlmHandler):
     """Conversations -> (conversation with the stage's steps done, None) or (conversation,
     reason, detail): the first rejected answer drops the conversation."""
 
-    def __init__(self, stage: str, llm_cfg: LlmConfig, cfg: EvolConfig, cache_dir: str | None = None):
+    def __init__(self, stage: str, llm_cfg: LlmConfig, cfgs: dict[str, EvolConfig], cache_dir: str | None = None):
         super().__init__(stage, llm_cfg, None, None, cache_dir)
-        self.cfg, self.steps = cfg, STAGE_STEPS[stage]
+        self.cfgs, self.steps = cfgs, STAGE_STEPS[stage]
 
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
         states = list(batch)
@@ -94,7 +95,7 @@ class EvolHandler(LlmHandler):
             pending = []
             for i, state in enumerate(states):
                 if outcome[i] is None:
-                    step, request = evol.next_request(state, self.cfg)
+                    step, request = evol.next_request(state, self.cfgs[state["lang"]])
                     if step in self.steps:
                         pending.append((i, step, request))
             if not pending:
@@ -106,7 +107,7 @@ class EvolHandler(LlmHandler):
                                                              "step": step})
                     continue
                 state, reason, detail = evol.apply_answer(states[i], step, answer["text"],
-                                                          answer.get("finish_reason"), self.cfg)
+                                                          answer.get("finish_reason"), self.cfgs[states[i]["lang"]])
                 if reason:
                     outcome[i] = (states[i], reason, detail)
                 else:
@@ -115,27 +116,27 @@ class EvolHandler(LlmHandler):
                 for state, out in zip(states, outcome, strict=True)]
 
 
-def judge_threshold(result, cfg: EvolConfig):
+def judge_threshold(result, cfgs: dict[str, EvolConfig]):
     """``judge_min_score`` on the stored score (the score stays on the record either way)."""
     state, reason, *detail = result
     if reason:
         return result
-    low = evol.judge_verdict(state.get("scores", {}).get("judge"), cfg)
+    low = evol.judge_verdict(state.get("scores", {}).get("judge"), cfgs[state["lang"]])
     return (state, low, {"score": state["scores"]["judge"]}) if low else (state, None)
 
 
 class EvolLlmStage(beam.PTransform):
     """evolve, turns or judge: conversations -> StageOutput."""
 
-    def __init__(self, stage: str, llm_cfg: LlmConfig, cfg: EvolConfig, cache_dir: str | None = None):
+    def __init__(self, stage: str, llm_cfg: LlmConfig, cfgs: dict[str, EvolConfig], cache_dir: str | None = None):
         super().__init__()
-        self.stage, self.cfg = stage, cfg
-        self.handler = EvolHandler(stage, llm_cfg, cfg, cache_dir)
+        self.stage, self.cfgs = stage, cfgs
+        self.handler = EvolHandler(stage, llm_cfg, cfgs, cache_dir)
 
     def expand(self, states):
         results = states | "Infer" >> RunInference(self.handler)
         if self.stage == "judge":
-            results = results | "Threshold" >> beam.Map(judge_threshold, self.cfg)
+            results = results | "Threshold" >> beam.Map(judge_threshold, self.cfgs)
         return route(results, self.stage, conversation_reject)
 
 
@@ -144,8 +145,8 @@ class TurnLid(beam.DoFn):
     language by fastText; one in another language (or ours under the threshold) rejects it.
     A language the model cannot identify is not checked (and gets no ``scores.lid``)."""
 
-    def __init__(self, lid: dict[str, LidConfig], min_confidence: float | None):
-        self.lid, self.min_confidence = lid, min_confidence
+    def __init__(self, lid: dict[str, LidConfig], cfgs: dict[str, EvolConfig]):
+        self.lid, self.cfgs = lid, cfgs
 
     def setup(self):
         self.models = {code: langid.LanguageIdentifier(cfg) for code, cfg in self.lid.items()}
@@ -160,15 +161,15 @@ class TurnLid(beam.DoFn):
         scored = {**state, "scores": {**state.get("scores", {}), "lid": evol.turn_lid(predictions, expected)}}
         models = {**scored.get("provenance", {}).get("models", {}), "lid": cfg.model_path or "lid.176.ftz"}
         scored["provenance"] = {**scored.get("provenance", {}), "models": models}
-        reason, detail = evol.lid_verdict(predictions, expected, self.min_confidence)
+        reason, detail = evol.lid_verdict(predictions, expected, self.cfgs[lang].min_turn_lid_confidence)
         yield scored, reason, detail
 
 
-def _dedup(element, cfg: EvolConfig):
+def _dedup(element, cfgs: dict[str, EvolConfig]):
     """(lang, conversations) -> each (conversation, reason or None, detail)."""
-    _, states = element
+    lang, states = element
     states = list(states)
-    dropped = evol.conversation_duplicates(states, cfg)
+    dropped = evol.conversation_duplicates(states, cfgs[lang])
     for state in states:
         if state["id"] in dropped:
             reason, kept = dropped[state["id"]]
@@ -181,28 +182,29 @@ class ConversationQc(beam.PTransform):
     """qc: per-message language ID, then exact and near-duplicate conversations (per language,
     among those that passed) -> StageOutput."""
 
-    def __init__(self, lid: dict[str, LidConfig], cfg: EvolConfig):
+    def __init__(self, lid: dict[str, LidConfig], cfgs: dict[str, EvolConfig]):
         super().__init__()
-        self.lid, self.cfg = lid, cfg
+        self.lid, self.cfgs = lid, cfgs
 
     def expand(self, states):
-        checked = states | "Lid" >> beam.ParDo(TurnLid(self.lid, self.cfg.min_turn_lid_confidence))
+        checked = states | "Lid" >> beam.ParDo(TurnLid(self.lid, self.cfgs))
         failed = checked | "LidFailed" >> beam.Filter(lambda r: r[1] is not None)
         passed = (
             checked
             | "LidPassed" >> beam.Filter(lambda r: r[1] is None)
             | "ByLang" >> beam.Map(lambda r: (r[0]["lang"], r[0]))
             | "Group" >> beam.GroupByKey()
-            | "Dedup" >> beam.FlatMap(_dedup, self.cfg)
+            | "Dedup" >> beam.FlatMap(_dedup, self.cfgs)
         )
         return route((failed, passed) | "All" >> beam.Flatten(), "qc", conversation_reject)
 
 
-def final_record(state: dict, cfg: EvolConfig, preset: str) -> dict:
+def final_record(state: dict, cfgs: dict[str, EvolConfig], preset: str) -> dict:
     """A conversation as the CONTRACT record, with the fields its stages have produced (no
     ``messages`` before step 1, ``evol.turns`` then the planned number of user turns)."""
     models = state.get("provenance", {}).get("models", {})
-    record = evol.conversation_record(state, cfg, models, preset, state.get("scores", {}).get("lid"))
+    record = evol.conversation_record(state, cfgs[state["lang"]], models, preset,
+                                      state.get("scores", {}).get("lid"))
     if not record["messages"]:
         del record["messages"]
         record["evol"]["turns"] = state["evol"]["turns"]
