@@ -339,7 +339,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         para = stats["paragraphs"]
         if "seeds" in stats:  # the evol method reads seed rows
             seeds = stats["seeds"]
-            logger.info("%s: %d seed rows read, %d kept, %d rejected; %d conversations written (%s/rejects/%s)",
+            logger.info("%s: %d seed rows read, %d kept, %d rejected; %d records written (%s/rejects/%s)",
                         stats["lang"], seeds["read"], seeds["kept"], sum(seeds["rejected"].values()),
                         stats.get("dataset", {}).get("records", 0), args.output, stats["lang"])
             continue

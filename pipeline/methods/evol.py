@@ -16,11 +16,10 @@ import apache_beam as beam
 
 from pipeline.config import Config, to_dict
 from pipeline.languages import Language
-from pipeline.methods.shared import load_reused, write_outputs
+from pipeline.methods.shared import run_stages, write_outputs
 from pipeline.ops import resume
 from transforms.models import evol, llm
 from transforms.models.evol_stages import ConversationQc, EvolLlmStage, SelectSeeds, final_record
-from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.select import langid
 from transforms.sources import seeds
@@ -78,27 +77,19 @@ def build(
         "qc": lambda: ConversationQc(lid, cfgs),
         "judge": lambda: EvolLlmStage("judge", config.llm, cfgs, cache),
     }
-    stages: list[StageOutput] = load_reused(p, output, plan)
-    for stage in plan.run:
-        inputs = None
-        if stage == "select":
-            files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})
-            out = (
-                p
-                | "SeedFiles" >> beam.Create(files)
-                | "ReadSeeds" >> beam.FlatMap(seeds.read_seeds, codes)
-                | "ByLang" >> beam.GroupByKey()
-                | "SelectSeeds" >> beam.ParDo(SelectSeeds(cfgs)).with_outputs("rejects", "stats", main="records")
-            )
-            out = StageOutput(out.records, out.rejects, out.stats)
-        else:
-            inputs = stages[-1].records
-            records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
-            out = records | stage.title() >> make_stage[stage]().with_resource_hints(
-                **resource_hints(config, stage))
-        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
-                                    config.max_transient_error_share, inputs)
-        out | f"Save{stage.title()}" >> save
-        stages.append(out)
+
+    def select() -> StageOutput:
+        files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})
+        out = (
+            p
+            | "SeedFiles" >> beam.Create(files)
+            | "ReadSeeds" >> beam.FlatMap(seeds.read_seeds, codes)
+            | "ByLang" >> beam.GroupByKey()
+            | "SelectSeeds" >> beam.ParDo(SelectSeeds(cfgs)).with_outputs("rejects", "stats", main="records")
+        )
+        return StageOutput(out.records, out.rejects, out.stats)
+
+    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage,
+                        lambda stage: resource_hints(config, stage))
     write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs},
                   finish=lambda state: final_record(state, cfgs, config.preset), extra=record_mix)
