@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib
 import logging
 import os
 import sys
@@ -284,7 +285,6 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-    from pipeline.methods import evol, natural
     from pipeline.ops import report
     from transforms.models import llm
     from transforms.records import checkpoint
@@ -314,7 +314,9 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         handler.addFilter(trap)
     try:
         p = beam.Pipeline(options=options)
-        method = evol if args.method == "evol" else natural
+        # only the method's own module: evol's imports RunInference and with it torch, seconds
+        # of start-up that a natural run stopping at select does not need
+        method = importlib.import_module(f"pipeline.methods.{args.method}")
         method.build(p, langs, config, args.input, args.output, plan, prints)
         result = p.run()
         result.wait_until_finish()
