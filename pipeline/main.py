@@ -18,22 +18,17 @@ class UsageError(Exception):
     """A problem with the arguments, input or config: one line on stderr, exit status 2."""
 
 
-def _check_inputs(template: str, langs) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
+def _check_inputs(sources, langs) -> None:
+    """Every source can be read as configured (``transforms/sources/inputs.py``), and every
+    language has CC-100 files."""
     from pipeline.options import SAMPLE_TEMPLATE, sample_langs
-    from transforms.sources.cc100 import input_pattern
+    from transforms.sources import inputs
 
-    missing = []
-    for lang in langs:
-        pattern = input_pattern(template, lang)
-        try:
-            found = FileSystems.match([pattern])[0].metadata_list
-        except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here
-            raise UsageError(f"cannot read input {pattern}: {e}") from e
-        if not found:
-            missing.append((lang.code, pattern))
-    if missing and template == SAMPLE_TEMPLATE:
+    try:
+        missing = inputs.check(sources, langs)
+    except inputs.SourceError as e:
+        raise UsageError(str(e)) from e
+    if missing and any(s.path == SAMPLE_TEMPLATE for s in sources if not s.tabular):
         raise UsageError(
             f"the bundled sample holds only {', '.join(sample_langs())}, not "
             f"{', '.join(code for code, _ in missing)}: pass your CC-100 files with --input, "
@@ -113,10 +108,8 @@ def _clear_outputs(output: str, langs) -> None:
 def _plan(args, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline.ops import resume
-    from transforms.sources.cc100 import input_pattern
 
-    patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
-    prints = resume.fingerprints(config, patterns, args.until)
+    prints = resume.fingerprints(config, resume.source_identities(config.sources, langs), args.until)
     return prints, resume.plan(args.output, prints, args.from_stage)
 
 
@@ -207,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.strict_input:
             config = config_mod.with_strict_input(config)
+        config = config_mod.with_input(config, args.input, options.SAMPLE_TEMPLATE)
+        args.input = args.input or options.SAMPLE_TEMPLATE
         _check_beam_options(beam_args)
-        _check_inputs(args.input, langs)
+        _check_inputs(config.sources, langs)
         if args.calibrate:
             from pipeline.ops import calibrate
 

@@ -122,27 +122,27 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
     for start in range(0, len(docs), BATCH_DOCS):
         batch = docs[start:start + BATCH_DOCS]
         for doc, scored in zip(batch, scorer.score(batch), strict=True):
-            read[doc.file] += len(doc.paragraphs)
+            read[doc.source, doc.file] += len(doc.paragraphs)
             entries += chain(scored.exact, scored.bands)
             if scored.kept:
-                kept[doc.file, doc.doc] = scored.kept
+                kept[doc.unit] = (doc.origin(), scored.kept)
     duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)
     records = [
         record
-        for (file, doc), paragraphs in kept.items()
-        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[file, doc])[0]
+        for (_, file, doc), (where, paragraphs) in kept.items()
+        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[_, file, doc], where)[0]
     ]
     return read, records
 
 
 def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
-    """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's FindDuplicates in
-    one process."""
+    """(source, file, doc) -> {paragraph: (reason, kept position)}: the pipeline's
+    FindDuplicates in one process."""
     from transforms.select import dedup
 
     by_doc = defaultdict(dict)
-    for (file, doc, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
-        by_doc[file, doc][i] = value
+    for (*unit, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
+        by_doc[tuple(unit)][i] = value
     return by_doc
 
 

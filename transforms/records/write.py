@@ -41,7 +41,8 @@ LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
 def dataset_stats(record: dict) -> list[tuple[tuple[str, str], int]]:
     """((lang, name), n) pairs of one final record: its lengths and its task."""
     lang = record["lang"]
-    pairs = [((lang, "dataset.records"), 1)]
+    src = record.get("source", {}).get("name", "cc100")  # checkpoints made before sources lack it
+    pairs = [((lang, "dataset.records"), 1), ((lang, f"sources.{src}.records"), 1)]
     for field in LENGTH_FIELDS:
         if field in record:
             n = len(record[field])
@@ -136,6 +137,21 @@ def dataset_summary(sums: dict[str, int]) -> dict | None:
     return summary
 
 
+def source_summary(sums: dict[str, int]) -> dict[str, dict]:
+    """Per source: rows or paragraphs ``read``, ``kept`` and ``rejected`` by reason in select
+    (``read = kept + sum(rejected)``), records ``selected``, and final ``records`` in ``data/``."""
+    out: dict[str, dict] = {}
+    for key, n in sorted(sums.items()):
+        if key.startswith("sources."):
+            name, rest = key[len("sources."):].split(".", 1)
+            entry = out.setdefault(name, {"read": 0, "kept": 0, "rejected": {}, "selected": 0, "records": 0})
+            if rest.startswith("rejected."):
+                entry["rejected"][rest[len("rejected."):]] = n
+            else:
+                entry[rest] = n
+    return out
+
+
 def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
     """The stats document of one language from summed (name, count) pairs."""
     records = sums.get("selected_records", 0)
@@ -149,6 +165,7 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
             "rejected": _with_prefix(sums, "paragraphs.rejected."),
         },
         "selected_records": records,
+        "sources": source_summary(sums),
         "stages": _stage_counts(sums),
         "lengths": {
             "response_chars": {

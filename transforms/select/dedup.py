@@ -12,8 +12,10 @@ local roots one paragraph has in different shards). Each component keeps one par
 same whichever worker saw which copy; the rest are dropped as ``exact_duplicate`` or
 ``near_duplicate``.
 
-Paragraph positions ``(file, doc, index)`` are the node ids: they are unique, sortable and say
-where the kept copy is (the reject line's ``duplicate_of``).
+Paragraph positions ``(source, file, doc, index)`` are the node ids: they are unique, sortable
+and say where the kept copy is (the reject line's ``duplicate_of``). All of a language's
+sources meet here, so a curated answer that is also CC-100 text is kept once. The steps only
+need a position to be a tuple ending in the paragraph's index: ``(*document, index)``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from transforms.select.minhash import normalize
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 
-Position = tuple[str, int, int]  # (file, doc, paragraph index)
+Position = tuple  # (source, file, doc, paragraph index): the document's key, then the index
 
 
 # Fewer rows per band make buckets so large that unrelated paragraphs flood the pair counts.
@@ -129,8 +131,7 @@ def shard_of(key: bytes, shards: int) -> int:
 
 def node_shard(position: Position, shards: int) -> int:
     """The shard a paragraph's facts travel in."""
-    file, doc, i = position
-    return zlib.crc32(f"{file}\0{doc}\0{i}".encode()) % shards
+    return zlib.crc32("\0".join(map(str, position)).encode()) % shards
 
 
 # A fact about one paragraph, sent to its node shard: (node, parent, copies, length).
@@ -455,8 +456,8 @@ def _shard_duplicates(element):
     kept_of = dict(chain.from_iterable(grouped["kept"]))
     own = list(chain.from_iterable(grouped["own"]))
     _held("duplicates", len(own) + len(kept_of))
-    for (file, doc, i), reason, kept in shard_duplicates(own, kept_of):
-        yield (lang, file, doc), (i, reason, kept)
+    for (*document, i), reason, kept in shard_duplicates(own, kept_of):
+        yield (lang, *document), (i, reason, kept)
 
 
 def _residual_size(element):
@@ -465,7 +466,7 @@ def _residual_size(element):
 
 
 class FindDuplicates(beam.PTransform):
-    """Bucket entries ``((lang, shard), [(key, value), ...])`` -> ``((lang, file, doc), (index,
+    """Bucket entries ``((lang, shard), [(key, value), ...])`` -> ``((lang, *document), (index,
     reason, kept position))`` for every duplicate paragraph.
 
         entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)

@@ -1,0 +1,242 @@
+"""The natural method's input layer: every source of a run (config ``sources``: CC-100 text,
+JSONL and Parquet files of human-curated examples) -> batches of ``Document``s for select.
+
+A CC-100 file gives documents of paragraphs (``transforms/sources/cc100.py``). A tabular row
+gives a one-paragraph document (its ``doc`` is the row's position in its file), so every
+source flows through the same selection: filters, language ID, exact and near-duplicate
+removal across all sources of a language, and the fragments' length limits; a row is never
+joined with its neighbours. A row that cannot be a response (``tabular.row_verdict``: missing
+or empty text, unknown language, ``where`` filters, invalid JSON) becomes a document whose one
+paragraph the reader rejected, with the reason, so select counts it like any other drop.
+
+Which language a row is for comes from its path (``{lang}``) or its language field. A row of a
+known language that the run does not ask for is not this run's: it is only counted (Beam
+counter ``sources/{name}``, ``other_language``). A row with no language at all (an unknown
+language value, a line that is not JSON) belongs to no language of the run, yet must be
+accounted for: it is counted and rejected under the run's first language.
+
+Files are found with Beam's filesystems (any of them: local, gs://, s3://). A Parquet file is
+cut into its row groups, read by any worker and only for the columns the source needs; a JSONL
+file is streamed by one worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from pipeline.config import ReadConfig, SourceConfig
+from pipeline.languages import Language
+from transforms.sources import tabular
+from transforms.sources.cc100 import Document, ReadCC100, input_pattern, relative_name, template_dir
+
+SHOWN_CHARS = 1000  # of a rejected row's non-string text, kept in its reject line
+
+
+class TabularInput(NamedTuple):
+    """One tabular source's files for this run: a pattern (per language when its path names
+    the language) and how to read and judge its rows."""
+
+    name: str
+    kind: str  # jsonl or parquet
+    pattern: str
+    spec: tabular.Spec
+    fixed_lang: str | None  # the language of every row (a path with {lang}); None: lang_field
+    langs: dict[str, str]  # the source's language value -> our code, for the run's languages
+    fallback_lang: str  # where rows of no language are counted: the run's first language
+
+
+def spec_of(source: SourceConfig) -> tabular.Spec:
+    return tabular.Spec(source.text_field, source.id_field, source.lang_field,
+                        dict(source.lang_values), dict(source.where))
+
+
+def patterns(source: SourceConfig, langs: list[Language]) -> dict[str | None, str]:
+    """Language code -> file pattern; a source whose path does not name the language has one
+    pattern for all of them (key None)."""
+    if source.per_lang_path:
+        return {lang.code: input_pattern(source.path, lang) for lang in langs}
+    return {None: source.path}
+
+
+def plan(sources: tuple[SourceConfig, ...], langs: list[Language], read: dict[str, ReadConfig]):
+    """The run's inputs: (lang, pattern, read config, source name) per CC-100 source and
+    language, for ``ReadCC100``; ``TabularInput``s for the rest."""
+    cc100, tabulars = [], []
+    for source in sources:
+        if not source.tabular:
+            cc100 += [(code, pattern, read[code], source.name) for code, pattern in patterns(source, langs).items()]
+            continue
+        spec = spec_of(source)
+        values = tabular.value_map(spec, langs) if source.lang_field else {}
+        tabulars += [TabularInput(source.name, source.kind, pattern, spec, code, values, langs[0].code)
+                     for code, pattern in patterns(source, langs).items()]
+    return cc100, tabulars
+
+
+# --- the pure core: one row -> a document, or nothing --------------------------------------
+
+
+def _shown(value: Any) -> str:
+    """A rejected row's text as its reject line shows it."""
+    if value is None or isinstance(value, str):
+        return (value or "").strip()
+    return json.dumps(value, ensure_ascii=False, default=str)[:SHOWN_CHARS]
+
+
+def _row_id(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int)) else str(value)
+
+
+def row_document(source: TabularInput, file: str, row: tabular.Row, reason: str | None = None) -> Document | None:
+    """The document of one row (``reason``: the reader's, e.g. ``invalid_json``), or None for a
+    row of a language the run does not ask for."""
+    spec = source.spec
+    row_id = _row_id(row.fields.get(spec.id_field)) if spec.id_field else None
+    detail = None
+    if reason:
+        lang, text = source.fixed_lang or source.fallback_lang, None
+    else:
+        lang, text, reason = tabular.row_verdict(row.fields, spec, source.langs, source.fixed_lang)
+        if reason == tabular.OTHER_LANGUAGE:
+            return None
+        if reason == tabular.UNKNOWN_LANGUAGE:
+            detail = {"lang_value": _shown(row.fields.get(spec.lang_field))}
+        lang = lang or source.fallback_lang
+    if reason:
+        shown = _shown(row.fields.get(spec.text_field))
+        return Document(lang, file, row.row, (shown,), ((0, reason, detail),), source.name, source.kind, row_id)
+    return Document(lang, file, row.row, (text.strip(),), (), source.name, source.kind, row_id)
+
+
+# --- the Beam shell ---------------------------------------------------------------------------
+
+
+def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int | None, int]]:
+    """(source, path, name, row group, first row) per Parquet row group, or per JSONL file."""
+    base_dir = template_dir(source.pattern)
+    for meta in FileSystems.match([source.pattern])[0].metadata_list:
+        name = relative_name(meta.path, base_dir)
+        if source.kind == "parquet":
+            for path, group, first in tabular.parquet_pieces(meta.path):
+                yield source, path, name, group, first
+        else:
+            yield source, meta.path, name, None, 0
+
+
+def rows_of(source: TabularInput, path: str, group: int | None, first: int):
+    """The rows of one piece, each a ``Row`` or ``(Row, reason)``."""
+    names = tabular.columns(source.spec)
+    if group is None:
+        return tabular.read_jsonl(path, names)
+    return tabular.read_parquet_piece((path, group, first), names)
+
+
+class _ReadRows(beam.DoFn):
+    """A piece of a tabular source -> lists of up to ``batch_size`` documents."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+
+    def process(self, piece):
+        source, path, name, group, first = piece
+        other = Metrics.counter(f"sources/{source.name}", tabular.OTHER_LANGUAGE)
+        batch = []
+        for item in rows_of(source, path, group, first):
+            row, reason = item if isinstance(item[0], tabular.Row) else (item, None)
+            doc = row_document(source, name, row, reason)
+            if doc is None:
+                other.inc()
+                continue
+            batch.append(doc)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+class ReadTabular(beam.PTransform):
+    """``TabularInput``s -> lists of ``Document``s: pieces (Parquet row groups, JSONL files)
+    spread over workers, then their document batches spread again."""
+
+    def __init__(self, sources: list[TabularInput], batch_size: int = 128):
+        super().__init__()
+        self.sources, self.batch_size = sources, batch_size
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Sources" >> beam.Create(self.sources)
+            | "Pieces" >> beam.FlatMap(_pieces)
+            | "SpreadPieces" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadRows(self.batch_size))
+            | "SpreadBatches" >> beam.Reshuffle()
+        )
+
+
+class ReadSources(beam.PTransform):
+    """Every source of the run -> lists of ``Document``s of any language."""
+
+    def __init__(self, sources: tuple[SourceConfig, ...], langs: list[Language],
+                 read: dict[str, ReadConfig], batch_size: int = 128):
+        super().__init__()
+        self.cc100, self.tabular = plan(sources, langs, read)
+        self.batch_size = batch_size
+
+    def expand(self, pbegin):
+        parts = []
+        if self.cc100:
+            parts.append(pbegin | "CC100" >> ReadCC100(self.cc100, self.batch_size))
+        if self.tabular:
+            parts.append(pbegin | "Tabular" >> ReadTabular(self.tabular, self.batch_size))
+        return parts | "AllSources" >> beam.Flatten()
+
+
+# --- checks before any work -------------------------------------------------------------------
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as configured (a usage error: exit 2 before any work)."""
+
+
+def first_file_columns(source: SourceConfig, path: str) -> set[str]:
+    if source.kind == "parquet":
+        return set(tabular.parquet_columns(path))
+    return tabular.jsonl_columns(path)
+
+
+def check(sources: tuple[SourceConfig, ...], langs: list[Language]) -> list[tuple[str, str]]:
+    """Before any work: each tabular source has files, and its first file has the columns the
+    source names (Parquet: every one; JSONL, whose rows may omit keys: the text and language
+    fields). Raises ``SourceError``; returns (lang, pattern) of the CC-100 sources' languages
+    without files (the caller words that error)."""
+    missing = []
+    for source in sources:
+        found = {}
+        for code, pattern in patterns(source, langs).items():
+            try:
+                found[code] = FileSystems.match([pattern])[0].metadata_list
+            except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here
+                raise SourceError(f"source {source.name}: cannot read {pattern}: {e}") from e
+        if not source.tabular:
+            missing += [(code, patterns(source, langs)[code]) for code, files in found.items() if not files]
+            continue
+        files = [m.path for code in found for m in found[code]]
+        if not files:
+            raise SourceError(f"source {source.name}: no files match {', '.join(sorted(set(patterns(source, langs).values())))}")
+        columns = first_file_columns(source, files[0])
+        needed = tabular.columns(spec_of(source)) if source.kind == "parquet" else [
+            c for c in (source.text_field, source.lang_field) if c]
+        absent = [c for c in needed if c not in columns]
+        if columns and absent:
+            raise SourceError(
+                f"source {source.name}: {files[0]} has no column {', '.join(absent)}; its columns: "
+                f"{', '.join(sorted(columns))}"
+            )
+    return missing
