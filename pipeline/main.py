@@ -166,6 +166,18 @@ def transient_summary(all_stats: list[dict]) -> str | None:
             "run the same command again to retry them (the model-call cache answers the rest)")
 
 
+def _rows_not_read(result) -> dict[str, dict[str, int]]:
+    """Rows of the tabular sources that belong to a language the run did not ask for
+    (``other_language``), per source, from the run's metrics: counted, not rejects."""
+    counts: dict[str, dict[str, int]] = {}
+    for counter in result.metrics().query()["counters"]:
+        namespace = counter.key.metric.namespace
+        if namespace.startswith("sources/"):
+            entry = counts.setdefault(namespace.split("/", 1)[1], {})
+            entry[counter.key.metric.name] = entry.get(counter.key.metric.name, 0) + (counter.committed or 0)
+    return dict(sorted(counts.items()))
+
+
 def _model_copies(result) -> dict[str, dict[str, int]]:
     """Staged models copied to this machine's or the workers' disks (``transforms/models/model_store.py``),
     per model: copies made and bytes copied, from the run's metrics."""
@@ -292,7 +304,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     calls = _model_calls(result)
     write_json(f"{args.output}/run.json", {
         "stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
-        "model_copies": _model_copies(result),
+        "model_copies": _model_copies(result), "sources_not_read": _rows_not_read(result),
     })
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -117,16 +118,31 @@ def row_document(source: TabularInput, file: str, row: tabular.Row, reason: str 
 # --- the Beam shell ---------------------------------------------------------------------------
 
 
+def file_pieces(kind: str, path: str) -> list[tuple[int | None, int]]:
+    """(row group, first row) per Parquet row group; one piece (None, 0) for a JSONL file."""
+    if kind == "parquet":
+        return [(group, first) for _, group, first in tabular.parquet_pieces(path)]
+    return [(None, 0)]
+
+
+def count_rows(kind: str, path: str) -> int:
+    """The rows of a file: a Parquet file's metadata says; a JSONL file's lines are counted."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return pq.ParquetFile(f).metadata.num_rows
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        return sum(1 for raw in iter(f.readline, b"") if raw.strip())
+
+
 def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int | None, int]]:
     """(source, path, name, row group, first row) per Parquet row group, or per JSONL file."""
     base_dir = template_dir(source.pattern)
     for meta in FileSystems.match([source.pattern])[0].metadata_list:
         name = relative_name(meta.path, base_dir)
-        if source.kind == "parquet":
-            for path, group, first in tabular.parquet_pieces(meta.path):
-                yield source, path, name, group, first
-        else:
-            yield source, meta.path, name, None, 0
+        for group, first in file_pieces(source.kind, meta.path):
+            yield source, meta.path, name, group, first
 
 
 def rows_of(source: TabularInput, path: str, group: int | None, first: int):
@@ -137,6 +153,13 @@ def rows_of(source: TabularInput, path: str, group: int | None, first: int):
     return tabular.read_parquet_piece((path, group, first), names)
 
 
+def piece_documents(source: TabularInput, path: str, name: str, group: int | None, first: int):
+    """The documents of one piece's rows, and None for each row of a language not asked for."""
+    for item in rows_of(source, path, group, first):
+        row, reason = item if isinstance(item[0], tabular.Row) else (item, None)
+        yield row_document(source, name, row, reason)
+
+
 class _ReadRows(beam.DoFn):
     """A piece of a tabular source -> lists of up to ``batch_size`` documents."""
 
@@ -144,12 +167,10 @@ class _ReadRows(beam.DoFn):
         self.batch_size = batch_size
 
     def process(self, piece):
-        source, path, name, group, first = piece
+        source = piece[0]
         other = Metrics.counter(f"sources/{source.name}", tabular.OTHER_LANGUAGE)
         batch = []
-        for item in rows_of(source, path, group, first):
-            row, reason = item if isinstance(item[0], tabular.Row) else (item, None)
-            doc = row_document(source, name, row, reason)
+        for doc in piece_documents(*piece):
             if doc is None:
                 other.inc()
                 continue
