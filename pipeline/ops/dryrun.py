@@ -180,16 +180,12 @@ def _match(pattern: str, lang: Language) -> list:
     return files
 
 
-def sample_records(lang: Language, pattern: str, cfg: SelectConfig, documents: int) -> list[dict]:
-    """The records select keeps of the first ``documents`` documents of each file of
-    ``pattern`` (``--calibrate``'s input)."""
-    from transforms.sources.cc100 import relative_name, template_dir
-
+def sample_records(lang: Language, sources, cfg: SelectConfig, documents: int,
+                   first_lang: str | None = None) -> list[dict]:
+    """The records select keeps of the first ``documents`` documents (rows) of each file of
+    ``sources`` (``--calibrate``'s input)."""
     limit = min(documents, cfg.read.max_documents or documents)
-    docs = []
-    for meta in _match(pattern, lang):
-        name = relative_name(meta.path, template_dir(pattern))
-        docs += _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit)[0]
+    docs = _sample(lang, sources, cfg, limit, first_lang)[0]
     return run_select(lang, cfg, docs)[1]
 
 
@@ -215,16 +211,12 @@ def _tabular_file(lang: Language, source, pattern: str, path: str, name: str, li
     return docs, total / rows if rows else 1.0
 
 
-def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents: int | None,
-                   first_lang: str | None = None) -> Selection:
-    """Run select on every source of ``lang`` together (dedup across them, as the pipeline
-    does), on each file or its first documents (rows), and scale the counts of each file to
-    what the run would read of it; ``selection.sources`` holds each source's share."""
+def _sample(lang: Language, sources, cfg: SelectConfig, limit: int | None, first_lang: str | None):
+    """The documents (rows) for ``lang`` among the first ``limit`` of each file of each source;
+    per (source, file) the scale to what the run reads of it; the number of files."""
     from transforms.sources.cc100 import relative_name, template_dir
     from transforms.sources.inputs import patterns
 
-    limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
-    limit = min(limits) if limits else None
     docs, scale, files = [], {}, 0
     for source in sources:
         pattern = patterns(source, [lang]).popitem()[1]
@@ -241,6 +233,17 @@ def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents:
                 factor = file_scale(len(file_docs), total, cfg.read.max_documents)
             scale[source.name, name] = factor
             docs += file_docs
+    return docs, scale, files
+
+
+def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents: int | None,
+                   first_lang: str | None = None) -> Selection:
+    """Run select on every source of ``lang`` together (dedup across them, as the pipeline
+    does), on each file or its first documents (rows), and scale the counts of each file to
+    what the run would read of it; ``selection.sources`` holds each source's share."""
+    limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
+    limit = min(limits) if limits else None
+    docs, scale, files = _sample(lang, sources, cfg, limit, first_lang)
     read, records = run_select(lang, cfg, docs)
     chars, counts = Counter(), Counter()
     for record in records:
@@ -261,13 +264,6 @@ def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents:
         note=_note(len(docs), files, limit, sum(scale[doc.source, doc.file] for doc in docs)),
         sources=by_source,
     )
-
-
-def select_language(lang: Language, pattern: str, cfg: SelectConfig,
-                    sample_documents: int | None) -> Selection:
-    """Run select on the CC-100 files of ``pattern`` (or their first documents) and scale the
-    counts of each file to what the run would read of it."""
-    return select_sources(lang, [SourceConfig(path=pattern)], cfg, sample_documents)
 
 
 def _match_any(pattern: str) -> list:
