@@ -163,3 +163,28 @@ def test_a_tabular_source_without_files_is_exit_2(tmp_path, capsys):
         f"sources:\n  - {{name: aya, kind: jsonl, path: '{tmp_path}/none-*.jsonl', text_field: t, lang_field: l}}\n")
     assert main(["--langs", "tel", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "out")]) == 2
     assert "source aya: no files match" in capsys.readouterr().err
+
+
+def test_reading_by_column_judges_every_row_as_row_document_does(tmp_path):
+    """The readers' fast path (columns, one language verdict per distinct value) gives what
+    ``row_document`` gives row by row, for Parquet row groups and JSONL lines alike."""
+    from tests.pipeline import aya
+
+    rows = aya.rows() + [aya.row("hin", "x", task_type=["qa"])]  # an unhashable filter value
+    aya.write_parquet(tmp_path / "a.parquet", [r for r in rows if r["task_type"] != ["qa"]], row_group_size=7)
+    aya.write_jsonl(tmp_path / "a.jsonl", rows + aya.jsonl_rows(), (aya.INVALID_LINE,))
+    for kind in ("parquet", "jsonl"):
+        path = str(tmp_path / f"a.{kind}")
+        spec = tabular.Spec("targets", "template_id", "language", {"tel": "telugu", "hin": "hindi"},
+                            {"task_type": ["qa", "summarization"], "translated": False})
+        source = inputs.TabularInput("aya", kind, path, spec, None, tabular.value_map(spec, RUN), "tel")
+        fast = [d for group, first in inputs.file_pieces(kind, path)
+                for d in inputs.piece_documents(source, path, "a", group, first)]
+        if kind == "parquet":
+            items = [r for piece in tabular.parquet_pieces(path) for r in tabular.read_parquet_piece(piece, tabular.columns(spec))]
+        else:
+            items = list(tabular.read_jsonl(path, tabular.columns(spec)))
+        slow = [inputs.row_document(source, "a", *(item if not isinstance(item, tabular.Row) else (item,)))
+                for item in items]
+        assert fast == slow and len(fast) > 90
+        assert {d.rejected[0][1] for d in fast if d and d.rejected} >= {"filtered_out", "empty_text", "missing_text"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -94,28 +95,77 @@ def _row_id(value: Any) -> Any:
     return value if value is None or isinstance(value, (str, int)) else str(value)
 
 
+def _language(source: TabularInput, fields) -> tuple[str | None, str | None, dict | None]:
+    """(language, reason, detail) of a row from its language and ``where`` fields."""
+    lang, reason = tabular.row_language(fields, source.spec, source.langs, source.fixed_lang)
+    detail = None
+    if reason == tabular.UNKNOWN_LANGUAGE:
+        detail = {"lang_value": _shown(fields.get(source.spec.lang_field))}
+    return lang, reason, detail
+
+
+def _document(source: TabularInput, file: str, position: int, text: Any, row_id: Any,
+              judged: tuple[str | None, str | None, dict | None]) -> Document | None:
+    lang, reason, detail = judged
+    if reason == tabular.OTHER_LANGUAGE:
+        return None
+    if not reason:
+        kept, reason = tabular.text_verdict(text)
+        if not reason:
+            return Document(lang, file, position, (kept.strip(),), (), source.name, source.kind, row_id)
+    rejected = ((0, reason, detail),)
+    return Document(lang or source.fallback_lang, file, position, (_shown(text),), rejected, source.name,
+                    source.kind, row_id)
+
+
 def row_document(source: TabularInput, file: str, row: tabular.Row, reason: str | None = None) -> Document | None:
     """The document of one row (``reason``: the reader's, e.g. ``invalid_json``), or None for a
     row of a language the run does not ask for."""
     spec = source.spec
     row_id = _row_id(row.fields.get(spec.id_field)) if spec.id_field else None
-    detail = None
-    if reason:
-        lang, text = source.fixed_lang or source.fallback_lang, None
-    else:
-        lang, text, reason = tabular.row_verdict(row.fields, spec, source.langs, source.fixed_lang)
-        if reason == tabular.OTHER_LANGUAGE:
-            return None
-        if reason == tabular.UNKNOWN_LANGUAGE:
-            detail = {"lang_value": _shown(row.fields.get(spec.lang_field))}
-        lang = lang or source.fallback_lang
-    if reason:
-        shown = _shown(row.fields.get(spec.text_field))
-        return Document(lang, file, row.row, (shown,), ((0, reason, detail),), source.name, source.kind, row_id)
-    return Document(lang, file, row.row, (text.strip(),), (), source.name, source.kind, row_id)
+    judged = (source.fixed_lang, reason, None) if reason else _language(source, row.fields)
+    return _document(source, file, row.row, row.fields.get(spec.text_field), row_id, judged)
 
 
-# --- the Beam shell ---------------------------------------------------------------------------
+class _Judge:
+    """``_language`` of each distinct tuple of a source's language and ``where`` values, worked
+    out once: a file holds few such tuples and many rows."""
+
+    def __init__(self, source: TabularInput):
+        self.source, self.columns, self.seen = source, tabular.key_columns(source.spec), {}
+
+    def __call__(self, key: tuple):
+        try:
+            return self.seen[key]
+        except KeyError:
+            judged = self.seen[key] = _language(self.source, dict(zip(self.columns, key)))
+            return judged
+        except TypeError:  # an unhashable value (a JSON list): judged on its own
+            return _language(self.source, dict(zip(self.columns, key)))
+
+
+def piece_documents(source: TabularInput, path: str, name: str, group: int | None, first: int):
+    """The documents of one piece's rows (``row_document`` of each), and None for each row of a
+    language not asked for. A Parquet row group is read by column, for the columns the source
+    needs only."""
+    spec, judge = source.spec, _Judge(source)
+    names = tabular.columns(spec)
+    if group is None:
+        for item in tabular.read_jsonl(path, names):
+            if not isinstance(item, tabular.Row):
+                yield row_document(source, name, *item)
+                continue
+            fields = item.fields
+            row_id = _row_id(fields.get(spec.id_field)) if spec.id_field else None
+            key = tuple(fields.get(column) for column in judge.columns)
+            yield _document(source, name, item.row, fields.get(spec.text_field), row_id, judge(key))
+        return
+    values = dict(zip(names, tabular.read_parquet_columns((path, group, first), names), strict=True))
+    ids = values[spec.id_field] if spec.id_field else None
+    keys = zip(*(values[column] for column in judge.columns)) if judge.columns else repeat(())
+    for i, (text, key) in enumerate(zip(values[spec.text_field], keys)):
+        row_id = _row_id(ids[i]) if ids is not None else None
+        yield _document(source, name, first + i, text, row_id, judge(key))
 
 
 def file_pieces(kind: str, path: str) -> list[tuple[int | None, int]]:
@@ -136,6 +186,9 @@ def count_rows(kind: str, path: str) -> int:
         return sum(1 for raw in iter(f.readline, b"") if raw.strip())
 
 
+# --- the Beam shell ---------------------------------------------------------------------------
+
+
 def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int | None, int]]:
     """(source, path, name, row group, first row) per Parquet row group, or per JSONL file."""
     base_dir = template_dir(source.pattern)
@@ -143,21 +196,6 @@ def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int 
         name = relative_name(meta.path, base_dir)
         for group, first in file_pieces(source.kind, meta.path):
             yield source, meta.path, name, group, first
-
-
-def rows_of(source: TabularInput, path: str, group: int | None, first: int):
-    """The rows of one piece, each a ``Row`` or ``(Row, reason)``."""
-    names = tabular.columns(source.spec)
-    if group is None:
-        return tabular.read_jsonl(path, names)
-    return tabular.read_parquet_piece((path, group, first), names)
-
-
-def piece_documents(source: TabularInput, path: str, name: str, group: int | None, first: int):
-    """The documents of one piece's rows, and None for each row of a language not asked for."""
-    for item in rows_of(source, path, group, first):
-        row, reason = item if isinstance(item[0], tabular.Row) else (item, None)
-        yield row_document(source, name, row, reason)
 
 
 class _ReadRows(beam.DoFn):
