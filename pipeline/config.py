@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ReadConfig:
-    max_documents: int | None = None  # per input file, from its start; None reads everything
+    max_documents: int | None = None  # per CC-100 input file, from its start; None reads everything
     # A longer line is rejected as line_too_long while streaming, before any filter; None: no cap
     max_line_bytes: int | None = 65536
     strict_input: bool = False  # a truncated or corrupt file fails the run (--strict-input)

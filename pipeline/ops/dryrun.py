@@ -185,7 +185,7 @@ def sample_records(lang: Language, sources, cfg: SelectConfig, documents: int,
     """The records select keeps of the first ``documents`` documents (rows) of each file of
     ``sources`` (``--calibrate``'s input)."""
     limit = min(documents, cfg.read.max_documents or documents)
-    docs = _sample(lang, sources, cfg, limit, first_lang)[0]
+    docs = _sample(lang, sources, cfg, limit, documents, first_lang)[0]
     return run_select(lang, cfg, docs)[1]
 
 
@@ -211,9 +211,11 @@ def _tabular_file(lang: Language, source, pattern: str, path: str, name: str, li
     return docs, total / rows if rows else 1.0
 
 
-def _sample(lang: Language, sources, cfg: SelectConfig, limit: int | None, first_lang: str | None):
-    """The documents (rows) for ``lang`` among the first ``limit`` of each file of each source;
-    per (source, file) the scale to what the run reads of it; the number of files."""
+def _sample(lang: Language, sources, cfg: SelectConfig, limit: int | None, row_limit: int | None,
+            first_lang: str | None):
+    """The documents for ``lang`` among the first ``limit`` of each CC-100 file and the first
+    ``row_limit`` rows of each tabular file (``read.max_documents`` applies to CC-100 files
+    only); per (source, file) the scale to what the run reads of it; the number of files."""
     from transforms.sources.cc100 import relative_name, template_dir
     from transforms.sources.inputs import patterns
 
@@ -225,7 +227,7 @@ def _sample(lang: Language, sources, cfg: SelectConfig, limit: int | None, first
         for meta in found:
             name = relative_name(meta.path, template_dir(pattern))
             if source.tabular:
-                file_docs, factor = _tabular_file(lang, source, pattern, meta.path, name, limit,
+                file_docs, factor = _tabular_file(lang, source, pattern, meta.path, name, row_limit,
                                                   first_lang or lang.code)
             else:
                 file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit, cfg.read,
@@ -243,7 +245,7 @@ def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents:
     what the run would read of it; ``selection.sources`` holds each source's share."""
     limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
     limit = min(limits) if limits else None
-    docs, scale, files = _sample(lang, sources, cfg, limit, first_lang)
+    docs, scale, files = _sample(lang, sources, cfg, limit, sample_documents, first_lang)
     read, records = run_select(lang, cfg, docs)
     chars, counts = Counter(), Counter()
     for record in records:

@@ -313,20 +313,29 @@ def template_dir(pattern: str) -> str:
     return posixpath.dirname(head)
 
 
-class ReadCC100(beam.PTransform):
-    """(lang, file pattern, read config[, source name]) sources -> lists of ``Document``s, spread
-    over workers. Each file is streamed by one worker; the Reshuffle spreads its batches."""
+class ReadPieces(beam.PTransform):
+    """Sources -> the pieces ``match`` finds of each (files, a Parquet file's row groups), spread
+    over workers -> the lists of up to ``batch_size`` documents ``read(piece, batch_size)``
+    makes of each, spread again (a batch costs one element, not one per document)."""
 
-    def __init__(self, sources: list[tuple], batch_size: int = 128):
+    def __init__(self, sources: list, match, read, batch_size: int = 128):
         super().__init__()
-        self.sources, self.batch_size = sources, batch_size
+        self.sources, self.match, self.read, self.batch_size = sources, match, read, batch_size
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Sources" >> beam.Create(self.sources)
-            | "Match" >> beam.FlatMap(_match)
+            | "Match" >> beam.FlatMap(self.match)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(_read_documents, self.batch_size)
+            | "Read" >> beam.FlatMap(self.read, self.batch_size)
             | "SpreadBatches" >> beam.Reshuffle()
         )
+
+
+class ReadCC100(ReadPieces):
+    """(lang, file pattern, read config[, source name]) sources -> lists of ``Document``s, spread
+    over workers. Each file is streamed by one worker; the Reshuffle spreads its batches."""
+
+    def __init__(self, sources: list[tuple], batch_size: int = 128):
+        super().__init__(sources, _match, _read_documents, batch_size)

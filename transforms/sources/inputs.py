@@ -35,7 +35,7 @@ from apache_beam.metrics import Metrics
 from pipeline.config import ReadConfig, SourceConfig
 from pipeline.languages import Language
 from transforms.sources import tabular
-from transforms.sources.cc100 import Document, ReadCC100, input_pattern, relative_name, template_dir
+from transforms.sources.cc100 import Document, ReadCC100, ReadPieces, input_pattern, relative_name, template_dir
 
 SHOWN_CHARS = 1000  # of a rejected row's non-string text, kept in its reject line
 
@@ -198,45 +198,28 @@ def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int 
             yield source, meta.path, name, group, first
 
 
-class _ReadRows(beam.DoFn):
+def _read_rows(piece: tuple, batch_size: int):
     """A piece of a tabular source -> lists of up to ``batch_size`` documents."""
-
-    def __init__(self, batch_size: int):
-        self.batch_size = batch_size
-
-    def process(self, piece):
-        source = piece[0]
-        other = Metrics.counter(f"sources/{source.name}", tabular.OTHER_LANGUAGE)
-        batch = []
-        for doc in piece_documents(*piece):
-            if doc is None:
-                other.inc()
-                continue
-            batch.append(doc)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch:
+    other = Metrics.counter(f"sources/{piece[0].name}", tabular.OTHER_LANGUAGE)
+    batch = []
+    for doc in piece_documents(*piece):
+        if doc is None:
+            other.inc()
+            continue
+        batch.append(doc)
+        if len(batch) == batch_size:
             yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-class ReadTabular(beam.PTransform):
+class ReadTabular(ReadPieces):
     """``TabularInput``s -> lists of ``Document``s: pieces (Parquet row groups, JSONL files)
     spread over workers, then their document batches spread again."""
 
     def __init__(self, sources: list[TabularInput], batch_size: int = 128):
-        super().__init__()
-        self.sources, self.batch_size = sources, batch_size
-
-    def expand(self, pbegin):
-        return (
-            pbegin
-            | "Sources" >> beam.Create(self.sources)
-            | "Pieces" >> beam.FlatMap(_pieces)
-            | "SpreadPieces" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadRows(self.batch_size))
-            | "SpreadBatches" >> beam.Reshuffle()
-        )
+        super().__init__(sources, _pieces, _read_rows, batch_size)
 
 
 class ReadSources(beam.PTransform):
