@@ -188,3 +188,24 @@ def test_reading_by_column_judges_every_row_as_row_document_does(tmp_path):
                 for item in items]
         assert fast == slow and len(fast) > 90
         assert {d.rejected[0][1] for d in fast if d and d.rejected} >= {"filtered_out", "empty_text", "missing_text"}
+
+
+def test_stats_and_report_break_counts_down_per_source():
+    from pipeline.ops import report
+    from transforms.records.write import build_stats, dataset_stats
+
+    sums = {"paragraphs.read": 10, "paragraphs.kept": 6, "paragraphs.rejected.too_short": 4,
+            "sources.cc100.read": 7, "sources.cc100.kept": 5, "sources.cc100.rejected.too_short": 2,
+            "sources.cc100.selected": 3, "sources.aya.read": 3, "sources.aya.kept": 1,
+            "sources.aya.rejected.too_short": 2, "sources.aya.selected": 1, "selected_records": 4}
+    for pair in dataset_stats({"lang": "tel", "response": "x", "source": {"name": "aya", "row": 1}}):
+        sums[pair[0][1]] = sums.get(pair[0][1], 0) + pair[1]
+    stats = build_stats("tel", sums, {})
+    assert stats["sources"] == {
+        "aya": {"read": 3, "kept": 1, "rejected": {"too_short": 2}, "selected": 1, "records": 1},
+        "cc100": {"read": 7, "kept": 5, "rejected": {"too_short": 2}, "selected": 3, "records": 0},
+    }
+    text = report.render([{**stats, "lengths": {"response_chars": None}}], "demo")
+    assert "## Sources" in text and "| tel | aya | 3 | 1 | 2 | too_short 2 | 1 | 1 |" in text
+    # an evol record has no top-level source: no source counts
+    assert all("sources." not in name for (_, name), _ in dataset_stats({"lang": "tel", "messages": []}))

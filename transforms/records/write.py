@@ -41,8 +41,9 @@ LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
 def dataset_stats(record: dict) -> list[tuple[tuple[str, str], int]]:
     """((lang, name), n) pairs of one final record: its lengths and its task."""
     lang = record["lang"]
-    src = record.get("source", {}).get("name", "cc100")  # checkpoints made before sources lack it
-    pairs = [((lang, "dataset.records"), 1), ((lang, f"sources.{src}.records"), 1)]
+    pairs = [((lang, "dataset.records"), 1)]
+    if "source" in record:  # a natural-method record; made before sources existed: cc100's
+        pairs.append(((lang, f"sources.{record['source'].get('name', 'cc100')}.records"), 1))
     for field in LENGTH_FIELDS:
         if field in record:
             n = len(record[field])
