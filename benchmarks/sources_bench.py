@@ -3,7 +3,7 @@
 Builds, in a temporary directory, a Parquet file of ``--rows`` rows and 10 columns in the shape
 of the Aya collection (``targets`` the response, ``language`` naming it, 8 more columns), and a
 CC-100 text file holding the same responses as paragraphs (``--paragraphs-per-doc`` to a
-document), plain and ``.xz``. Then times, in this process and best of ``--repeat``, what the
+document), plain and ``.xz``. Then times, in this process and best of ``--repeat`` interleaved rounds, what the
 input layer's workers run per file: for Parquet, each row group read for the 4 columns the
 source needs and every row made a document (``inputs.piece_documents``); for CC-100, the file
 streamed and split into documents (``cc100.documents``). Prints seconds per million responses
@@ -91,15 +91,6 @@ def read_cc100(path: Path) -> int:
         return sum(len(doc.paragraphs) for doc in documents("tel", path.name, f.lines(), cfg))
 
 
-def best(fn, path: Path, repeat: int) -> tuple[float, int]:
-    times, n = [], 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        n = fn(path)
-        times.append(time.perf_counter() - start)
-    return min(times), n
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
@@ -110,14 +101,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sources_bench_") as tmp:
         parquet, plain, xz = build(Path(tmp), args.rows, args.paragraphs_per_doc, args.row_group)
         sizes = {p.name: p.stat().st_size for p in (parquet, plain, xz)}
-        results = {}
-        for name, fn, path in (("parquet (4 of 10 columns)", read_parquet, parquet),
-                               ("cc100 plain text", read_cc100, plain), ("cc100 .xz", read_cc100, xz)):
-            seconds, n = best(fn, path, args.repeat)
-            assert n == args.rows, (name, n)
-            results[name] = seconds
-            print(f"{name:28s} {seconds:7.3f} s for {n:,} responses: {seconds / n * 1e6:6.2f} s per million "
-                  f"({sizes[path.name] / 1e6:.1f} MB)")
+        readers = (("parquet (4 of 10 columns)", read_parquet, parquet),
+                   ("cc100 plain text", read_cc100, plain), ("cc100 .xz", read_cc100, xz))
+        results = {name: float("inf") for name, _, _ in readers}
+        for _ in range(args.repeat):  # rounds of all three: a load that comes and goes hits each alike
+            for name, fn, path in readers:
+                start = time.perf_counter()
+                n = fn(path)
+                results[name] = min(results[name], time.perf_counter() - start)
+                assert n == args.rows, (name, n)
+        for name, _, path in readers:
+            seconds = results[name]
+            print(f"{name:28s} {seconds:7.3f} s for {args.rows:,} responses: {seconds / args.rows * 1e6:6.2f} s "
+                  f"per million ({sizes[path.name] / 1e6:.1f} MB)")
     parquet_s = results["parquet (4 of 10 columns)"]
     print(f"ratio parquet / cc100 plain: {parquet_s / results['cc100 plain text']:.2f}")
     print(f"ratio parquet / cc100 .xz:   {parquet_s / results['cc100 .xz']:.2f}")

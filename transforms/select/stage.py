@@ -78,7 +78,7 @@ class ParagraphScorer:
         (independent answers) do not."""
         pages = (d.paragraphs for d in docs if d.kind == "cc100")
         navigation = furniture.navigation_words(pages, self.lang, self.cfg.furniture)
-        scored = [self._filter(doc, navigation) for doc in docs]
+        scored = [self._filter(doc, navigation if doc.kind == "cc100" else frozenset()) for doc in docs]
         d = self.cfg.dedup
         kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
         entries = dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
@@ -179,8 +179,8 @@ class _Tallied(Tallied):
 
 class ScoreParagraphs(_Tallied):
     """Batch of documents -> ((lang, source, file, doc), (origin, kept paragraphs)) per
-    document; rejects; dedup
-    bucket entries grouped by (lang, shard): one element per shard and batch, not per key."""
+    document; rejects; dedup bucket entries grouped by (lang, shard): one element per shard and
+    batch, not per key."""
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
