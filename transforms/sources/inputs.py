@@ -160,12 +160,19 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
             key = tuple(fields.get(column) for column in judge.columns)
             yield _document(source, name, item.row, fields.get(spec.text_field), row_id, judge(key))
         return
-    values = dict(zip(names, tabular.read_parquet_columns((path, group, first), names), strict=True))
-    ids = values[spec.id_field] if spec.id_field else None
-    keys = zip(*(values[column] for column in judge.columns)) if judge.columns else repeat(())
-    for i, (text, key) in enumerate(zip(values[spec.text_field], keys)):
-        row_id = _row_id(ids[i]) if ids is not None else None
-        yield _document(source, name, first + i, text, row_id, judge(key))
+    table = tabular.read_parquet_table((path, group, first), names)
+    texts = table.column(spec.text_field).to_pylist()
+    ids = table.column(spec.id_field).to_pylist() if spec.id_field else repeat(None)
+    coded = tabular.value_codes(table, judge.columns)
+    if coded is None:  # judged row by row
+        keys = zip(*(table.column(column).to_pylist() for column in judge.columns)) if judge.columns else repeat(())
+        judged = [judge(key) for key in keys]
+    else:
+        codes, tuples = coded
+        verdicts = [judge(key) for key in tuples]
+        judged = [verdicts[code] for code in codes]
+    for i, (text, row_id, verdict) in enumerate(zip(texts, ids, judged)):
+        yield _document(source, name, first + i, text, _row_id(row_id), verdict)
 
 
 def file_pieces(kind: str, path: str) -> list[tuple[int | None, int]]:

@@ -171,15 +171,44 @@ def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterato
         yield Row(path, first + i, fields)
 
 
-def read_parquet_columns(piece: tuple[str, int, int], names: list[str]) -> list[list]:
-    """The values of the columns ``names`` of one row group, a list per column (in the order of
-    ``names``): the cheap way to go over many rows."""
+def read_parquet_table(piece: tuple[str, int, int], names: list[str]):
+    """One row group as a pyarrow Table of the columns ``names``."""
     import pyarrow.parquet as pq
 
     path, group, _ = piece
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        table = pq.ParquetFile(f).read_row_group(group, columns=names)
-    return [table.column(name).to_pylist() for name in names]
+        return pq.ParquetFile(f).read_row_group(group, columns=names)
+
+
+def value_codes(table, names: list[str]) -> tuple[list[int], list[tuple]] | None:
+    """For the columns ``names`` of a table: per row, the index of its tuple of values among
+    the distinct tuples, and those tuples; without a Python object per row and value (columns
+    such as language and task type hold few distinct values). None where a column cannot be
+    dictionary-encoded (lists) or the tuples would overflow the codes."""
+    import numpy as np
+    import pyarrow as pa
+
+    combined, dictionaries, size = np.zeros(table.num_rows, dtype=np.int64), [], 1
+    for name in names:
+        try:
+            encoded = table.column(name).combine_chunks().dictionary_encode()
+        except pa.ArrowNotImplementedError:
+            return None
+        values = [*encoded.dictionary.to_pylist(), None]
+        size *= len(values)
+        if size >= 2**62:
+            return None
+        combined = combined * len(values) + encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+        dictionaries.append(values)
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    tuples = []
+    for code in distinct.tolist():
+        key = []
+        for values in reversed(dictionaries):
+            code, i = divmod(code, len(values))
+            key.append(values[i])
+        tuples.append(tuple(reversed(key)))
+    return inverse.tolist(), tuples
 
 
 def read_jsonl(path: str, names: list[str]) -> Iterator[Row | tuple[Row, str]]:
