@@ -160,9 +160,16 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
             key = tuple(fields.get(column) for column in judge.columns)
             yield _document(source, name, item.row, fields.get(spec.text_field), row_id, judge(key))
         return
+    import pyarrow as pa
+
     table = tabular.read_parquet_table((path, group, first), names)
     texts = table.column(spec.text_field).to_pylist()
-    ids = table.column(spec.id_field).to_pylist() if spec.id_field else repeat(None)
+    ids = repeat(None)
+    if spec.id_field:
+        column = table.column(spec.id_field)
+        ids = column.to_pylist()
+        if not (pa.types.is_string(column.type) or pa.types.is_integer(column.type)):
+            ids = [_row_id(value) for value in ids]
     coded = tabular.value_codes(table, judge.columns)
     if coded is None:  # judged row by row
         keys = zip(*(table.column(column).to_pylist() for column in judge.columns)) if judge.columns else repeat(())
@@ -172,7 +179,7 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
         verdicts = [judge(key) for key in tuples]
         judged = [verdicts[code] for code in codes]
     for i, (text, row_id, verdict) in enumerate(zip(texts, ids, judged)):
-        yield _document(source, name, first + i, text, _row_id(row_id), verdict)
+        yield _document(source, name, first + i, text, row_id, verdict)
 
 
 def file_pieces(kind: str, path: str) -> list[tuple[int | None, int]]:
