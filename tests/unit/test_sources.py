@@ -209,3 +209,13 @@ def test_stats_and_report_break_counts_down_per_source():
     assert "## Sources" in text and "| tel | aya | 3 | 1 | 2 | too_short 2 | 1 | 1 |" in text
     # an evol record has no top-level source: no source counts
     assert all("sources." not in name for (_, name), _ in dataset_stats({"lang": "tel", "messages": []}))
+
+
+def test_a_cc100_path_without_the_language_is_read_as_each_languages():
+    cc100, tabulars = inputs.plan((SourceConfig("cc100", "cc100", "/d/one.txt"),), RUN,
+                                  {"tel": "r-tel", "hin": "r-hin"})
+    assert cc100 == [("tel", "/d/one.txt", "r-tel", "cc100"), ("hin", "/d/one.txt", "r-hin", "cc100")]
+    assert tabulars == []
+    aya = SourceConfig("aya", "jsonl", "/d/{lang}.jsonl", "t")
+    (_, [tel, hin]) = inputs.plan((aya,), RUN, {})
+    assert (tel.pattern, tel.fixed_lang, hin.pattern, hin.fixed_lang) == ("/d/tel.jsonl", "tel", "/d/hin.jsonl", "hin")

@@ -59,9 +59,10 @@ def spec_of(source: SourceConfig) -> tabular.Spec:
 
 
 def patterns(source: SourceConfig, langs: list[Language]) -> dict[str | None, str]:
-    """Language code -> file pattern; a source whose path does not name the language has one
-    pattern for all of them (key None)."""
-    if source.per_lang_path:
+    """Language code -> file pattern; a tabular source whose path does not name the language
+    has one pattern for all of them (key None). A CC-100 file is one language's: a path that
+    names none is read as each language's."""
+    if source.per_lang_path or not source.tabular:
         return {lang.code: input_pattern(source.path, lang) for lang in langs}
     return {None: source.path}
 
