@@ -188,3 +188,16 @@ def test_the_demo_chain_over_cc100_and_curated_sources(tmp_path):
             assert c["read"] == c["kept"] + sum(c["rejected"].values())
         assert s["sources"]["aya"]["selected"] > 0
         assert all(r["messages"][1]["content"] == r["response"] for r in records)
+
+
+def test_the_dry_run_estimates_each_source_as_the_run_selects(select_run, tmp_path, capsys):
+    config = write_inputs(tmp_path)
+    assert main(["--langs", ",".join(LANGS), "--input", SAMPLE_TEMPLATE, "--config", str(config),
+                 "--output", str(tmp_path / "dry"), "--dry-run"]) == 0
+    assert "aya-jsonl: ~8 paragraphs/rows read" in capsys.readouterr().out
+    estimate = json.loads((tmp_path / "dry" / "dryrun.json").read_text())
+    for lang in LANGS:
+        run = stats(select_run, lang)["sources"]
+        # everything is read (no sampling here), so the estimate is the run's count
+        assert estimate["languages"][lang]["selection"]["sources"] == {
+            name: {"read": c["read"], "records": c["selected"]} for name, c in run.items()}
