@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "prompts"]),
     # everything a worker reads travels with the job (--setup_file)
     package_data={
-        "pipeline": ["presets/*.yaml", "sample/*.txt.xz"],
+        "pipeline": ["presets/*.yaml", "sample/*.txt.xz", "sample/*.jsonl"],
         "pipeline.models": ["*.ftz"],
         "prompts": ["files/*.yaml", "evol/*.yaml", "evol/*/*.yaml", "evol/*/*/*.yaml"],
     },
@@ -34,7 +34,8 @@ setup(
         "matplotlib==3.11.2",  # the report's plots (Agg, to PNG bytes); supports numpy >= 1.25
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # datasets: both methods' outputs load with datasets.load_dataset("json") (a test checks it)
+        "test": ["pytest>=8", "datasets>=3"],
         # DataflowRunner and GCS. apache-beam[gcp] cannot resolve beside unbabel-comet (its
         # bigtable client needs protobuf >= 6.33.5, comet pins < 5); these can. S3 or Azure
         # users add apache-beam[aws] or [azure] the same way.

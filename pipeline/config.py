@@ -27,6 +27,10 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("demo", "laptop", "small", "paper")
 # the stages of the natural method, in order: --until and --from-stage name one of them
 STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
+# the stages of the evol method (pipeline/methods/evol.py): seeds, step 1, step 2, per-turn
+# language ID and near-duplicate conversations, the conversation judge
+EVOL_STAGES = ("select", "evolve", "turns", "qc", "judge")
+METHODS = {"natural": STAGES, "evol": EVOL_STAGES}
 
 
 class ConfigError(ValueError):
@@ -74,6 +78,9 @@ class FurnitureConfig:
     navigation_min_documents: int | None = 2
     max_navigation_share: float = 0.7  # ... of a paragraph that ends a sentence
     max_unended_navigation_share: float = 0.5  # ... of one that does not
+    # the page's last short sentence, with only furniture after it and at least this many
+    # furniture lines between it and the page's prose, is furniture (a site's prompt):
+    trailing_sentence_gap: int | None = 2
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,40 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True)
+class EvolConfig:
+    """The evol method's parameters (``evol:`` in a preset). Weights: a name's weight, 1.0
+    where absent, 0 to leave it out; ``None`` turns a check off."""
+
+    seeds_per_lang: int | None = 1000  # drawn after dedup; None keeps every distinct seed
+    min_user_turns: int = 2  # user turns per conversation, drawn uniformly in min..max
+    max_user_turns: int = 4
+    task_weights: dict[str, float] = field(default_factory=dict)  # task -> share of the seeds
+    operation_weights: dict[str, float] = field(default_factory=dict)  # operation id (any task)
+    structure_weights: dict[str, float] = field(default_factory=dict)  # dialogue structure id
+    unknown_task: str | None = "general_chat"  # a seed's unknown task label; None rejects it
+    judge_min_score: int | None = 3  # keep conversations the judge rates at or above
+    min_turn_lid_confidence: float | None = 0.5  # every message in the language; None: no check
+    seed: int = 0  # of every draw and of the per-request sampling seeds
+    max_tokens: int = 1536  # per evolve / turn call
+    judge_max_tokens: int = 384
+    temperature: float = 0.7
+    judge_temperature: float = 0.0
+    top_p: float = 1.0
+    max_turn_chars: int = 3000  # bounds every message (schema maxLength, and checked)
+    max_seed_chars: int = 8000  # instruction + response of a seed
+    max_turn_similarity: float = 0.9  # char 5-gram Jaccard above which a message repeats another
+    length_buckets: int = 3  # seed length strata (quantiles per language) the draw spreads over
+    dedup_threshold: float = 0.7  # estimated Jaccard of near-duplicate seeds / conversations
+    dedup_num_perm: int = 128
+    dedup_bands: int = 16  # LSH bands (num_perm // bands rows each)
+    dedup_char_ngram: int = 5
+    evolve_prompt: str = "evolve@1"
+    user_turn_prompt: str = "user_turn@1"
+    assistant_turn_prompt: str = "assistant_turn@1"
+    judge_prompt: str = "conversation_judge@1"
+
+
+@dataclass(frozen=True)
 class CostConfig:
     """The assumptions of ``--dry-run`` (``pipeline/ops/dryrun.py``): token lengths, the share of
     records each check keeps, and each model's throughput and price per GPU. Defaults fit the
@@ -231,6 +272,12 @@ class CostConfig:
     english_chars_ratio: float = 1.0  # characters of an English translation per source character
     instruction_en_chars: float = 400.0  # a generated instruction I_en (paper, Table 2: 381-475)
     judge_output_tokens: float = 150.0  # the judge's justification (up to 100 words) and score
+    # the evol method (pipeline/ops/dryrun_evol.py): a generated message's characters in the
+    # language, the share of evolve / turn calls whose answer passes its checks, and the share
+    # of conversations qc keeps when per-turn language ID is on
+    evol_message_chars: float = 600.0
+    evol_call_pass_rate: float = 0.97
+    evol_qc_pass_rate: float = 0.9
     # Share of its records each check keeps; a check whose threshold is null keeps them all.
     qe_response_pass_rate: float = 0.8  # COMET-kiwi(R_x -> R_en) >= qe.min_response
     generate_pass_rate: float = 0.95  # the answer parses and passes validation
@@ -359,6 +406,7 @@ class Config:
     llm: LlmConfig = field(default_factory=LlmConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    evol: EvolConfig = field(default_factory=EvolConfig)  # the evol method (--method evol)
     cost: CostConfig = field(default_factory=CostConfig)
     # Parquet files per stage checkpoint, language and kind (records, rejects): each is written
     # whole by one worker, so big runs want more

@@ -79,12 +79,42 @@ def _runs_here(beam_args: list[str]) -> bool:
     return _runner(beam_args) in (None, *LOCAL_RUNNERS)
 
 
-def _check_llm(config, until: str, beam_args: list[str]) -> None:
+def _check_method(args, config) -> None:
+    """--until and --from-stage name stages of --method (the last one by default); evol reads
+    the bundled seeds by default and checks its config against the taxonomy."""
+    from pipeline.config import METHODS
+    from pipeline.options import SAMPLE_SEEDS, SAMPLE_TEMPLATE
+
+    stages = METHODS[args.method]
+    args.until = args.until or stages[-1]
+    for flag, stage in (("--until", args.until), ("--from-stage", args.from_stage)):
+        if stage is not None and stage not in stages:
+            raise UsageError(f"{flag} {stage}: not a stage of --method {args.method} ({', '.join(stages)})")
+    if args.method == "evol":
+        from transforms.models import evol
+
+        if args.input == SAMPLE_TEMPLATE:
+            args.input = SAMPLE_SEEDS
+        if args.calibrate:
+            raise UsageError("--calibrate measures the natural method's stages; use --dry-run for evol")
+        for code in ["", *config.languages]:  # the evol section, and each language's overrides of it
+            try:
+                evol.check_config(config.for_lang(code).evol if code else config.evol)
+            except ValueError as e:
+                raise UsageError(f"config{f' (languages.{code})' if code else ''}: {e}") from e
+
+
+FIRST_LLM_STAGE = {"natural": "generate", "evol": "evolve"}
+
+
+def _check_llm(config, until: str, beam_args: list[str], method: str = "natural") -> None:
     """A local run that reaches generate needs the vLLM environment, or an endpoint (remote
     workers have their own: the container's)."""
-    from pipeline.config import STAGES, project_path
+    from pipeline.config import METHODS, project_path
 
-    if STAGES.index(until) < STAGES.index("generate") or config.llm.endpoint or not _runs_here(beam_args):
+    stages = METHODS[method]
+    if (stages.index(until) < stages.index(FIRST_LLM_STAGE[method]) or config.llm.endpoint
+            or not _runs_here(beam_args)):
         return
     python = project_path(config.llm.server_python)
     if not os.path.exists(python):
@@ -109,7 +139,13 @@ def _plan(args, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline.ops import resume
 
-    prints = resume.fingerprints(config, resume.source_identities(config.sources, langs), args.until)
+    if args.method == "natural":
+        prints = resume.fingerprints(config, resume.source_identities(config.sources, langs), args.until)
+    else:
+        from transforms.sources.cc100 import input_pattern
+
+        patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
+        prints = resume.fingerprints(config, patterns, args.until, args.method)
     return prints, resume.plan(args.output, prints, args.from_stage)
 
 
@@ -178,6 +214,18 @@ def _rows_not_read(result) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items()))
 
 
+def _unassigned_seeds(result) -> dict[str, int]:
+    """Seed rows of a shared seed file that no language of the run takes, per reason (another
+    language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counts: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace("seeds"))["counters"]:
+        reason = counter.key.metric.name.removeprefix("unassigned.")
+        counts[reason] = counts.get(reason, 0) + (counter.committed or 0)
+    return dict(sorted(counts.items()))
+
+
 def _model_copies(result) -> dict[str, dict[str, int]]:
     """Staged models copied to this machine's or the workers' disks (``transforms/models/model_store.py``),
     per model: copies made and bytes copied, from the run's metrics."""
@@ -212,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.strict_input:
             config = config_mod.with_strict_input(config)
-        config = config_mod.with_input(config, args.input, options.SAMPLE_TEMPLATE)
+        if args.method == "natural":  # its inputs: config sources, --input the cc100 one's path
+            config = config_mod.with_input(config, args.input, options.SAMPLE_TEMPLATE)
         args.input = args.input or options.SAMPLE_TEMPLATE
+        _check_method(args, config)
         _check_beam_options(beam_args)
-        _check_inputs(config.sources, langs)
+        _check_inputs(config.sources if args.method == "natural" else (config_mod.SourceConfig(path=args.input),), langs)
         if args.calibrate:
             from pipeline.ops import calibrate
 
@@ -225,10 +275,14 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.ops import dryrun
 
             try:
+                if args.method == "evol":
+                    from pipeline.ops import dryrun_evol
+
+                    return dryrun_evol.run(args, langs, config)
                 return dryrun.run(args, langs, config)
             except dryrun.InputError as e:
                 raise UsageError(str(e)) from e
-        _check_llm(config, args.until, beam_args)
+        _check_llm(config, args.until, beam_args, args.method)
         prints, plan = _plan(args, langs, config)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -244,7 +298,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-    from pipeline.methods import natural
+    from pipeline.methods import evol, natural
     from pipeline.ops import report
     from transforms.models import llm
     from transforms.records import checkpoint
@@ -274,7 +328,8 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         handler.addFilter(trap)
     try:
         p = beam.Pipeline(options=options)
-        natural.build(p, langs, config, args.input, args.output, plan, prints)
+        method = evol if args.method == "evol" else natural
+        method.build(p, langs, config, args.input, args.output, plan, prints)
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
@@ -296,16 +351,29 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     all_stats = report.write(args.output, [lang.code for lang in langs], config.preset)
     for stats in all_stats:
         para = stats["paragraphs"]
+        if "seeds" in stats:  # the evol method reads seed rows
+            seeds = stats["seeds"]
+            logger.info("%s: %d seed rows read, %d kept, %d rejected; %d records written (%s/rejects/%s)",
+                        stats["lang"], seeds["read"], seeds["kept"], sum(seeds["rejected"].values()),
+                        stats.get("dataset", {}).get("records", 0), args.output, stats["lang"])
+            continue
         logger.info(
             "%s: %d paragraphs read, %d kept in %d records, %d rejected (%s/rejects/%s)",
             stats["lang"], para["read"], para["kept"], stats["selected_records"],
             sum(para["rejected"].values()), args.output, stats["lang"],
         )
     calls = _model_calls(result)
-    write_json(f"{args.output}/run.json", {
-        "stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
-        "model_copies": _model_copies(result), "sources_not_read": _rows_not_read(result),
-    })
+    run_info = {"stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
+                "model_copies": _model_copies(result)}
+    if args.method == "natural":
+        run_info["sources_not_read"] = _rows_not_read(result)
+    if args.method == "evol":
+        run_info["method"] = "evol"
+        run_info["unassigned_seed_rows"] = _unassigned_seeds(result)
+        for reason, n in run_info["unassigned_seed_rows"].items():
+            logger.info("%d seed rows belong to no language of this run (%s): counted in %s/run.json",
+                           n, reason, args.output)
+    write_json(f"{args.output}/run.json", run_info)
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])
     logger.info("done: %s/report.md", args.output)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import PRESETS, STAGES
+from pipeline.config import METHODS, PRESETS, STAGES
 
 SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
+# the evol method's default seeds: a few human-written examples per sample language
+SAMPLE_SEEDS = str(Path(__file__).parent / "sample" / "seeds.jsonl")
+# every method's stage names, for --until and --from-stage (main checks them against --method)
+ALL_STAGES = tuple(dict.fromkeys(stage for stages in METHODS.values() for stage in stages))
 
 
 def sample_langs() -> list[str]:
@@ -26,15 +30,25 @@ def parser() -> argparse.ArgumentParser:
         "--input",
         help="path or glob with {lang} (ISO code) or {cc100} (CC-100 code), on any Beam "
         "filesystem; plain, .xz or .gz: the path of the source named cc100 (config `sources`). "
-        "Default: the bundled sample, when config lists no sources",
+        "Default: the bundled sample, when config lists no sources. With --method evol: the "
+        "seed file(s), JSONL or Parquet ({lang} optional: rows carry their lang)",
     )
     p.add_argument("--output", default="./out", help="output directory or bucket prefix")
     p.add_argument("--preset", default="demo", choices=PRESETS)
     p.add_argument("--config", help="YAML file merged over the preset")
-    p.add_argument("--until", default="qe", choices=STAGES, help="last stage to run")
+    p.add_argument(
+        "--method", default="natural", choices=tuple(METHODS),
+        help="natural: CC-100 text, generated instructions (the default); evol: multi-turn "
+        "conversations evolved from seed examples (--input: JSONL or Parquet seed rows)",
+    )
+    p.add_argument(
+        "--until", choices=ALL_STAGES,
+        help=f"last stage to run; natural: {', '.join(STAGES)} (default qe); evol: "
+        f"{', '.join(METHODS['evol'])} (default {METHODS['evol'][-1]})",
+    )
     p.add_argument(
         "--from-stage",
-        choices=STAGES,
+        choices=ALL_STAGES,
         help="redo this stage and the ones after it, reusing the checkpoints of those before "
         "it (by default a re-run reuses every stage whose checkpoint matches its config and input)",
     )

@@ -1,6 +1,6 @@
 """Build the page-furniture development set: web pages in CC-100 format, with labels.
 
-    python benchmarks/furniture_dev/build.py
+    python benchmarks/furniture_dev/build.py [--seed S --out DIR]
 
 Each ``pools/{lang}.yaml`` holds text written for this set in one language: genuine prose
 paragraphs, and the furniture of three made-up sites (menus, footers, a cookie / login / newsletter
@@ -15,6 +15,7 @@ documents) and ``{lang}.labels.jsonl`` (``{"text", "label"}``: ``genuine`` or
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -31,7 +32,8 @@ def build_documents(pools: dict, rng: random.Random) -> list[list[tuple[str, str
     sizes = [2] * DOCS
     for _ in range(3):  # some pages carry one paragraph, some three
         i, j = rng.sample(range(DOCS), 2)
-        sizes[i], sizes[j] = sizes[i] - 1, sizes[j] + 1
+        if sizes[i] > 0:  # a page may have no prose (an index page), never fewer
+            sizes[i], sizes[j] = sizes[i] - 1, sizes[j] + 1
     assert sum(sizes) == len(prose), "pools must hold 2 * DOCS prose paragraphs"
     docs = []
     for d in range(DOCS):
@@ -61,14 +63,19 @@ def build_documents(pools: dict, rng: random.Random) -> list[list[tuple[str, str
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", default="", help="another layout of the same pools (robustness)")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     for path in sorted((HERE / "pools").glob("*.yaml")):
         lang = path.stem
         pools = yaml.safe_load(path.read_text(encoding="utf-8"))
-        docs = build_documents(pools, random.Random(f"furniture-dev/{lang}"))
-        with open(HERE / f"{lang}.txt", "w", encoding="utf-8") as f:
+        docs = build_documents(pools, random.Random(f"furniture-dev/{lang}{args.seed}"))
+        with open(args.out / f"{lang}.txt", "w", encoding="utf-8") as f:
             f.write("".join("\n".join(t for t, _ in doc) + "\n\n" for doc in docs))
         labels = {t: label for doc in docs for t, label in doc}
-        with open(HERE / f"{lang}.labels.jsonl", "w", encoding="utf-8") as f:
+        with open(args.out / f"{lang}.labels.jsonl", "w", encoding="utf-8") as f:
             for text, label in labels.items():
                 f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
         print(lang, len(docs), "documents,", sum(map(len, docs)), "paragraphs")

@@ -61,13 +61,41 @@ def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[StageO
     ]
 
 
-def write_outputs(stages: list[StageOutput], output: str, codes: list[str], configs: dict[str, dict]) -> None:
+def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
+               fingerprints: dict[str, dict[str, str]], select, make_stage: dict, hints) -> list[StageOutput]:
+    """Every stage of a method, in order: those of ``plan.reused`` read back from their
+    checkpoints, then those of ``plan.run``, each saving its checkpoint. ``select()`` builds the
+    first stage from the input; ``make_stage[stage]()`` builds a later one, run after a fusion
+    break (the records spread over all the workers afresh, its checkpoint not fused with the
+    next stage's work), with the Beam resource hints ``hints(stage)``."""
+    stages: list[StageOutput] = load_reused(p, output, plan)
+    for stage in plan.run:
+        inputs = None  # the stage's records, counted before the fusion break: its error budget's base
+        if stage == "select":
+            out = select()
+        else:
+            inputs = stages[-1].records
+            records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
+            out = records | stage.title() >> make_stage[stage]().with_resource_hints(**hints(stage))
+        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
+                                    config.max_transient_error_share, inputs)
+        out | f"Save{stage.title()}" >> save
+        stages.append(out)
+    return stages
+
+
+def write_outputs(stages: list[StageOutput], output: str, codes: list[str], configs: dict[str, dict],
+                  finish=None, extra=None) -> None:
     """The last stage's records to ``data/``, every stage's rejects to ``rejects/`` and every
     stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
-    stats record about the run's parameters)."""
-    stages[-1].records | "WriteData" >> WritePerLang(output, "data", codes)
+    stats record about the run's parameters). A method may give ``finish`` (its records' final
+    shape) and ``extra`` (its own dataset counts of a final record)."""
+    records = stages[-1].records
+    if finish is not None:
+        records = records | "Finish" >> beam.Map(finish)
+    records | "WriteData" >> WritePerLang(output, "data", codes)
     rejects = [stage.rejects for stage in stages] | "AllRejects" >> beam.Flatten()
     rejects | "WriteRejects" >> WritePerLang(output, "rejects", codes)
-    dataset = stages[-1].records | "DatasetStats" >> DatasetStats(codes)
+    dataset = records | "DatasetStats" >> DatasetStats(codes, extra)
     stats = [*(stage.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
     stats | "WriteStats" >> WriteStats(output, configs)

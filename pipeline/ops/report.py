@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import STAGES
+from pipeline.config import METHODS, STAGES
 from pipeline.languages import LANGUAGES
 
 LICENCE_NOTE = (
@@ -52,10 +52,15 @@ def _reasons(rejected: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items())) or "-"
 
 
+def is_evol(stats: list[dict]) -> bool:
+    """Whether these are the stats of an evol run (they count seed rows, not paragraphs)."""
+    return any("seeds" in s for s in stats)
+
+
 def _stages_run(stats: list[dict]) -> list[str]:
     """The model stages that counted anything in any language, in pipeline order."""
     seen = {stage for s in stats for stage in s["stages"]}
-    return [stage for stage in STAGES if stage in seen]
+    return [stage for stage in METHODS["evol" if is_evol(stats) else "natural"] if stage in seen]
 
 
 def stage_models(config: dict, stages: list[str]) -> list[tuple[str, str, str]]:
@@ -65,6 +70,15 @@ def stage_models(config: dict, stages: list[str]) -> list[tuple[str, str, str]]:
         return config.get(section, {}).get(key, "?")
 
     tasks = ", ".join(f"{t} ({w:g})" for t, w in config.get("generate", {}).get("tasks", {}).items())
+    evol = config.get("evol", {})
+    if config.get("method") == "evol":
+        lid = config.get("resolved", {}).get("lid", {}).get("model", "?")
+        used = {"evolve": (setting("llm", "model"), f"{evol.get('evolve_prompt')} + the task's operation"),
+                "turns": (setting("llm", "model"), f"{evol.get('user_turn_prompt')}, "
+                          f"{evol.get('assistant_turn_prompt')} + the dialogue structure"),
+                "qc": (f"language ID: {lid}", ""),
+                "judge": (setting("llm", "model"), evol.get("judge_prompt", "?"))}
+        return [("select", "seed dedup: MinHash", "")] + [(stage, *used[stage]) for stage in stages]
     used = {
         "translate": (f"{setting('translate', 'model')}; COMET {setting('qe', 'model')}", ""),
         "generate": (setting("llm", "model"), tasks),
@@ -83,9 +97,10 @@ def uses_stand_ins(stats: list[dict], preset: str) -> bool:
 
 
 def _funnel_rows(s: dict) -> list[list]:
-    p = s["paragraphs"]
+    unit = "seeds" if "seeds" in s else "paragraphs"
+    p = s[unit]
     rows = [
-        [s["lang"], "select", "paragraphs", p["read"], p["kept"], _reasons(p["rejected"])],
+        [s["lang"], "select", unit, p["read"], p["kept"], _reasons(p["rejected"])],
         [s["lang"], "select", "records", "", s["selected_records"], ""],
     ]
     for stage, c in s["stages"].items():
@@ -181,16 +196,20 @@ def _image(plots: Sequence[str], name: str, alt: str) -> list[str]:
 def render(stats: list[dict], preset: str, plots: Sequence[str] = ()) -> str:
     """The markdown report; ``plots`` are the names of the PNGs written under ``plots/``."""
     stand_ins = uses_stand_ins(stats, preset)
+    evol = is_evol(stats)
+    unit = "seed row" if evol else "paragraph"
     lines = [
         "# Run report",
         "",
-        f"Preset: `{preset}`. Every input paragraph is either in a kept record or in "
+        f"Preset: `{preset}`. Every input {unit} is either in a kept record or in "
         "`rejects/{lang}/` with its reason.",
         "",
         *([STAND_IN_NOTE, ""] if stand_ins else []),
         "## Selection",
         "",
-        *_table(
+        *(_table(["lang", "seed rows read", "kept", "rejected", "rejected by reason"],
+                 [[s["lang"], s["seeds"]["read"], s["seeds"]["kept"], sum(s["seeds"]["rejected"].values()),
+                   _reasons(s["seeds"]["rejected"])] for s in stats if "seeds" in s], "lrrrl") if evol else _table(
             ["lang", "paragraphs read", "kept", "rejected", "records", "response chars mean (std)"],
             [
                 [s["lang"], s["paragraphs"]["read"], s["paragraphs"]["kept"],
@@ -199,12 +218,12 @@ def render(stats: list[dict], preset: str, plots: Sequence[str] = ()) -> str:
                 for s in stats
             ],
             "l",
-        ),
+        )),
         "",
         *_source_section(stats),
         "## Funnel",
         "",
-        "Selection counts paragraphs, then records; each later stage counts records: "
+        f"Selection counts {unit}s, then records; each later stage counts records: "
         "`in = kept + rejected`, and a stage's `in` is the previous stage's `kept`.",
         "",
     ]
@@ -212,9 +231,57 @@ def render(stats: list[dict], preset: str, plots: Sequence[str] = ()) -> str:
         lines += _image(plots, f"funnel_{s['lang']}", f"funnel {s['lang']}")
     lines += _table(["lang", "stage", "unit", "in", "kept", "rejected by reason"],
                     [row for s in stats for row in _funnel_rows(s)], "lllrrl")
-    lines += _dataset_sections(stats, plots)
+    lines += evol_sections(stats) if evol else _dataset_sections(stats, plots)
     lines += _card(stats, preset, stand_ins)
     return "\n".join(lines) + "\n"
+
+
+def _share_table(stats: list[dict], key: str, label: str) -> list[str]:
+    """A table of one evol count (``tasks``, ``operations``, ``structures``, ``turns``) per
+    language, with shares of the language's conversations."""
+    names = sorted({str(k) for s in stats for k in s.get("evol", {}).get(key, {})}, key=_natural_key)
+    rows = []
+    for name in names:
+        row = [name]
+        for s in stats:
+            counts = {str(k): v for k, v in s.get("evol", {}).get(key, {}).items()}
+            total = sum(counts.values())
+            row.append(f"{counts.get(name, 0)} ({counts.get(name, 0) / total:.0%})" if total else "-")
+        rows.append(row)
+    return _table([label, *(s["lang"] for s in stats)], rows, "l") + [""]
+
+
+def _natural_key(name: str):
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def evol_sections(stats: list[dict]) -> list[str]:
+    """The evol method's conversations in ``data/``: task x operation mix, dialogue structures,
+    user turns per conversation, and characters per message, by role and per turn."""
+    lines = ["", "## Conversations", ""]
+    if not any(s.get("evol") for s in stats):
+        return lines + ["No finished conversations in these stats.", ""]
+    lines += ["Conversations in `data/` by task and step-1 evolution operation (`task/operation`):", ""]
+    lines += _share_table(stats, "operations", "task/operation")
+    lines += ["By task:", ""] + _share_table(stats, "tasks", "task")
+    lines += ["By step-2 dialogue structure:", ""] + _share_table(stats, "structures", "structure")
+    lines += ["User turns per conversation:", ""] + _share_table(stats, "turns", "user turns")
+    turns = sorted({t for s in stats for t in s.get("evol", {}).get("turn_chars", {})}, key=int)
+    rows = []
+    for turn in turns:
+        for role in ("user", "assistant"):
+            row = [turn, role]
+            for s in stats:
+                entry = s.get("evol", {}).get("turn_chars", {}).get(turn, {}).get(role)
+                row.append(f"{entry['mean_chars']} (n={entry['messages']})" if entry else "-")
+            rows.append(row)
+    lines += ["Characters per message, mean (messages), by turn and role:", ""]
+    lines += _table(["turn", "role", *(s["lang"] for s in stats)], rows, "ll") + [""]
+    score_rows = _score_rows(stats)
+    if score_rows:
+        lines += ["## Scores", "", "The judge's rating of every conversation it judged, before its threshold.", ""]
+        lines += _table(["score", "lang", "scored", "mean", "threshold"], score_rows, "ll") + [""]
+    return lines
 
 
 def _dataset_sections(stats: list[dict], plots: Sequence[str]) -> list[str]:
@@ -248,12 +315,13 @@ def _card(stats: list[dict], preset: str, stand_ins: bool) -> list[str]:
         f"{s['lang']} ({LANGUAGES[s['lang']].name})" if s["lang"] in LANGUAGES else s["lang"] for s in stats
     )
     stages = _stages_run(stats)
+    evol = is_evol(stats)
     lines = [
         "## Dataset card",
         "",
         f"- **Languages**: {languages}.",
-        f"- **Data**: {_data_description(stages)}",
-        f"- **Source and licence**: {LICENCE_NOTE}",
+        f"- **Data**: {EVOL_DATA if evol else _data_description(stages)}",
+        f"- **Source and licence**: {EVOL_LICENCE_NOTE if evol else LICENCE_NOTE}",
         f"- **Preset**: `{preset}`.",
     ]
     if stand_ins:
@@ -261,12 +329,32 @@ def _card(stats: list[dict], preset: str, stand_ins: bool) -> list[str]:
     lines += ["", "Models and prompts:", ""]
     lines += _table(["stage", "model", "prompts"], [list(r) for r in stage_models(config, stages)], "lll")
     lines += ["", "Thresholds (`off`: not applied):", ""]
+    if evol:
+        return lines + _table(["lang", "per-turn LID min confidence", "near-duplicate Jaccard", "judge min"],
+                              _evol_threshold_rows(stats), "l")
     lines += _table(
         ["lang", "fragment chars", "LID min confidence", "near-duplicate Jaccard",
          "judge min (lambda)", "COMET min R_x -> R_en", "COMET min I_en -> I_x"],
         _threshold_rows(stats), "l",
     )
     return lines
+
+
+EVOL_DATA = ("multi-turn conversations (`messages`) an LLM evolved from seed examples: step 1 "
+             "made each seed's instruction harder by one evolution operation of its task and answered "
+             "it, step 2 grew the exchange into more user turns following a dialogue structure, all "
+             "in the seed's language.")
+EVOL_LICENCE_NOTE = ("the seed examples' own licence applies to what the conversations take from them, "
+                     "and the LLM's terms of use to its output.")
+
+
+def _evol_threshold_rows(stats: list[dict]) -> list[list]:
+    rows = []
+    for s in stats:
+        evol = s["config"].get("evol", {})
+        rows.append([s["lang"], evol.get("min_turn_lid_confidence"), evol.get("dedup_threshold"),
+                     evol.get("judge_min_score")])
+    return [[("off" if v is None else v) for v in row] for row in rows]
 
 
 def _data_description(stages: list[str]) -> str:
@@ -313,7 +401,7 @@ def _reason_colors(stats: list[dict]) -> dict[str, tuple]:
     is kept's."""
     from matplotlib import colormaps
 
-    reasons = sorted({r for s in stats for r in s["paragraphs"]["rejected"]}
+    reasons = sorted({r for s in stats for r in s.get("seeds", s["paragraphs"])["rejected"]}
                      | {r for s in stats for c in s["stages"].values() for r in c["rejected"]})
     palette = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in (4, 5)]
     return {reason: palette[i % len(palette)] for i, reason in enumerate(reasons)}
@@ -341,9 +429,10 @@ def _outside_legend(ax) -> None:
 def _funnel_figure(fig, s: dict, colors: dict[str, tuple]):
     left, right = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.07, right=0.84, bottom=0.17, top=0.86, wspace=0.45)
-    p = s["paragraphs"]
+    unit = "seeds" if "seeds" in s else "paragraphs"
+    p = s[unit]
     _stacked_bars(left, [("select", p["kept"], p["rejected"])], colors)
-    left.set_xlabel("paragraphs")
+    left.set_xlabel("seed rows" if unit == "seeds" else unit)
     records = [("selected", s["selected_records"], {})]
     records += [(stage, c["out"], c["rejected"]) for stage, c in s["stages"].items()]
     _stacked_bars(right, records, colors)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 import prompts
-from pipeline.config import CC100_SOURCE, STAGES, Config, SourceConfig, to_dict
+from pipeline.config import CC100_SOURCE, METHODS, Config, SourceConfig, to_dict
 from pipeline.languages import Language
 from transforms.records import checkpoint
 from transforms.records.cache import digest
@@ -65,6 +65,43 @@ def stage_config(config: Config, stage: str, lang: str) -> dict:
     return {"qe": _semantic(cfg.qe)}
 
 
+# The evol method's settings (``evol:``) that each of its stages depends on: the plan
+# (operation, structure, turns) is drawn at select, so its weights belong there.
+EVOL_STAGE_KEYS = {
+    "select": ("seeds_per_lang", "min_user_turns", "max_user_turns", "task_weights", "operation_weights",
+               "structure_weights", "unknown_task", "seed", "max_seed_chars", "length_buckets",
+               "dedup_threshold", "dedup_num_perm", "dedup_bands", "dedup_char_ngram"),
+    "evolve": ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars", "max_turn_similarity",
+               "evolve_prompt"),
+    "turns": ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars", "max_turn_similarity",
+              "user_turn_prompt", "assistant_turn_prompt"),
+    "qc": ("min_turn_lid_confidence", "dedup_threshold", "dedup_num_perm", "dedup_bands", "dedup_char_ngram"),
+    "judge": ("seed", "judge_max_tokens", "judge_temperature", "max_turn_chars", "judge_min_score",
+              "judge_prompt"),
+}
+
+
+def _taxonomy_text() -> str:
+    """A digest of every file of the evol taxonomy (``prompts/evol/``): a changed prompt,
+    operation or structure redoes the model stages."""
+    from prompts import taxonomy
+
+    return digest([[str(p.relative_to(taxonomy.ROOT)), p.read_text(encoding="utf-8")]
+                   for p in sorted(taxonomy.ROOT.rglob("*.yaml"))])
+
+
+def evol_stage_config(config: Config, stage: str, lang: str) -> dict:
+    """What, besides its input, determines the evol method's ``stage`` output for ``lang``."""
+    cfg = config.for_lang(lang)
+    evol = to_dict(cfg.evol)
+    parts: dict = {"evol": {k: evol[k] for k in EVOL_STAGE_KEYS[stage]}}
+    if stage in ("evolve", "turns", "judge"):
+        parts.update(llm=_semantic(cfg.llm), taxonomy=_taxonomy_text())
+    if stage == "qc":
+        parts["lid"] = _semantic(cfg.select.lid)
+    return parts
+
+
 def input_identity(pattern: str) -> list:
     """The input files as (path, size, modification time): a changed input redoes select."""
     found = FileSystems.match([pattern])[0].metadata_list
@@ -89,14 +126,19 @@ def source_identities(sources: tuple[SourceConfig, ...], langs: list[Language]) 
     return out
 
 
-def fingerprints(config: Config, inputs: dict[str, str | list], until: str) -> dict[str, dict[str, str]]:
-    """stage -> lang -> fingerprint, for the stages up to ``until``; ``inputs``: per language,
-    its input pattern (one CC-100 source) or its ``source_identities``."""
+def fingerprints(config: Config, inputs: dict[str, str | list], until: str,
+                 method: str = "natural") -> dict[str, dict[str, str]]:
+    """stage -> lang -> fingerprint, for the stages of ``method`` up to ``until``; ``inputs``:
+    per language, its input pattern (one CC-100 source, or evol's seeds) or its
+    ``source_identities``."""
+    stages = METHODS[method]
+    of_stage = evol_stage_config if method == "evol" else stage_config
     out: dict[str, dict[str, str]] = {}
     previous = {lang: digest(input_identity(x) if isinstance(x, str) else x) for lang, x in inputs.items()}
-    for stage in STAGES[: STAGES.index(until) + 1]:
+    tag = [] if method == "natural" else [method]  # a method's select differs from the other's
+    for stage in stages[: stages.index(until) + 1]:
         previous = out[stage] = {
-            lang: digest([previous[lang], stage, stage_config(config, stage, lang)]) for lang in inputs
+            lang: digest([previous[lang], *tag, stage, of_stage(config, stage, lang)]) for lang in inputs
         }
     return out
 

@@ -70,6 +70,9 @@ class FaultServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
+    def __exit__(self, *exc) -> None:  # socketserver's own only closes the socket
+        self.close()
+
 
 def answer(body: dict) -> str:
     """What a model under the request's structured output could say."""

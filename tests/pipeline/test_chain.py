@@ -81,6 +81,15 @@ def test_records_carry_every_field_and_their_provenance(chain_run, lang):
 
 
 @pytest.mark.slow
+def test_records_load_with_datasets_as_a_messages_column(chain_run, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    data = datasets.load_dataset("json", data_files=str(chain_run / "data" / "tel" / "*.jsonl"),
+                                 split="train", cache_dir=str(tmp_path / "cache"))
+    assert "messages" in data.column_names and len(data) > 0
+    assert [m["role"] for m in data[0]["messages"]] == ["user", "assistant"]
+
+
+@pytest.mark.slow
 def test_no_server_outlives_the_run(chain_run):
     assert vllm_processes() == ""
 

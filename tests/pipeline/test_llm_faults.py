@@ -68,11 +68,8 @@ def soak(tmp_path):
 def test_soak_5000_records_through_500s_hangs_dropped_connections_and_malformed_json(soak):
     tmp, ids = soak
     faults = {"500": 0.10, "hang": 0.02, "drop": 0.02, "malformed": 0.02}
-    server = FaultServer(faults, hang_s=HANG_S, seed=1)
-    try:
+    with FaultServer(faults, hang_s=HANG_S, seed=1) as server:
         result, wall_s = run(tmp, tmp / "out", tmp / "c.yaml", server.url)
-    finally:
-        server.close()
     assert result.returncode == 0, result.stderr[-3000:]
     stages = accounted(tmp / "out", ids)
     assert all(server.counts[fault] > 0 for fault in faults), server.counts
@@ -87,11 +84,8 @@ def test_soak_5000_records_through_500s_hangs_dropped_connections_and_malformed_
 @pytest.mark.slow
 def test_a_total_outage_fails_the_run_on_the_error_budget(soak):
     tmp, _ = soak
-    down = FaultServer({"500": 1.0})
-    try:
+    with FaultServer({"500": 1.0}) as down:
         result, wall_s = run(tmp, tmp / "out", tmp / "c.yaml", down.url)
-    finally:
-        down.close()
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     # it stops at the first reject past the budget (251 of 5000), in the first batch
@@ -109,11 +103,9 @@ def test_a_rerun_sends_exactly_the_records_that_ended_in_llm_error(tmp_path):
     llm = {**LLM, "retries": 1, "records_per_batch": 100}
     config = write_config(tmp_path / "c.yaml", llm, max_transient_error_share=0.5)
     ids = seed_translated(tmp_path / "out", tmp_path / "tel.txt", config, n)
-    flaky = FaultServer(fail=lambda prompt: zlib.crc32(prompt.encode()) % 8 == 0)  # the same prompts every time
-    try:
+    # fails the same prompts every time
+    with FaultServer(fail=lambda prompt: zlib.crc32(prompt.encode()) % 8 == 0) as flaky:
         first, _ = run(tmp_path, tmp_path / "out", config, flaky.url)
-    finally:
-        flaky.close()
     assert first.returncode == 0, first.stderr[-3000:]
     stages = accounted(tmp_path / "out", ids)
     failed = {stage: stages[stage]["rejected"].get("llm_error", 0) for stage in ("generate", "judge")}
@@ -121,11 +113,8 @@ def test_a_rerun_sends_exactly_the_records_that_ended_in_llm_error(tmp_path):
     assert (f"{sum(failed.values())} records ended in transient errors (generate llm_error: {failed['generate']}, "
             f"judge llm_error: {failed['judge']})") in first.stderr.strip().splitlines()[-1]
 
-    healthy = FaultServer()
-    try:
+    with FaultServer() as healthy:
         second, _ = run(tmp_path, tmp_path / "out", config, healthy.url)
-    finally:
-        healthy.close()
     assert second.returncode == 0, second.stderr[-3000:]
     stages = accounted(tmp_path / "out", ids)
     assert not any("llm_error" in stages[stage]["rejected"] for stage in ("generate", "judge"))

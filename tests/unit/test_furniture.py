@@ -7,6 +7,7 @@ from transforms.select.furniture import (
     NAVIGATION,
     NO_SENTENCE_END,
     TEMPLATE_MARKUP,
+    TRAILING_SENTENCE,
     furniture_reason,
 )
 from transforms.select.stage import ParagraphScorer, make_fragments
@@ -81,6 +82,8 @@ def test_long_lines_need_no_sentence_end():
         "Том &amp; Джерри — мультфильм.",
         "Смотрите [[Москва|Москву]] на карте.",
         "Привет, ${user}, добро пожаловать.",
+        "已将%d件商品加入购物车。",  # without spaces a placeholder touches the words
+        "ลบไฟล์%1แล้ว",
     ],
 )
 def test_placeholders_and_markup(text):
@@ -93,6 +96,7 @@ def test_placeholders_and_markup(text):
         ("tur", "Enflasyon geçen ay %5 arttı ve yıllık %50 oldu."),  # percent before the number
         ("eng", "The price rose by 10% to $15.50 in a year, and 3 < 4 > 2 holds."),
         ("rus", "Цена выросла на 5 % за год, а {x: x > 0} — это множество."),
+        ("zho", "今年的销量增长了5%，其中50%的用户来自海外，而%前面的数字表示比例。"),
     ],
 )
 def test_percentages_prices_and_maths_are_not_markup(code, text):
@@ -151,6 +155,30 @@ def test_a_sentence_between_furniture_on_several_pages_is_a_template():
     assert furniture.navigation_words(pages[:1], lang, CFG) == frozenset()  # on one page only
 
 
+def test_a_short_sentence_after_the_prose_among_furniture_only_is_a_trailing_sentence():
+    """A site's prompt shown on one page: no count across pages sees it, its place does."""
+    lang = get("vie")
+    prose = "Người dân vùng ven biển đã được sơ tán đến nơi an toàn trước khi cơn bão đổ bộ."
+    prompt = "Đăng nhập để lưu bài viết yêu thích."
+    page = ["Trang chủ", prose, "Chia sẻ", "Bình luận", prompt, "© 2024 Báo Sông Hồng"]
+    assert furniture.trailing_sentences(page, lang, CFG, frozenset()) == {4}
+    doc = Document("vie", "vie.txt", 0, tuple(page))
+    (scored,) = ParagraphScorer(lang, SelectConfig()).score([doc])
+    reasons = {line["source"]["paragraphs"][0]: line["reason"] for line in scored.rejects}
+    assert reasons[4] == TRAILING_SENTENCE and 1 not in reasons
+    # not trailing: one furniture line between it and the prose (a caption), prose after it,
+    # no prose before it, a long sentence, or the rule off
+    for other in (
+        ["Trang chủ", prose, "Ảnh: Nguyễn Văn An", prompt, "Chia sẻ"],
+        ["Trang chủ", prose, "Chia sẻ", "Bình luận", prompt, prose, "Chia sẻ"],
+        ["Trang chủ", "Tin tức", prompt, "Chia sẻ"],
+        ["Trang chủ", prose, "Chia sẻ", "Bình luận", prose, "Chia sẻ"],
+    ):
+        assert furniture.trailing_sentences(other, lang, CFG, frozenset()) == frozenset(), other
+    off = FurnitureConfig(trailing_sentence_gap=None)
+    assert furniture.trailing_sentences(page, lang, off, frozenset()) == frozenset()
+
+
 @pytest.mark.parametrize("lang", LANGUAGES.values(), ids=lambda lang: lang.code)
 def test_every_language_has_its_terminators(lang):
     assert lang.terminators == "" if set(lang.scripts) <= {"Thai", "Lao"} else "." in lang.terminators
@@ -162,13 +190,14 @@ def test_fragments_never_hold_or_bridge_furniture():
     prose = "Это длинный абзац о жизни в большом городе, его улицах и людях, которые там живут."
     paragraphs = ("Главная", prose, "Поделиться", prose.replace("городе", "селе"),
                   "Том &amp; Джерри — мультфильм, который знают все дети и взрослые.",
-                  prose.replace("людях", "домах"), "Войти", "Читать далее...")
+                  prose.replace("людях", "домах"), "Войти", "Читать далее...",
+                  "Войдите, чтобы оставить комментарий.", "О проекте")
     doc = Document("rus", "rus.txt", 0, paragraphs)
     cfg = SelectConfig()
     (scored,) = ParagraphScorer(get("rus"), cfg).score([doc])
     reasons = {line["source"]["paragraphs"][0]: line["reason"] for line in scored.rejects}
     assert reasons == {0: NO_SENTENCE_END, 2: NO_SENTENCE_END, 4: TEMPLATE_MARKUP, 6: NO_SENTENCE_END,
-                       7: NO_SENTENCE_END}
+                       7: NO_SENTENCE_END, 8: TRAILING_SENTENCE, 9: NO_SENTENCE_END}
     records, _ = make_fragments("rus", cfg, "rus.txt", 0, scored.kept, {})
     spans = [tuple(r["source"]["paragraphs"]) for r in records]
     assert spans == [(1, 1), (3, 3), (5, 5)]

@@ -29,11 +29,11 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline import languages
+from pipeline.config import EvolConfig
 from prompts import taxonomy
 from transforms.models.llm import LlmRequest
 from transforms.select.minhash import MinHasher, normalize
@@ -65,40 +65,6 @@ SEED_REASONS = (SEED_MISSING_FIELD, SEED_LANG_UNKNOWN, SEED_TOO_LONG, SEED_TASK_
 CONVERSATION_REASONS = (EVOL_UNPARSEABLE, EVOL_UNCHANGED, TURN_EMPTY, TURN_TRUNCATED, TURN_TOO_LONG,
                         TURN_REPEATED, TURN_LID_MISMATCH, TURN_LID_LOW_CONFIDENCE, JUDGE_UNPARSEABLE,
                         JUDGE_LOW, CONVERSATION_EXACT_DUPLICATE, CONVERSATION_NEAR_DUPLICATE)
-
-
-@dataclass(frozen=True)
-class EvolConfig:
-    """The evol method's parameters (``evol:`` in a preset). Weights: a name's weight, 1.0
-    where absent, 0 to leave it out; ``None`` turns a check off."""
-
-    seeds_per_lang: int | None = 1000  # drawn after dedup; None keeps every distinct seed
-    min_user_turns: int = 2  # user turns per conversation, drawn uniformly in min..max
-    max_user_turns: int = 4
-    task_weights: dict[str, float] = field(default_factory=dict)  # task -> share of the seeds
-    operation_weights: dict[str, float] = field(default_factory=dict)  # operation id (any task)
-    structure_weights: dict[str, float] = field(default_factory=dict)  # dialogue structure id
-    unknown_task: str | None = "general_chat"  # a seed's unknown task label; None rejects it
-    judge_min_score: int | None = 3  # keep conversations the judge rates at or above
-    min_turn_lid_confidence: float | None = 0.5  # every message in the language; None: no check
-    seed: int = 0  # of every draw and of the per-request sampling seeds
-    max_tokens: int = 1536  # per evolve / turn call
-    judge_max_tokens: int = 384
-    temperature: float = 0.7
-    judge_temperature: float = 0.0
-    top_p: float = 1.0
-    max_turn_chars: int = 3000  # bounds every message (schema maxLength, and checked)
-    max_seed_chars: int = 8000  # instruction + response of a seed
-    max_turn_similarity: float = 0.9  # char 5-gram Jaccard above which a message repeats another
-    length_buckets: int = 3  # seed length strata (quantiles per language) the draw spreads over
-    dedup_threshold: float = 0.7  # estimated Jaccard of near-duplicate seeds / conversations
-    dedup_num_perm: int = 128
-    dedup_bands: int = 16  # LSH bands (num_perm // bands rows each)
-    dedup_char_ngram: int = 5
-    evolve_prompt: str = "evolve@1"
-    user_turn_prompt: str = "user_turn@1"
-    assistant_turn_prompt: str = "assistant_turn@1"
-    judge_prompt: str = "conversation_judge@1"
 
 
 def check_config(cfg: EvolConfig) -> None:
@@ -646,13 +612,16 @@ def conversation_duplicates(conversations: Sequence[dict], cfg: EvolConfig) -> d
 
 def record_stats(record: dict) -> list[tuple[str, int]]:
     """(stat name, count) pairs of a kept conversation for the stats and the report: its task,
-    task/operation, dialogue structure, user turns, and characters per message by role."""
+    task/operation, dialogue structure, user turns, and characters per message by role, overall
+    and per turn (``evol.turn_chars.{turn}.{role}``)."""
     evol_ = record["evol"]
     pairs = [(f"evol.tasks.{record['task']}", 1),
              (f"evol.operations.{record['task']}/{evol_['operation']}", 1),
              (f"evol.structures.{evol_['structure']}", 1), (f"evol.turns.{evol_['turns']}", 1)]
-    for m in record["messages"]:
-        pairs += [(f"evol.chars.{m['role']}.count", 1), (f"evol.chars.{m['role']}.sum", len(m["content"]))]
+    for i, m in enumerate(record["messages"]):
+        role, n, turn = m["role"], len(m["content"]), i // 2 + 1
+        pairs += [(f"evol.chars.{role}.count", 1), (f"evol.chars.{role}.sum", n),
+                  (f"evol.turn_chars.{turn}.{role}.count", 1), (f"evol.turn_chars.{turn}.{role}.sum", n)]
     return pairs
 
 

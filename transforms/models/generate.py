@@ -168,6 +168,16 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         return llm.server_url(project_path(cfg.server_python), model_store.resolve(cfg.model),
                               cfg.server_args, cfg.server_env, cfg.startup_timeout_s)
 
+    def answers(self, model: llm.LlmClient, requests: Sequence[llm.LlmRequest]) -> list[dict]:
+        """Each request's answer as ``{text, error, attempts, finish_reason}``: from the call
+        cache, or from the server (started, or restarted if it died, when the cache lacks some)."""
+        def call(missing: list[llm.LlmRequest]) -> list[dict]:
+            if not self.llm_cfg.endpoint:  # the machine's server: started, or restarted if it died
+                model.base_url = self._server_url()
+            return [_plain(answer) for answer in model.complete(missing)]
+
+        return self.cache.run(requests, call, keep=lambda answer: answer["error"] is None)
+
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
         if self.kind == "generate":
             tasks = [prompts.load(draw_task(r["id"], self.generate.tasks, self.generate.seed)) for r in batch]
@@ -177,12 +187,7 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
             requests = [judge_request(r, prompt, self.judge, self.generate.seed) for r in batch]
             if self.judge.constrain:
                 requests = [_with_regex(q, JUDGE_REGEX) for q in requests]
-        def call(missing: list[llm.LlmRequest]) -> list[dict]:
-            if not self.llm_cfg.endpoint:  # the machine's server: started, or restarted if it died
-                model.base_url = self._server_url()
-            return [_plain(answer) for answer in model.complete(missing)]
-
-        answers = self.cache.run(requests, call, keep=lambda answer: answer["error"] is None)
+        answers = self.answers(model, requests)
         results = []
         for k, (record, answer) in enumerate(zip(batch, answers, strict=True)):
             if answer["error"]:
@@ -214,7 +219,8 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
 
 
 def _plain(answer: llm.LlmResult) -> dict:
-    return {"text": answer.text, "error": answer.error, "attempts": answer.attempts}
+    return {"text": answer.text, "error": answer.error, "attempts": answer.attempts,
+            "finish_reason": answer.finish_reason}
 
 
 def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:

@@ -120,6 +120,7 @@ class LlmResult:
     error: str | None = None
     attempts: int = 1
     usage: dict = field(default_factory=dict)
+    finish_reason: str | None = None  # "stop", or "length" where max_tokens cut the answer
 
 
 class LlmClient:
@@ -171,7 +172,8 @@ class LlmClient:
                         extra_body=extra,
                     )
                 usage = response.usage.model_dump() if response.usage else {}
-                return LlmResult(response.choices[0].message.content, None, attempt, usage)
+                choice = response.choices[0]
+                return LlmResult(choice.message.content, None, attempt, usage, choice.finish_reason)
             except Exception as e:  # noqa: BLE001 - failures are retried, then reported
                 error = f"{type(e).__name__}: {e}"[:300]
                 if getattr(e, "status_code", None) in _FINAL:

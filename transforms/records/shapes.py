@@ -208,8 +208,8 @@ class RouteResults(Tallied):
     histograms of the scores this stage produced (``STAGE_SCORES``), taken before its
     threshold, so they show where the threshold cuts."""
 
-    def __init__(self, stage: str):
-        self.stage = stage
+    def __init__(self, stage: str, make_reject=record_reject):
+        self.stage, self.make_reject = stage, make_reject  # (record, stage, reason, detail) -> line
 
     def process(self, result):
         record, reason, *detail = result
@@ -219,7 +219,7 @@ class RouteResults(Tallied):
             self.tally[record["lang"], name] += n
         if reason:
             self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
-            line = record_reject(record, self.stage, reason, detail[0] if detail else None)
+            line = self.make_reject(record, self.stage, reason, detail[0] if detail else None)
             yield beam.pvalue.TaggedOutput("rejects", line)
         else:
             self.tally[record["lang"], f"{prefix}.out"] += 1
@@ -236,8 +236,10 @@ def with_provenance(record: dict, stage: str, model: str, prompt: str | None = N
     return {**record, "provenance": out}
 
 
-def route(results, stage: str) -> StageOutput:
-    routed = results | f"Route{stage.title()}" >> beam.ParDo(RouteResults(stage)).with_outputs(
+def route(results, stage: str, make_reject=record_reject) -> StageOutput:
+    """(record, reason or None[, detail]) -> StageOutput; ``make_reject`` gives a rejected
+    record's line (a method whose records have another shape brings its own)."""
+    routed = results | f"Route{stage.title()}" >> beam.ParDo(RouteResults(stage, make_reject)).with_outputs(
         "rejects", "stats", main="records"
     )
     return StageOutput(routed.records, routed.rejects, routed.stats)

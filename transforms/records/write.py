@@ -8,7 +8,7 @@ import math
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import STAGES
+from pipeline.config import METHODS
 from transforms.records.shapes import SCORE_SUM_SCALE, SCORES
 
 
@@ -38,12 +38,15 @@ class WriteJsonl(beam.PTransform):
 LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
 
 
-def dataset_stats(record: dict) -> list[tuple[tuple[str, str], int]]:
-    """((lang, name), n) pairs of one final record: its lengths and its task."""
+def dataset_stats(record: dict, extra=None) -> list[tuple[tuple[str, str], int]]:
+    """((lang, name), n) pairs of one final record: its lengths and its task, and ``extra(record)``'s
+    (name, n) pairs where given."""
     lang = record["lang"]
     pairs = [((lang, "dataset.records"), 1)]
     if "source" in record:  # a natural-method record; made before sources existed: cc100's
         pairs.append(((lang, f"sources.{record['source'].get('name', 'cc100')}.records"), 1))
+    if extra is not None:
+        pairs += [((lang, name), n) for name, n in extra(record)]
     for field in LENGTH_FIELDS:
         if field in record:
             n = len(record[field])
@@ -60,15 +63,16 @@ class DatasetStats(beam.PTransform):
     few pairs travel on. Every language in ``langs`` gets ``dataset.records``, 0 if none is
     left, so the stats say so."""
 
-    def __init__(self, langs: list[str]):
+    def __init__(self, langs: list[str], extra=None):
         super().__init__()
         self.langs = langs
+        self.extra = extra  # a method's own (name, n) pairs of a record (evol: the task/operation mix)
 
     def expand(self, records):
         zeros = records.pipeline | "EveryLang" >> beam.Create(
             [((lang, "dataset.records"), 0) for lang in self.langs]
         )
-        pairs = records | "Pairs" >> beam.FlatMap(dataset_stats)
+        pairs = records | "Pairs" >> beam.FlatMap(dataset_stats, self.extra)
         return (pairs, zeros) | "All" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
 
 
@@ -94,7 +98,9 @@ def _stage_counts(sums: dict[str, int]) -> dict[str, dict]:
                 entry.setdefault(kind, {})[reason[0]] = n
             else:
                 entry[kind] = n
-    return {stage: stages[stage] for stage in STAGES if stage in stages}
+    # in the order of the method whose stages these are
+    order = next((m for m in METHODS.values() if set(stages) <= set(m)), sorted(stages))
+    return {stage: stages[stage] for stage in order if stage in stages}
 
 
 def score_summary(sums: dict[str, int], config: dict) -> dict[str, dict]:
@@ -153,6 +159,31 @@ def source_summary(sums: dict[str, int]) -> dict[str, dict]:
     return out
 
 
+def evol_summary(sums: dict[str, int]) -> dict | None:
+    """The evol method's kept conversations: tasks, task/operation mix, dialogue structures,
+    user turns per conversation, characters per message by role and per turn; None if none."""
+    if not any(key.startswith("evol.") for key in sums):
+        return None
+    chars = {}
+    for role in ("user", "assistant"):
+        count = sums.get(f"evol.chars.{role}.count", 0)
+        chars[role] = round(sums.get(f"evol.chars.{role}.sum", 0) / count, 1) if count else None
+    per_turn: dict[str, dict] = {}
+    for key, count in _with_prefix(sums, "evol.turn_chars.").items():
+        turn, role, kind = key.split(".")
+        if kind == "count" and count:
+            mean = sums[f"evol.turn_chars.{turn}.{role}.sum"] / count
+            per_turn.setdefault(turn, {})[role] = {"messages": count, "mean_chars": round(mean, 1)}
+    return {
+        "tasks": _with_prefix(sums, "evol.tasks."),
+        "operations": _with_prefix(sums, "evol.operations."),
+        "structures": _with_prefix(sums, "evol.structures."),
+        "turns": {int(k): v for k, v in _with_prefix(sums, "evol.turns.").items()},
+        "mean_chars": chars,
+        "turn_chars": dict(sorted(per_turn.items(), key=lambda kv: int(kv[0]))),
+    }
+
+
 def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
     """The stats document of one language from summed (name, count) pairs."""
     records = sums.get("selected_records", 0)
@@ -181,6 +212,12 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
     dataset = dataset_summary(sums)
     if dataset:
         document["dataset"] = dataset
+    if any(key.startswith("seeds.") for key in sums):  # the evol method counts seed rows
+        document["seeds"] = {"read": sums.get("seeds.read", 0), "kept": sums.get("seeds.kept", 0),
+                             "rejected": _with_prefix(sums, "seeds.rejected.")}
+    conversations = evol_summary(sums)
+    if conversations:
+        document["evol"] = conversations
     return {**document, "config": config}
 
 

@@ -3,7 +3,7 @@ headings, UI messages with placeholders or markup). Pure functions, no I/O.
 
 Each is clean text in the right language, so no ratio filter (``filters.py``) fires; these
 rules look at the line's shape instead, per paragraph, before fragments are cut, so a fragment
-never starts, ends or bridges across one. Three rules, each a stable reason:
+never starts, ends or bridges across one. Four rules, each a stable reason:
 
 - ``template_markup``: a placeholder or markup left in the text: ``$1``, ``${x}``, ``{ $x }``,
   ``{{...}}``, ``{0}``, ``%s``, ``%1$s``, ``%1``, ``<tag>``, ``&amp;``, ``[[``.
@@ -19,6 +19,10 @@ never starts, ends or bridges across one. Three rules, each a stable reason:
   ``no_sentence_end``, a button row, a site's cookie or login sentence). Counting over a batch
   (128 documents, one element of the select stage) keeps the cost bounded and needs no extra
   pass or shuffle; the trade-off is in docs/furniture.md.
+- ``trailing_sentence``: the page's last short sentence (at most ``max_short_line_words``
+  words) when only furniture lines follow it and at least ``trailing_sentence_gap`` furniture
+  lines separate it from the page's prose: a cookie, login or newsletter prompt between the
+  buttons and the footer, shown on one page only, where no count across pages sees it.
 """
 
 from __future__ import annotations
@@ -36,14 +40,17 @@ from pipeline.languages import Language
 TEMPLATE_MARKUP = "template_markup"
 NO_SENTENCE_END = "no_sentence_end"
 NAVIGATION = "navigation"
+TRAILING_SENTENCE = "trailing_sentence"
 
 _MARKUP = re.compile(
     r"\$[1-9](?![\d.,])"  # $1: MediaWiki message parameters
     r"|\$\{|\{\{|\}\}"  # ${name}, {{template}}
     r"|\{\s*\$\w|\{\d+\}"  # { $name } (Fluent), {0} (.NET, Java)
-    r"|(?<![\w%])%(?:\d+\$)?[sdif](?!\w)|(?<![\w%])%\([\w.]+\)[sdif]"  # %s, %1$s, %(name)s
+    # %s, %1$s, %(name)s; Latin letters and digits only around them: in scripts written without
+    # spaces a placeholder touches the words ("已将%d件商品")
+    r"|(?<![A-Za-z0-9%])%(?:\d+\$)?[sdif](?![A-Za-z0-9])|(?<![A-Za-z0-9%])%\([\w.]+\)[sdif]"
     # %1 (Qt, Windows); not %5 or %50: Turkish and others write percentages that way
-    r"|(?<![\w%])%1(?![\d.,])"
+    r"|(?<![A-Za-z0-9%])%1(?![\d.,])"
     r"|</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>"  # <b>, </a>, <br/>, <a href=...>
     r"|&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);"  # &amp;, &#39;
     r"|\[\[|\]\]"  # [[wiki links]]
@@ -150,11 +157,46 @@ def is_navigation(
     return bool(found) and sum(w in navigation for w in found) > share * len(found)
 
 
+def trailing_sentences(
+    paragraphs: Sequence[str], lang: Language, cfg: FurnitureConfig, navigation: frozenset[str]
+) -> frozenset[int]:
+    """The page's trailing sentence, as a set of at most one index: the last line that is not
+    furniture, when it is a short sentence (``is_short``, ending with a terminator), only
+    furniture lines follow it (at least one), and at least ``trailing_sentence_gap`` furniture
+    lines separate it from a line before them that is not furniture (the page's prose). Reads
+    the page's tail only."""
+    gap = cfg.trailing_sentence_gap
+    if gap is None or cfg.max_short_line_words is None:
+        return frozenset()
+
+    def is_furniture(j: int) -> bool:
+        return furniture_reason(paragraphs[j], lang, cfg, navigation) is not None
+
+    last = len(paragraphs) - 1
+    i = last
+    while i >= 0 and is_furniture(i):
+        i -= 1
+    if i < 0 or i == last:
+        return frozenset()
+    text = paragraphs[i]
+    if not (ends_sentence(text, lang.terminators) and is_short(text, lang, cfg)):
+        return frozenset()
+    prose = i - 1
+    while prose >= 0 and is_furniture(prose):
+        prose -= 1
+    return frozenset({i}) if prose >= 0 and i - 1 - prose >= gap else frozenset()
+
+
 def furniture_reason(
-    text: str, lang: Language, cfg: FurnitureConfig, navigation: frozenset[str] = frozenset()
+    text: str,
+    lang: Language,
+    cfg: FurnitureConfig,
+    navigation: frozenset[str] = frozenset(),
+    trailing: bool = False,
 ) -> str | None:
     """The reason ``text`` is page furniture, or None when it may be prose. ``navigation`` is
-    the batch's ``navigation_words``."""
+    the batch's ``navigation_words``; ``trailing``: ``text`` is its page's
+    ``trailing_sentences``."""
     if cfg.template_markup and has_template_markup(text):
         return TEMPLATE_MARKUP
     if cfg.max_short_line_words is None:
@@ -164,4 +206,6 @@ def furniture_reason(
         return NO_SENTENCE_END
     if navigation and is_navigation(text, lang, navigation, cfg, ended):
         return NAVIGATION
+    if trailing:
+        return TRAILING_SENTENCE
     return None

@@ -60,12 +60,14 @@ class ParagraphScorer:
         self.bands, self.rows, _ = dedup.bands_of(d)
 
     def reject_reason(
-        self, text: str, navigation: frozenset[str] = frozenset()
+        self, text: str, navigation: frozenset[str] = frozenset(), trailing: bool = False
     ) -> tuple[str | None, float | None, dict | None]:
         """(reason or None, LID probability, detail) for one paragraph; ``navigation`` is its
-        batch's navigation words."""
+        batch's navigation words, ``trailing`` whether it is its page's trailing sentence."""
         reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters)
-        reason = reason or furniture.furniture_reason(text, self.lang, self.cfg.furniture, navigation)
+        reason = reason or furniture.furniture_reason(
+            text, self.lang, self.cfg.furniture, navigation, trailing
+        )
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -97,6 +99,7 @@ class ParagraphScorer:
         )
         read_rejects = {i: (reason, detail) for i, reason, detail in doc.rejected}
         where = doc.origin()
+        trailing = furniture.trailing_sentences(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
         out = Scored([], [], [], [])
         for i, text in enumerate(doc.paragraphs):
             if i in read_rejects:  # the reader's reasons come before any filter
@@ -104,7 +107,7 @@ class ParagraphScorer:
             elif i in repeated:
                 reason, prob, detail = filters.REPEATED_LINES, None, None
             else:
-                reason, prob, detail = self.reject_reason(text, navigation)
+                reason, prob, detail = self.reject_reason(text, navigation, i in trailing)
             if reason:
                 out.rejects.append(span_reject(self.lang.code, STAGE, reason, text, where, i, i, detail))
             else:
