@@ -114,7 +114,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
                     kept_by_doc[(doc.file, doc.doc)] = scored.kept
         duplicates = defaultdict(dict)
         found = dedup.find_duplicates(entries, min_matches, heads=lang_cfg.dedup.bucket_heads)
-        for (file, doc, i), value in found.items():
+        for (_, file, doc, i), value in found.items():
             duplicates[(file, doc)][i] = value
         (out / code).mkdir(parents=True, exist_ok=True)
         with open(out / code / "data.jsonl", "w", encoding="utf-8") as data:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ReadConfig:
-    max_documents: int | None = None  # per input file, from its start; None reads everything
+    max_documents: int | None = None  # per CC-100 input file, from its start; None reads everything
     # A longer line is rejected as line_too_long while streaming, before any filter; None: no cap
     max_line_bytes: int | None = 65536
     strict_input: bool = False  # a truncated or corrupt file fails the run (--strict-input)
@@ -300,6 +301,105 @@ class CostConfig:
     measured: dict[str, str] = field(default_factory=dict)
 
 
+# The kinds of input a source may be (CONTRACT.md, "Sources").
+SOURCE_KINDS = ("cc100", "jsonl", "parquet")
+TABULAR_KINDS = ("jsonl", "parquet")
+CC100_SOURCE = "cc100"  # the source ``--input`` sets
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One input of the natural method: CC-100 text, or a tabular file set (JSONL, Parquet) of
+    human-curated examples whose ``text_field`` holds a response. ``path`` is a path or glob on
+    any Beam filesystem; ``{lang}`` in it is our code, ``{cc100}`` CC-100's. A tabular source
+    without ``lang_field`` takes each file's language from its path. ``lang_values`` maps our
+    codes to the values the source writes (default: our code); ``where`` keeps the rows whose
+    column equals a value (or is one of a list's)."""
+
+    name: str = CC100_SOURCE
+    kind: str = "cc100"
+    path: str = ""
+    text_field: str | None = None
+    id_field: str | None = None
+    lang_field: str | None = None
+    lang_values: dict[str, str] = field(default_factory=dict)
+    where: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tabular(self) -> bool:
+        return self.kind in TABULAR_KINDS
+
+    @property
+    def per_lang_path(self) -> bool:
+        """Whether the path names the language (one file set per language)."""
+        return "{lang}" in self.path or "{cc100}" in self.path
+
+
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def check_sources(sources: tuple[SourceConfig, ...]) -> None:
+    """Each source's settings make sense for its kind, and the names are distinct."""
+    seen = set()
+    for i, s in enumerate(sources):
+        where = f"config.sources[{i}] ({s.name!r})"
+        if not isinstance(s.name, str) or not _SOURCE_NAME.fullmatch(s.name):
+            raise ConfigError(f"{where}: name must be lower-case letters, digits, _ or - (it names "
+                              "the source in records and stats)")
+        if s.name in seen:
+            raise ConfigError(f"{where}: two sources are named {s.name!r}")
+        seen.add(s.name)
+        if s.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}: kind must be one of {', '.join(SOURCE_KINDS)}, got {s.kind!r}")
+        if not s.path:
+            raise ConfigError(f"{where}: path is required (a path or glob; {{lang}} or {{cc100}} name the language)")
+        tabular_only = {k: getattr(s, k) for k in ("text_field", "id_field", "lang_field", "lang_values", "where")}
+        if not s.tabular:
+            given = [k for k, v in tabular_only.items() if v]
+            if given:
+                raise ConfigError(f"{where}: {', '.join(given)} apply to jsonl and parquet sources, not cc100")
+            continue
+        if not s.text_field:
+            raise ConfigError(f"{where}: text_field is required: the column that holds the response")
+        if not s.lang_field and not s.per_lang_path:
+            raise ConfigError(f"{where}: give lang_field (the column that names each row's language) "
+                              "or put {lang} or {cc100} in the path")
+        if s.lang_values and not s.lang_field:
+            raise ConfigError(f"{where}: lang_values needs lang_field")
+        for code, value in s.lang_values.items():
+            try:
+                languages.get(code)
+            except languages.UnknownLanguageError as e:
+                raise ConfigError(f"{where}.lang_values: {e}") from e
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}.lang_values.{code}: expected the value the source writes, got {value!r}")
+        for column, wanted in s.where.items():
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if not values or not all(isinstance(v, _SCALAR) for v in values):
+                raise ConfigError(f"{where}.where.{column}: expected a value or a non-empty list of "
+                                  f"values, got {wanted!r}")
+
+
+def with_input(config: Config, template: str | None, default: str) -> Config:
+    """``config`` with its sources resolved: ``--input`` (``template``) sets the path of the
+    source named ``cc100``, adding that source if there is none; without ``--input`` and without
+    ``sources`` in config, the one CC-100 source reads ``default`` (the bundled sample)."""
+    sources = list(config.sources)
+    if template is not None:
+        names = [s.name for s in sources]
+        if CC100_SOURCE in names:
+            i = names.index(CC100_SOURCE)
+            sources[i] = dataclasses.replace(sources[i], path=template)
+        else:
+            sources.insert(0, SourceConfig(CC100_SOURCE, "cc100", template))
+    elif not sources:
+        sources = [SourceConfig(CC100_SOURCE, "cc100", default)]
+    out = dataclasses.replace(config, sources=tuple(sources))
+    check_sources(out.sources)
+    return out
+
+
 @dataclass(frozen=True)
 class Config:
     preset: str = "demo"
@@ -320,6 +420,8 @@ class Config:
     max_transient_error_share: float | None = 0.05
     # Raw per-language overrides, applied by ``for_lang``.
     languages: dict[str, dict] = field(default_factory=dict)
+    # The natural method's inputs (``SourceConfig``); empty: one CC-100 source from --input
+    sources: tuple[SourceConfig, ...] = ()
 
     def for_lang(self, code: str) -> Config:
         """This config with the overrides of language ``code`` applied."""
@@ -442,5 +544,9 @@ def load(preset: str = "demo", config_file: str | None = None) -> Config:
     config = build(Config, data, "config")
     for code in config.languages:  # validate every override now, not on a worker
         languages.get(code)
+        if isinstance(config.languages[code], dict) and "sources" in config.languages[code]:
+            raise ConfigError(f"config.languages.{code}: sources are set for the whole run, not per "
+                              "language (a source's rows name their language)")
         config.for_lang(code)
+    check_sources(config.sources)
     return config

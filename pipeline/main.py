@@ -19,22 +19,17 @@ class UsageError(Exception):
     """A problem with the arguments, input or config: one line on stderr, exit status 2."""
 
 
-def _check_inputs(template: str, langs) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
+def _check_inputs(sources, langs) -> None:
+    """Every source can be read as configured (``transforms/sources/inputs.py``), and every
+    language has CC-100 files."""
     from pipeline.options import SAMPLE_TEMPLATE, sample_langs
-    from transforms.sources.cc100 import input_pattern
+    from transforms.sources import inputs
 
-    missing = []
-    for lang in langs:
-        pattern = input_pattern(template, lang)
-        try:
-            found = FileSystems.match([pattern])[0].metadata_list
-        except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here
-            raise UsageError(f"cannot read input {pattern}: {e}") from e
-        if not found:
-            missing.append((lang.code, pattern))
-    if missing and template == SAMPLE_TEMPLATE:
+    try:
+        missing = inputs.check(sources, langs)
+    except inputs.SourceError as e:
+        raise UsageError(str(e)) from e
+    if missing and any(s.path == SAMPLE_TEMPLATE for s in sources if not s.tabular):
         raise UsageError(
             f"the bundled sample holds only {', '.join(sample_langs())}, not "
             f"{', '.join(code for code, _ in missing)}: pass your CC-100 files with --input, "
@@ -144,10 +139,14 @@ def _clear_outputs(output: str, langs) -> None:
 def _plan(args, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline.ops import resume
-    from transforms.sources.cc100 import input_pattern
 
-    patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
-    prints = resume.fingerprints(config, patterns, args.until, args.method)
+    if args.method == "natural":
+        prints = resume.fingerprints(config, resume.source_identities(config.sources, langs), args.until)
+    else:
+        from transforms.sources.cc100 import input_pattern
+
+        patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
+        prints = resume.fingerprints(config, patterns, args.until, args.method)
     return prints, resume.plan(args.output, prints, args.from_stage)
 
 
@@ -204,6 +203,18 @@ def transient_summary(all_stats: list[dict]) -> str | None:
             "run the same command again to retry them (the model-call cache answers the rest)")
 
 
+def _rows_not_read(result) -> dict[str, dict[str, int]]:
+    """Rows of the tabular sources that belong to a language the run did not ask for
+    (``other_language``), per source, from the run's metrics: counted, not rejects."""
+    counts: dict[str, dict[str, int]] = {}
+    for counter in result.metrics().query()["counters"]:
+        namespace = counter.key.metric.namespace
+        if namespace.startswith("sources/"):
+            entry = counts.setdefault(namespace.split("/", 1)[1], {})
+            entry[counter.key.metric.name] = entry.get(counter.key.metric.name, 0) + (counter.committed or 0)
+    return dict(sorted(counts.items()))
+
+
 def _unassigned_seeds(result) -> dict[str, int]:
     """Seed rows of a shared seed file that no language of the run takes, per reason (another
     language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
@@ -250,9 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.strict_input:
             config = config_mod.with_strict_input(config)
+        if args.method == "natural":  # its inputs: config sources, --input the cc100 one's path
+            config = config_mod.with_input(config, args.input, options.SAMPLE_TEMPLATE)
+        args.input = args.input or options.SAMPLE_TEMPLATE
         _check_method(args, config)
         _check_beam_options(beam_args)
-        _check_inputs(args.input, langs)
+        _check_inputs(config.sources if args.method == "natural" else (config_mod.SourceConfig(path=args.input),), langs)
         if args.calibrate:
             from pipeline.ops import calibrate
 
@@ -353,6 +367,8 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     calls = _model_calls(result)
     run_info = {"stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
                 "model_copies": _model_copies(result)}
+    if args.method == "natural":
+        run_info["sources_not_read"] = _rows_not_read(result)
     if args.method == "evol":
         run_info["method"] = "evol"
         run_info["unassigned_seed_rows"] = _unassigned_seeds(result)

@@ -28,9 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", help="comma-separated ISO 639-3 codes, e.g. tel,hin")
     p.add_argument(
         "--input",
-        default=SAMPLE_TEMPLATE,
         help="path or glob with {lang} (ISO code) or {cc100} (CC-100 code), on any Beam "
-        "filesystem; plain, .xz or .gz. Default: the bundled sample. With --method evol: the "
+        "filesystem; plain, .xz or .gz: the path of the source named cc100 (config `sources`). "
+        "Default: the bundled sample, when config lists no sources. With --method evol: the "
         "seed file(s), JSONL or Parquet ({lang} optional: rows carry their lang)",
     )
     p.add_argument("--output", default="./out", help="output directory or bucket prefix")

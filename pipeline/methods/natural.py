@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.config import Config
+from pipeline.config import Config, with_input
 from pipeline.languages import Language
 from pipeline.methods.shared import load_reused, resource_hints, run_config, write_outputs
 from pipeline.ops import resume
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.select.stage import Select
-from transforms.sources.cc100 import BATCH_DOCS, ReadCC100, input_pattern
+from transforms.sources.cc100 import BATCH_DOCS
+from transforms.sources.inputs import ReadSources
 
 
 def build(
@@ -26,7 +27,9 @@ def build(
 ) -> None:
     """One graph for all languages: the language travels with each element. The stages of
     ``plan.reused`` are read back from their checkpoints; those of ``plan.run`` run in order,
-    each saving its checkpoint; every stage adds its rejects and counts to the same outputs."""
+    each saving its checkpoint; every stage adds its rejects and counts to the same outputs.
+    The inputs are ``config.sources``; without any, one CC-100 source reads ``input_template``."""
+    config = with_input(config, None, input_template)
     per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
     codes = list(per_lang)
     cache = f"{output}/cache"
@@ -53,11 +56,8 @@ def build(
     for stage in plan.run:
         inputs = None  # the stage's records, counted before the fusion break: its error budget's base
         if stage == "select":
-            sources = [
-                (code, input_pattern(input_template, lang), cfg.read)
-                for code, (lang, cfg) in per_lang.items()
-            ]
-            documents = p | "Read" >> ReadCC100(sources, BATCH_DOCS)
+            read = {code: cfg.read for code, (_, cfg) in per_lang.items()}
+            documents = p | "Read" >> ReadSources(config.sources, langs, read, BATCH_DOCS)
             out = documents | "Select" >> Select(per_lang)
         else:
             # a fusion break: each model stage gets the records spread over all the workers

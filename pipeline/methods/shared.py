@@ -30,6 +30,7 @@ def run_config(config: Config, lang: Language) -> dict:
                 "server_args": llm.redact_args(config.llm.server_args)},
         "generate": to_dict(config.generate),
         "judge": to_dict(config.judge),
+        "sources": to_dict(config.sources),
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {

@@ -45,12 +45,11 @@ SAMPLE_DOCUMENTS = 2000  # per file: enough documents for --records records of a
 def select_records(args, langs: Sequence[Language], config: Config) -> list[dict]:
     """The first ``args.records`` records each language's select stage keeps."""
     from pipeline.ops import dryrun
-    from transforms.sources.cc100 import input_pattern
 
     records = []
     for lang in langs:
         cfg = config.for_lang(lang.code).select
-        records += dryrun.sample_records(lang, input_pattern(args.input, lang), cfg, SAMPLE_DOCUMENTS)[:args.records]
+        records += dryrun.sample_records(lang, config.sources, cfg, SAMPLE_DOCUMENTS, langs[0].code)[:args.records]
     return records
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import string
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import NamedTuple
 
@@ -31,7 +31,7 @@ from pipeline.config import (
 )
 from pipeline.languages import Language
 from transforms.records.write import write_json
-from transforms.sources.cc100 import BATCH_DOCS, input_pattern
+from transforms.sources.cc100 import BATCH_DOCS
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
@@ -98,6 +98,7 @@ class Selection:
     records: float  # selected fragments
     response_chars: float  # of all selected fragments together
     note: str  # how it was measured, for the table
+    sources: dict = field(default_factory=dict)  # source name -> {read, records}, scaled
 
 
 def file_scale(documents: int, file_documents: float, max_documents: int | None) -> float:
@@ -124,31 +125,32 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
         scores = scorer.score(batch)
         entries.append(scorer.buckets(batch, scores))
         for doc, scored in zip(batch, scores, strict=True):
-            read[doc.file] += len(doc.paragraphs)
+            read[doc.source, doc.file] += len(doc.paragraphs)
             if scored.kept:
-                kept[doc.file, doc.doc] = scored.kept
+                kept[doc.unit] = (doc.origin(), scored.kept)
     duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)
     records = [
         record
-        for (file, doc), paragraphs in kept.items()
-        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[file, doc])[0]
+        for (_, file, doc), (where, paragraphs) in kept.items()
+        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[_, file, doc], where)[0]
     ]
     return read, records
 
 
 def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
-    """(file, doc) -> {paragraph: (reason, kept position)}: the pipeline's FindDuplicates in
-    one process."""
+    """(source, file, doc) -> {paragraph: (reason, kept position)}: the pipeline's
+    FindDuplicates in one process."""
     from transforms.select import dedup
 
     by_doc = defaultdict(dict)
-    for (file, doc, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
-        by_doc[file, doc][i] = value
+    for (*unit, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
+        by_doc[tuple(unit)][i] = value
     return by_doc
 
 
 def _read_file(
-    code: str, path: str, name: str, size: int, limit: int | None, cfg: ReadConfig = ReadConfig()
+    code: str, path: str, name: str, size: int, limit: int | None, cfg: ReadConfig = ReadConfig(),
+    source: str = "cc100",
 ):
     """The first ``limit`` documents of a file (the pipeline's reader) and how many the whole
     file holds: counted in a file of up to ``COUNT_BYTES``, else estimated by the share of its
@@ -157,7 +159,7 @@ def _read_file(
 
     with InputFile(path, cfg.max_line_bytes, READ_BYTES) as f:
         # counts every document; a broken file is counted, not fatal, here
-        found = documents(code, name, f.lines(), replace(cfg, max_documents=None, strict_input=False))
+        found = documents(code, name, f.lines(), replace(cfg, max_documents=None, strict_input=False), source)
         docs = list(islice(found, limit))
         bytes_read = f.position()
         if size <= COUNT_BYTES:
@@ -179,45 +181,102 @@ def _match(pattern: str, lang: Language) -> list:
     return files
 
 
-def sample_records(lang: Language, pattern: str, cfg: SelectConfig, documents: int) -> list[dict]:
-    """The records select keeps of the first ``documents`` documents of each file of
-    ``pattern`` (``--calibrate``'s input)."""
-    from transforms.sources.cc100 import relative_name, template_dir
-
+def sample_records(lang: Language, sources, cfg: SelectConfig, documents: int,
+                   first_lang: str | None = None) -> list[dict]:
+    """The records select keeps of the first ``documents`` documents (rows) of each file of
+    ``sources`` (``--calibrate``'s input)."""
     limit = min(documents, cfg.read.max_documents or documents)
-    docs = []
-    for meta in _match(pattern, lang):
-        name = relative_name(meta.path, template_dir(pattern))
-        docs += _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit)[0]
+    docs = _sample(lang, sources, cfg, limit, documents, first_lang)[0]
     return run_select(lang, cfg, docs)[1]
 
 
-def select_language(lang: Language, pattern: str, cfg: SelectConfig,
-                    sample_documents: int | None) -> Selection:
-    """Run select on the files of ``pattern`` (or their first documents) and scale the counts
-    of each file to what the run would read of it."""
-    from transforms.sources.cc100 import relative_name, template_dir
+def _tabular_file(lang: Language, source, pattern: str, path: str, name: str, limit: int | None,
+                  first_lang: str) -> tuple[list, float]:
+    """A tabular file's documents for ``lang`` among its first ``limit`` rows (the pipeline's
+    reader), and the scale from the rows read to all its rows."""
+    from transforms.sources import inputs, tabular
 
-    files = _match(pattern, lang)
+    spec = inputs.spec_of(source)
+    plan = inputs.TabularInput(source.name, source.kind, pattern, spec,
+                               lang.code if source.per_lang_path else None,
+                               tabular.value_map(spec, [lang]) if source.lang_field else {}, first_lang)
+    docs, rows = [], 0
+    for group, first in inputs.file_pieces(source.kind, path):
+        for doc in inputs.piece_documents(plan, path, name, group, first):
+            if limit is not None and rows >= limit:
+                break
+            rows += 1
+            if doc is not None and doc.lang == lang.code:
+                docs.append(doc)
+    total = rows if limit is None or rows < limit else inputs.count_rows(source.kind, path)
+    return docs, total / rows if rows else 1.0
+
+
+def _sample(lang: Language, sources, cfg: SelectConfig, limit: int | None, row_limit: int | None,
+            first_lang: str | None):
+    """The documents for ``lang`` among the first ``limit`` of each CC-100 file and the first
+    ``row_limit`` rows of each tabular file (``read.max_documents`` applies to CC-100 files
+    only); per (source, file) the scale to what the run reads of it; the number of files."""
+    from transforms.sources.cc100 import relative_name, template_dir
+    from transforms.sources.inputs import patterns
+
+    docs, scale, files = [], {}, 0
+    for source in sources:
+        pattern = patterns(source, [lang]).popitem()[1]
+        found = _match(pattern, lang) if not source.tabular else _match_any(pattern)
+        files += len(found)
+        for meta in found:
+            name = relative_name(meta.path, template_dir(pattern))
+            if source.tabular:
+                file_docs, factor = _tabular_file(lang, source, pattern, meta.path, name, row_limit,
+                                                  first_lang or lang.code)
+            else:
+                file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit, cfg.read,
+                                              source.name)
+                factor = file_scale(len(file_docs), total, cfg.read.max_documents)
+            scale[source.name, name] = factor
+            docs += file_docs
+    return docs, scale, files
+
+
+def select_sources(lang: Language, sources, cfg: SelectConfig, sample_documents: int | None,
+                   first_lang: str | None = None) -> Selection:
+    """Run select on every source of ``lang`` together (dedup across them, as the pipeline
+    does), on each file or its first documents (rows), and scale the counts of each file to
+    what the run would read of it; ``selection.sources`` holds each source's share."""
     limits = [n for n in (sample_documents, cfg.read.max_documents) if n is not None]
     limit = min(limits) if limits else None
-    docs, scale = [], {}
-    for meta in files:
-        name = relative_name(meta.path, template_dir(pattern))
-        file_docs, total = _read_file(lang.code, meta.path, name, meta.size_in_bytes, limit, cfg.read)
-        scale[name] = file_scale(len(file_docs), total, cfg.read.max_documents)
-        docs += file_docs
+    docs, scale, files = _sample(lang, sources, cfg, limit, sample_documents, first_lang)
     read, records = run_select(lang, cfg, docs)
     chars, counts = Counter(), Counter()
     for record in records:
-        chars[record["source"]["file"]] += len(record["response"])
-        counts[record["source"]["file"]] += 1
+        key = record["source"]["name"], record["source"]["file"]
+        chars[key] += len(record["response"])
+        counts[key] += 1
+    by_source = {
+        source.name: {
+            "read": round(sum(n * scale[k] for k, n in read.items() if k[0] == source.name), 1),
+            "records": round(sum(n * scale[k] for k, n in counts.items() if k[0] == source.name), 1),
+        }
+        for source in sources
+    }
     return Selection(
-        paragraphs=sum(n * scale[f] for f, n in read.items()),
-        records=sum(n * scale[f] for f, n in counts.items()),
-        response_chars=sum(n * scale[f] for f, n in chars.items()),
-        note=_note(len(docs), len(files), limit, sum(scale[doc.file] for doc in docs)),
+        paragraphs=sum(n * scale[k] for k, n in read.items()),
+        records=sum(n * scale[k] for k, n in counts.items()),
+        response_chars=sum(n * scale[k] for k, n in chars.items()),
+        note=_note(len(docs), files, limit, sum(scale[doc.source, doc.file] for doc in docs)),
+        sources=by_source,
     )
+
+
+def _match_any(pattern: str) -> list:
+    """A tabular source's files: a language may have none (its rows are elsewhere)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # noqa: BLE001 - any filesystem error is a bad input here, as in main
+        raise InputError(f"cannot read input {pattern}: {e}") from e
 
 
 def _note(documents: int, files: int, limit: int | None, estimated: float) -> str:
@@ -415,7 +474,11 @@ def table(preset: str, results: dict[str, tuple[Selection, list[StageEstimate]]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
     rule = "  ".join("-" * w for w in widths)
     lines = [f"dry run, preset {preset}: expected records, tokens, GPU-hours and cost per stage"]
-    lines += [f"  {code}: {selection.note}" for code, (selection, _) in results.items()]
+    for code, (selection, _) in results.items():
+        lines.append(f"  {code}: {selection.note}")
+        if len(selection.sources) > 1:
+            lines += [f"    {name}: ~{_int(c['read'])} paragraphs/rows read, ~{_int(c['records'])} fragments"
+                      for name, c in selection.sources.items()]
     lines.append("")
     for i, row in enumerate(rows):
         if i == len(rows) - 1:
@@ -484,8 +547,8 @@ def run(args, langs: list[Language], config: Config) -> int:
     results, costs = {}, {}
     for lang in langs:
         lang_config = config.for_lang(lang.code)
-        pattern = input_pattern(args.input, lang)
-        selection = select_language(lang, pattern, lang_config.select, lang_config.cost.sample_documents)
+        selection = select_sources(lang, config.sources, lang_config.select, lang_config.cost.sample_documents,
+                                   langs[0].code)
         stages = estimate(selection, lang_config, engine, generate, judge, args.until)
         results[lang.code] = (selection, stages)
         costs[lang.code] = lang_config.cost

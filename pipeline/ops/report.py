@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import METHODS, STAGES
+from pipeline.config import METHODS
 from pipeline.languages import LANGUAGES
 
 LICENCE_NOTE = (
@@ -162,6 +162,33 @@ def _threshold_rows(stats: list[dict]) -> list[list]:
     return [[("off" if v is None else v) for v in row] for row in rows]
 
 
+def _source_rows(stats: list[dict]) -> list[list]:
+    rows = []
+    for s in stats:
+        for name, c in s.get("sources", {}).items():
+            rows.append([s["lang"], name, c["read"], c["kept"], sum(c["rejected"].values()),
+                         _reasons(c["rejected"]), c.get("selected", 0), c.get("records", 0)])
+    return rows
+
+
+def _source_section(stats: list[dict]) -> list[str]:
+    """What each source gave each language: rows or paragraphs read, kept and rejected in
+    select (by reason), records selected and records in ``data/``."""
+    rows = _source_rows(stats)
+    if not rows:
+        return []
+    return [
+        "## Sources",
+        "",
+        "Per source: CC-100 counts paragraphs, a tabular source (JSONL, Parquet) rows; "
+        "`read = kept + rejected`. Rows of languages the run did not ask for are not read.",
+        "",
+        *_table(["lang", "source", "read", "kept", "rejected", "rejected by reason", "selected records",
+                 "final records"], rows, "llrrrlrr"),
+        "",
+    ]
+
+
 def _image(plots: Sequence[str], name: str, alt: str) -> list[str]:
     return [f"![{alt}](plots/{name}.png)", ""] if name in plots else []
 
@@ -193,6 +220,7 @@ def render(stats: list[dict], preset: str, plots: Sequence[str] = ()) -> str:
             "l",
         )),
         "",
+        *_source_section(stats),
         "## Funnel",
         "",
         f"Selection counts {unit}s, then records; each later stage counts records: "

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 import prompts
-from pipeline.config import METHODS, Config, to_dict
+from pipeline.config import CC100_SOURCE, METHODS, Config, SourceConfig, to_dict
+from pipeline.languages import Language
 from transforms.records import checkpoint
 from transforms.records.cache import digest
 
@@ -107,17 +108,37 @@ def input_identity(pattern: str) -> list:
     return sorted([m.path, m.size_in_bytes, m.last_updated_in_seconds] for m in found)
 
 
-def fingerprints(config: Config, patterns: dict[str, str], until: str,
+def source_identities(sources: tuple[SourceConfig, ...], langs: list[Language]) -> dict[str, list]:
+    """lang -> what the select stage of that language reads: each source's settings and files
+    (a changed file, path or row filter redoes select). The one CC-100 source of ``--input``
+    alone is its files, as before sources existed, so older checkpoints stay valid. Rows of no
+    language go to the run's first language, so its identity says it takes them."""
+    from transforms.sources.inputs import patterns
+
+    out: dict[str, list] = {}
+    only_input = list(sources) == [SourceConfig(CC100_SOURCE, "cc100", sources[0].path)]
+    takes_unattributed = any(s.lang_field for s in sources)
+    for lang in langs:
+        parts = [[to_dict(s), input_identity(patterns(s, [lang]).popitem()[1])] for s in sources]
+        if takes_unattributed and lang == langs[0]:
+            parts.append("rows of no language")
+        out[lang.code] = parts[0][1] if only_input else parts
+    return out
+
+
+def fingerprints(config: Config, inputs: dict[str, str | list], until: str,
                  method: str = "natural") -> dict[str, dict[str, str]]:
-    """stage -> lang -> fingerprint, for the stages of ``method`` up to ``until``."""
+    """stage -> lang -> fingerprint, for the stages of ``method`` up to ``until``; ``inputs``:
+    per language, its input pattern (one CC-100 source, or evol's seeds) or its
+    ``source_identities``."""
     stages = METHODS[method]
     of_stage = evol_stage_config if method == "evol" else stage_config
     out: dict[str, dict[str, str]] = {}
-    previous = {lang: digest(input_identity(pattern)) for lang, pattern in patterns.items()}
+    previous = {lang: digest(input_identity(x) if isinstance(x, str) else x) for lang, x in inputs.items()}
     tag = [] if method == "natural" else [method]  # a method's select differs from the other's
     for stage in stages[: stages.index(until) + 1]:
         previous = out[stage] = {
-            lang: digest([previous[lang], *tag, stage, of_stage(config, stage, lang)]) for lang in patterns
+            lang: digest([previous[lang], *tag, stage, of_stage(config, stage, lang)]) for lang in inputs
         }
     return out
 

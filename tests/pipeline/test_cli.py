@@ -46,7 +46,7 @@ def test_select_on_own_input_with_cc100_names(tmp_path):
     stats = json.loads((out / "stats" / "spa.json").read_text())
     assert stats["paragraphs"] == {"read": 3, "kept": 2, "rejected": {"too_many_capitals": 1}}
     (record,) = [json.loads(x) for f in (out / "data" / "spa").glob("part-*") for x in f.read_text().splitlines()]
-    assert record["source"] == {"file": "es.txt", "doc": 0, "paragraphs": [0, 1]}
+    assert record["source"] == {"name": "cc100", "kind": "cc100", "file": "es.txt", "doc": 0, "paragraphs": [0, 1]}
 
 
 def test_missing_vllm_environment_fails_before_any_work(tmp_path):

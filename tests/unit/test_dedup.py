@@ -7,7 +7,7 @@ from pipeline.config import DedupConfig
 from transforms.select import dedup
 from transforms.select.minhash import MinHasher
 
-P = [("f", d, 0) for d in range(10)]  # positions, in order
+P = [("s", "f", d, 0) for d in range(10)]  # positions, in order
 CFG = DedupConfig()
 BANDS, ROWS, MATCHES = dedup.bands_of(CFG)
 
@@ -16,7 +16,7 @@ def entries_of(texts, per_batch=500):
     """The bucket entries the select stage emits for ``texts`` (document i, paragraph 0):
     ``(exact, band)`` per batch of ``per_batch`` texts."""
     hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
-    kept = [(("f", i, 0), text) for i, text in enumerate(texts)]
+    kept = [(("s", "f", i, 0), text) for i, text in enumerate(texts)]
     return [
         dedup.bucket_entries(kept[start:start + per_batch], hasher, BANDS, ROWS, True, True)
         for start in range(0, len(kept), per_batch)
@@ -26,14 +26,14 @@ def entries_of(texts, per_batch=500):
 def table(entries, bands=4):
     """Hand-made ``(key, value)`` entries as an ``Entries`` table: exact ``(key, (position,
     length))`` or band ``(key, (position, text key, length, fingerprints))``."""
-    files = tuple(sorted({value[0][0] for _, value in entries}))
+    files = tuple(sorted({value[0][:2] for _, value in entries}))
     band = any(len(value) == 4 for _, value in entries)
     dtype = [("key", "S8"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i8")]
     dtype += [("text", "S13"), ("fp", "<u4", (bands,))] if band else []
     rows = np.zeros(len(entries), dtype)
     for row, (key, value) in zip(rows, entries):
-        (file, doc, i), *rest = value
-        row["key"], row["file"], row["doc"], row["index"] = key, files.index(file), doc, i
+        (source, file, doc, i), *rest = value
+        row["key"], row["file"], row["doc"], row["index"] = key, files.index((source, file)), doc, i
         if band:
             row["text"], row["length"], row["fp"] = rest[0], rest[1], np.frombuffer(rest[2], np.uint32)
         else:
@@ -166,10 +166,10 @@ def test_components_keep_the_most_copied_then_shortest_then_earliest():
     e = "Nadie estará sometido a esclavitud ni a servidumbre: la esclavitud está prohibida hoy."
     out = dedup.find_duplicates(entries_of([a, c, b, e, d, b]), MATCHES)
     assert out == {
-        ("f", 0, 0): ("near_duplicate", ("f", 2, 0)),  # b has two copies: it is kept
-        ("f", 1, 0): ("near_duplicate", ("f", 2, 0)),
-        ("f", 5, 0): ("exact_duplicate", ("f", 2, 0)),
-        ("f", 3, 0): ("near_duplicate", ("f", 4, 0)),  # one copy each: the shorter
+        ("s", "f", 0, 0): ("near_duplicate", ("s", "f", 2, 0)),  # b has two copies: it is kept
+        ("s", "f", 1, 0): ("near_duplicate", ("s", "f", 2, 0)),
+        ("s", "f", 5, 0): ("exact_duplicate", ("s", "f", 2, 0)),
+        ("s", "f", 3, 0): ("near_duplicate", ("s", "f", 4, 0)),  # one copy each: the shorter
     }
 
 
@@ -184,7 +184,7 @@ def test_shards_do_not_change_the_result():
 def test_one_paragraph_kept_per_template():
     texts = templated(8, 40, seed=3)
     out = dedup.find_duplicates(entries_of(texts), MATCHES, shards=7)
-    assert sum(("f", i, 0) not in out for i in range(len(texts))) == 8
+    assert sum(("s", "f", i, 0) not in out for i in range(len(texts))) == 8
     assert all(kept not in out for _, kept in out.values())  # each points at a kept paragraph
 
 

@@ -22,7 +22,7 @@ from pipeline.config import EvolConfig, LidConfig, LlmConfig
 from pipeline.languages import get as get_language
 from transforms.models import evol, llm
 from transforms.models.generate import LlmHandler
-from transforms.records.shapes import StageOutput, Tallied, route, with_provenance
+from transforms.records.shapes import Tallied, route, with_provenance
 from transforms.select import langid
 
 # the steps (``evol.next_step``) each LLM stage takes

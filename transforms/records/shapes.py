@@ -24,15 +24,71 @@ class StageOutput(NamedTuple):
     stats: beam.PCollection
 
 
-def record_id(lang: str, file: str, doc: int, first: int, last: int) -> str:
-    """Stable id of a paragraph span: the same on every run, runner and machine."""
+DEFAULT_SOURCE = "cc100"  # the source --input sets: its ids are those of runs before sources
+
+
+def record_id(lang: str, file: str, doc: int, first: int, last: int, source_name: str = DEFAULT_SOURCE) -> str:
+    """Stable id of a paragraph span (of a tabular row: ``doc`` is the row, the span 0-0): the
+    same on every run, runner and machine, and distinct across sources."""
     key = f"{lang}\t{file}\t{doc}\t{first}\t{last}"
+    if source_name != DEFAULT_SOURCE:
+        key += f"\t{source_name}"
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
+def origin(name: str, kind: str, file: str, unit: int, row_id: Any = None) -> dict[str, Any]:
+    """Where a unit of input comes from, as a record's ``source`` says it: a CC-100 document
+    (``doc``; its records add their ``paragraphs``), or a tabular row (``row``, and ``id``
+    where the source has an id field)."""
+    if kind == "cc100":
+        return {"name": name, "kind": kind, "file": file, "doc": unit}
+    out = {"name": name, "kind": kind, "file": file, "row": unit}
+    if row_id is not None:
+        out["id"] = row_id
+    return out
+
+
+def span_source(where: dict[str, Any], first: int, last: int) -> dict[str, Any]:
+    """The ``source`` of paragraphs ``first``..``last`` (inclusive) of the unit ``where``; a
+    tabular row is one paragraph, and says so by its row alone."""
+    return dict(where) if "row" in where else {**where, "paragraphs": [first, last]}
+
+
+def span_id(lang: str, where: dict[str, Any], first: int, last: int) -> str:
+    unit = where["row"] if "row" in where else where["doc"]
+    return record_id(lang, where["file"], unit, first, last, where["name"])
+
+
+def paragraphs_of(src: dict[str, Any]) -> int:
+    """How many paragraphs (rows) a ``source`` spans."""
+    if "paragraphs" not in src:
+        return 1
+    first, last = src["paragraphs"]
+    return last - first + 1
+
+
 def source(file: str, doc: int, first: int, last: int) -> dict[str, Any]:
-    """Where a text comes from: ``paragraphs`` is the inclusive span of paragraph indices."""
-    return {"file": file, "doc": doc, "paragraphs": [first, last]}
+    """Where a text of the CC-100 source ``cc100`` comes from: ``paragraphs`` is the inclusive
+    span of paragraph indices."""
+    return span_source(origin(DEFAULT_SOURCE, "cc100", file, doc), first, last)
+
+
+def span_reject(
+    lang: str, stage: str, reason: str, text: str, where: dict, first: int, last: int,
+    detail: dict | None = None,
+) -> dict[str, Any]:
+    """The reject line of paragraphs ``first``..``last`` of the unit ``where`` (``origin``)."""
+    line = {
+        "id": span_id(lang, where, first, last),
+        "lang": lang,
+        "stage": stage,
+        "reason": reason,
+        "text": text,
+        "source": span_source(where, first, last),
+    }
+    if detail:
+        line["detail"] = detail
+    return line
 
 
 def reject(
@@ -46,17 +102,8 @@ def reject(
     last: int,
     detail: dict | None = None,
 ) -> dict[str, Any]:
-    line = {
-        "id": record_id(lang, file, doc, first, last),
-        "lang": lang,
-        "stage": stage,
-        "reason": reason,
-        "text": text,
-        "source": source(file, doc, first, last),
-    }
-    if detail:
-        line["detail"] = detail
-    return line
+    """``span_reject`` of a document of the CC-100 source ``cc100``."""
+    return span_reject(lang, stage, reason, text, origin(DEFAULT_SOURCE, "cc100", file, doc), first, last, detail)
 
 
 def record_reject(record: dict, stage: str, reason: str, detail: dict | None = None) -> dict:

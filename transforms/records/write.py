@@ -43,6 +43,8 @@ def dataset_stats(record: dict, extra=None) -> list[tuple[tuple[str, str], int]]
     (name, n) pairs where given."""
     lang = record["lang"]
     pairs = [((lang, "dataset.records"), 1)]
+    if "source" in record:  # a natural-method record; made before sources existed: cc100's
+        pairs.append(((lang, f"sources.{record['source'].get('name', 'cc100')}.records"), 1))
     if extra is not None:
         pairs += [((lang, name), n) for name, n in extra(record)]
     for field in LENGTH_FIELDS:
@@ -142,6 +144,21 @@ def dataset_summary(sums: dict[str, int]) -> dict | None:
     return summary
 
 
+def source_summary(sums: dict[str, int]) -> dict[str, dict]:
+    """Per source: rows or paragraphs ``read``, ``kept`` and ``rejected`` by reason in select
+    (``read = kept + sum(rejected)``), records ``selected``, and final ``records`` in ``data/``."""
+    out: dict[str, dict] = {}
+    for key, n in sorted(sums.items()):
+        if key.startswith("sources."):
+            name, rest = key[len("sources."):].split(".", 1)
+            entry = out.setdefault(name, {"read": 0, "kept": 0, "rejected": {}, "selected": 0, "records": 0})
+            if rest.startswith("rejected."):
+                entry["rejected"][rest[len("rejected."):]] = n
+            else:
+                entry[rest] = n
+    return out
+
+
 def evol_summary(sums: dict[str, int]) -> dict | None:
     """The evol method's kept conversations: tasks, task/operation mix, dialogue structures,
     user turns per conversation, characters per message by role and per turn; None if none."""
@@ -180,6 +197,7 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
             "rejected": _with_prefix(sums, "paragraphs.rejected."),
         },
         "selected_records": records,
+        "sources": source_summary(sums),
         "stages": _stage_counts(sums),
         "lengths": {
             "response_chars": {

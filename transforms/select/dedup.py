@@ -14,8 +14,9 @@ same whichever worker saw which copy; the rest are dropped as ``exact_duplicate`
 
 Bucket entries travel as numpy columns (``Entries``), one table a batch and key shard, and are
 linked by sorting them; only linked paragraphs become Python objects. Paragraph positions
-``(file, doc, index)`` are the node ids: they are unique, sortable and say where the kept copy
-is (the reject line's ``duplicate_of``).
+``(source, file, doc, index)`` are the node ids: they are unique, sortable and say where the
+kept copy is (the reject line's ``duplicate_of``). All of a language's sources meet here, so a
+curated answer that is also CC-100 text is kept once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from transforms.select.minhash import normalize
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 
-Position = tuple[str, int, int]  # (file, doc, paragraph index)
+Position = tuple[str, str, int, int]  # (source, file, doc, paragraph index)
 
 
 # Fewer rows per band make buckets so large that unrelated paragraphs flood the pair counts.
@@ -110,13 +111,13 @@ EXACT_WIDTH = 13  # bytes of an exact_key
 
 
 class Entries(NamedTuple):
-    """Bucket entries as columns: ``files`` (the names ``rows["file"]`` indexes) and a numpy
+    """Bucket entries as columns: ``files`` (the (source, file) pairs ``rows["file"]`` indexes) and a numpy
     structured array with a row per entry: ``key`` (fixed-width bytes), the paragraph's
     position (``file``, ``doc``, ``index``), its ``length``, and for band entries its
     exact-text key ``text`` and band fingerprints ``fp``. One array a batch and key shard
     instead of a Python tuple an entry: encoding, shuffling and linking cost per batch."""
 
-    files: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
     rows: np.ndarray
 
     def __len__(self) -> int:
@@ -136,7 +137,7 @@ def bucket_entries(
     """``(position, text)`` pairs -> their exact-text bucket entries (key: ``exact_key``) and
     their band bucket entries (a key per band, with the text key and band fingerprints); the
     texts are MinHashed in one call."""
-    files = tuple(sorted({file for (file, _, _), _ in kept}))
+    files = tuple(sorted({(source, file) for (source, file, _, _), _ in kept}))
     number = {file: i for i, file in enumerate(files)}
     n = len(kept)
     # without exact dedup every copy is its own text, so band buckets still link copies
@@ -149,9 +150,9 @@ def bucket_entries(
     band_rows = np.zeros(n * bands if near else 0, _dtype(3 + 4 * rows, bands))
     for table, copies in ((exact_rows, 1), (band_rows, bands)):
         if len(table):
-            table["file"] = np.repeat([number[file] for (file, _, _), _ in kept], copies)
-            table["doc"] = np.repeat([doc for (_, doc, _), _ in kept], copies)
-            table["index"] = np.repeat([i for (_, _, i), _ in kept], copies)
+            table["file"] = np.repeat([number[source, file] for (source, file, _, _), _ in kept], copies)
+            table["doc"] = np.repeat([doc for (_, _, doc, _), _ in kept], copies)
+            table["index"] = np.repeat([i for (_, _, _, i), _ in kept], copies)
             table["length"] = np.repeat([len(text) for _, text in kept], copies)
     if exact:
         exact_rows["key"] = texts
@@ -194,8 +195,8 @@ def by_key_shard(exact: Entries, band: Entries, shards: int) -> Iterator[tuple[i
 
 
 def concat(parts: Iterable[Entries]) -> Entries:
-    """Entries of the same kind (exact or band) as one table, file numbers in file-name order,
-    so that ``(file, doc, index)`` sorts as positions do."""
+    """Entries of the same kind (exact or band) as one table, file numbers in (source, file)
+    order, so that ``(file, doc, index)`` sorts as positions do."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return Entries((), np.zeros(0, _dtype(EXACT_WIDTH)))
@@ -210,7 +211,7 @@ def concat(parts: Iterable[Entries]) -> Entries:
     return Entries(files, tables[0] if len(tables) == 1 else np.concatenate(tables))
 
 
-def _files(entries: Entries) -> tuple[str, ...]:
+def _files(entries: Entries) -> tuple[tuple[str, str], ...]:
     return entries.files
 
 
@@ -229,8 +230,7 @@ def unpack(packed: tuple) -> tuple[Entries, Entries]:
 
 def node_shard(position: Position, shards: int) -> int:
     """The shard a paragraph's facts travel in."""
-    file, doc, i = position
-    return zlib.crc32(f"{file}\0{doc}\0{i}".encode()) % shards
+    return zlib.crc32("\0".join(map(str, position)).encode()) % shards
 
 
 # A fact about one paragraph, sent to its node shard: (node, parent, copies, length).
@@ -275,7 +275,8 @@ def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Position]:
     """The positions of ``rows[which]`` as tuples (only linked rows become Python objects)."""
     picked = rows[which]
-    return list(zip((files[f] for f in picked["file"].tolist()), picked["doc"].tolist(), picked["index"].tolist()))
+    return [(*files[f], doc, i)
+            for f, doc, i in zip(picked["file"].tolist(), picked["doc"].tolist(), picked["index"].tolist())]
 
 
 def _exact_facts(entries: Entries) -> Iterator[Fact]:
@@ -572,20 +573,20 @@ def _shard_duplicates(element, group):
     own = list(chain.from_iterable(grouped["own"]))
     _held("duplicates", len(own) + len(kept_of))
     by_group = defaultdict(list)
-    for (file, doc, i), reason, kept in shard_duplicates(own, kept_of):
-        by_group[group(lang, file, doc)].append((doc, i, reason, kept))
+    for (source, file, doc, i), reason, kept in shard_duplicates(own, kept_of):
+        by_group[group(lang, source, file, doc)].append((doc, i, reason, kept))
     yield from by_group.items()
 
 
-def _by_document(lang: str, file: str, doc: int) -> tuple[str, str, int]:
-    return lang, file, doc
+def _by_document(lang: str, source: str, file: str, doc: int) -> tuple[str, str, str, int]:
+    return lang, source, file, doc
 
 
 class FindDuplicates(beam.PTransform):
     """Bucket entries ``((lang, key shard), (exact Entries, band Entries))`` -> ``(group,
     [(doc, index, reason, kept position), ...])`` for the duplicate paragraphs, where
-    ``group(lang, file, doc)`` is the key their documents are joined under (default: the
-    document).
+    ``group(lang, source, file, doc)`` is the key their documents are joined under (default:
+    the document).
 
         entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)
             --local_components--> own rows, boundary rows, summaries

@@ -20,7 +20,7 @@ import apache_beam as beam
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
-from transforms.records.shapes import StageOutput, Tallied, record_id, reject, source
+from transforms.records.shapes import StageOutput, Tallied, origin, paragraphs_of, span_id, span_reject, span_source
 from transforms.select import dedup, filters, furniture, langid
 from transforms.select.fragment import fragment_document
 from transforms.sources.cc100 import Document
@@ -33,9 +33,9 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 GROUP_DOCS = 256
 
 
-def doc_group(lang: str, file: str, doc: int) -> tuple[str, str, int]:
-    """The key under which a document's kept paragraphs and duplicates meet."""
-    return lang, file, doc // GROUP_DOCS
+def doc_group(lang: str, source: str, file: str, doc: int) -> tuple[str, str, str, int]:
+    """The key under which a document's (or row's) kept paragraphs and duplicates meet."""
+    return lang, source, file, doc // GROUP_DOCS
 
 
 def _bin(n: int) -> int:
@@ -81,15 +81,18 @@ class ParagraphScorer:
         return reason, prob, {"lid_label": label, "lid_prob": round(prob, 4)} if reason else None
 
     def score(self, docs: list[Document]) -> list[Scored]:
-        """Score a batch of documents: per document, its kept paragraphs and reject lines."""
-        navigation = furniture.navigation_words((d.paragraphs for d in docs), self.lang, self.cfg.furniture)
-        return [self._filter(doc, navigation) for doc in docs]
+        """Score a batch of documents: per document, its kept paragraphs and reject lines.
+        Navigation words are a signal across the pages of a site: CC-100 documents give them,
+        tabular rows (independent answers) do not."""
+        pages = (d.paragraphs for d in docs if d.kind == "cc100")
+        navigation = furniture.navigation_words(pages, self.lang, self.cfg.furniture)
+        return [self._filter(doc, navigation if doc.kind == "cc100" else frozenset()) for doc in docs]
 
     def buckets(self, docs: list[Document], scored: list[Scored]) -> tuple[dedup.Entries, dedup.Entries]:
         """The dedup bucket entries (exact, band) of a scored batch's kept paragraphs, MinHashed
         together."""
         d = self.cfg.dedup
-        kept = [((doc.file, doc.doc, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
+        kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
         return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
 
     def _filter(self, doc: Document, navigation: frozenset[str]) -> Scored:
@@ -99,6 +102,7 @@ class ParagraphScorer:
             else ()
         )
         read_rejects = {i: (reason, detail) for i, reason, detail in doc.rejected}
+        where = doc.origin()
         trailing = furniture.trailing_sentences(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
         out = Scored([], [])
         for i, text in enumerate(doc.paragraphs):
@@ -109,39 +113,38 @@ class ParagraphScorer:
             else:
                 reason, prob, detail = self.reject_reason(text, navigation, i in trailing)
             if reason:
-                out.rejects.append(
-                    reject(self.lang.code, STAGE, reason, text, doc.file, doc.doc, i, i, detail)
-                )
+                out.rejects.append(span_reject(self.lang.code, STAGE, reason, text, where, i, i, detail))
             else:
                 out.kept.append((i, filters.escape_special_tokens(text, self.cfg.filters), prob))
         return out
 
 
 def make_fragments(
-    lang: str, cfg: SelectConfig, file: str, doc: int, kept, duplicates: dict
+    lang: str, cfg: SelectConfig, file: str, doc: int, kept, duplicates: dict, where: dict | None = None
 ) -> tuple[list[dict], list[dict]]:
     """Records and reject lines of one document from its kept paragraphs and its duplicates
-    ``{index: (reason, kept position)}``."""
+    ``{index: (reason, kept position)}``; ``where`` is its origin (default: a document of the
+    CC-100 source ``cc100``). A tabular row is one paragraph: its fragment is itself, checked
+    against the same length limits, never joined with other rows."""
+    where = where or origin("cc100", "cc100", file, doc)
     records, rejects = [], []
     paragraphs, probs = {}, {}
     for i, text, prob in kept:
         if i in duplicates:
             reason, root = duplicates[i]
             detail = {"duplicate_of": list(root)}
-            rejects.append(reject(lang, STAGE, reason, text, file, doc, i, i, detail))
+            rejects.append(span_reject(lang, STAGE, reason, text, where, i, i, detail))
         else:
             paragraphs[i], probs[i] = text, prob
     for frag in fragment_document(paragraphs, cfg.fragment, f"{file}/{doc}"):
         if frag.reject_reason:
-            rejects.append(
-                reject(lang, STAGE, frag.reject_reason, frag.text, file, doc, frag.first, frag.last)
-            )
+            rejects.append(span_reject(lang, STAGE, frag.reject_reason, frag.text, where, frag.first, frag.last))
             continue
         record = {
-            "id": record_id(lang, file, doc, frag.first, frag.last),
+            "id": span_id(lang, where, frag.first, frag.last),
             "lang": lang,
             "response": frag.text,
-            "source": source(file, doc, frag.first, frag.last),
+            "source": span_source(where, frag.first, frag.last),
         }
         lid = [probs[i] for i in range(frag.first, frag.last + 1) if probs[i] is not None]
         if lid:
@@ -151,10 +154,12 @@ def make_fragments(
 
 
 def record_stats(record: dict) -> list[tuple[str, int]]:
-    first, last = record["source"]["paragraphs"]
-    n = len(record["response"])
+    n, kept = len(record["response"]), paragraphs_of(record["source"])
+    name = source_name(record)
     return [
-        ("paragraphs.kept", last - first + 1),
+        ("paragraphs.kept", kept),
+        (f"sources.{name}.kept", kept),
+        (f"sources.{name}.selected", 1),
         ("selected_records", 1),
         ("response_chars.sum", n),
         ("response_chars.sumsq", n * n),
@@ -175,12 +180,13 @@ class _Tallied(Tallied):
         for line in lines:
             name, n = reject_stat(line)
             self.tally[lang, name] += n
+            self.tally[lang, f"sources.{source_name(line)}.rejected.{line['reason']}"] += n
             yield beam.pvalue.TaggedOutput("rejects", line)
 
 
 class ScoreParagraphs(_Tallied):
-    """Batch of documents -> ((lang, file, doc), kept paragraphs) per document; rejects; dedup
-    bucket entries grouped by (lang, shard): one element per shard and batch, not per key."""
+    """Batch of documents -> (document group, [(doc, (origin, kept paragraphs)), ...]); rejects;
+    dedup bucket entries as columns per (lang, key shard): one element per shard and batch."""
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
@@ -199,9 +205,10 @@ class ScoreParagraphs(_Tallied):
             scored = scorer.score(lang_docs)
             for doc, out in zip(lang_docs, scored, strict=True):
                 self.tally[code, "paragraphs.read"] += len(doc.paragraphs)
+                self.tally[code, f"sources.{doc.source}.read"] += len(doc.paragraphs)
                 yield from self.rejects(code, out.rejects)
                 if out.kept:
-                    groups[doc_group(code, doc.file, doc.doc)].append((doc.doc, out.kept))
+                    groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
             yield from groups.items()
             exact, band = scorer.buckets(lang_docs, scored)
             for shard, entries in dedup.by_key_shard(exact, band, self.langs[code][1].dedup.shards):
@@ -210,18 +217,19 @@ class ScoreParagraphs(_Tallied):
 
 
 class MakeFragments(_Tallied):
-    """((lang, file, document group), {kept, duplicates}) -> records; rejects for duplicates
-    and lengths."""
+    """((lang, source, file, document group), {kept, duplicates}) -> records; rejects for
+    duplicates and lengths."""
 
     def process(self, element):
-        (lang, file, _), grouped = element
-        kept = dict(chain.from_iterable(grouped["kept"]))  # document -> its kept paragraphs
+        (lang, _, file, _), grouped = element
+        kept = dict(chain.from_iterable(grouped["kept"]))  # document -> (origin, kept paragraphs)
         duplicates = defaultdict(dict)  # document -> {index: (reason, kept position)}
         for doc, i, reason, root in chain.from_iterable(grouped["duplicates"]):
             duplicates[doc][i] = (reason, root)
         cfg = self.langs[lang][1]
         for doc in sorted(kept):
-            records, rejects = make_fragments(lang, cfg, file, doc, kept[doc], duplicates[doc])
+            where, paragraphs = kept[doc]
+            records, rejects = make_fragments(lang, cfg, file, doc, paragraphs, duplicates[doc], where)
             yield from self.rejects(lang, rejects)
             for record in records:
                 for name, n in record_stats(record):
@@ -230,14 +238,14 @@ class MakeFragments(_Tallied):
         self.feed_progress()
 
 
-def _span(line: dict) -> int:
-    first, last = line["source"]["paragraphs"]
-    return last - first + 1
+def source_name(line: dict) -> str:
+    """The source of a record or reject line (``cc100`` in checkpoints made before sources)."""
+    return line["source"].get("name", "cc100")
 
 
 def reject_stat(line: dict) -> tuple[str, int]:
-    """A reject line counts every paragraph it spans under its reason."""
-    return f"paragraphs.rejected.{line['reason']}", _span(line)
+    """A reject line counts every paragraph (row) it spans under its reason."""
+    return f"paragraphs.rejected.{line['reason']}", paragraphs_of(line["source"])
 
 
 class Select(beam.PTransform):

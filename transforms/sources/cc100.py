@@ -29,7 +29,7 @@ import lzma
 import posixpath
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -37,6 +37,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import ReadConfig
 from pipeline.languages import Language
+from transforms.records.shapes import origin
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,27 @@ def input_pattern(template: str, lang: Language) -> str:
 
 
 class Document(NamedTuple):
+    """A unit of input for select: a CC-100 document, or a tabular source's row (one paragraph,
+    ``doc`` its row; ``transforms/sources/inputs.py``)."""
+
     lang: str  # language code
     file: str  # path relative to the input template's directory, e.g. "tel.txt.xz"
-    doc: int  # 0-based position of the document in its file
+    doc: int  # 0-based position of the document (row) in its file
     paragraphs: tuple[str, ...]
     # (index, reason, detail) of the paragraphs the reader rejected (see the module's notes)
     rejected: tuple[tuple[int, str, dict], ...] = ()
+    source: str = "cc100"  # the source's name (config ``sources``)
+    kind: str = "cc100"  # cc100, jsonl or parquet
+    row_id: Any = None  # a tabular row's own id (the source's ``id_field``)
+
+    @property
+    def unit(self) -> tuple[str, str, int]:
+        """(source, file, doc): unique among a language's documents and rows."""
+        return self.source, self.file, self.doc
+
+    def origin(self) -> dict:
+        """Where it comes from, as a record's ``source`` says it (without a paragraph span)."""
+        return origin(self.source, self.kind, self.file, self.doc, self.row_id)
 
 
 class Line(NamedTuple):
@@ -242,9 +258,11 @@ def split_documents(lines: Iterable[Line]) -> Iterator[tuple[int, list[str], lis
         yield doc, paragraphs, rejected
 
 
-def documents(lang: str, name: str, lines: Iterable[Line], cfg: ReadConfig) -> Iterator[Document]:
+def documents(
+    lang: str, name: str, lines: Iterable[Line], cfg: ReadConfig, source: str = "cc100"
+) -> Iterator[Document]:
     """The ``Document``s of one file's lines, up to ``cfg.max_documents``; with
-    ``cfg.strict_input`` a broken file raises ``InputError``."""
+    ``cfg.strict_input`` a broken file raises ``InputError``. ``source`` is the source's name."""
     for doc, paragraphs, rejected in split_documents(lines):
         if cfg.max_documents is not None and doc >= cfg.max_documents:
             return
@@ -254,7 +272,7 @@ def documents(lang: str, name: str, lines: Iterable[Line], cfg: ReadConfig) -> I
                     f"input file {name} is truncated or corrupt after {detail['byte_offset']} "
                     f"decompressed bytes ({detail['error']}); strict input is set"
                 )
-        yield Document(lang, name, doc, tuple(paragraphs), tuple(rejected))
+        yield Document(lang, name, doc, tuple(paragraphs), tuple(rejected), source)
 
 
 def relative_name(path: str, base_dir: str) -> str:
@@ -263,21 +281,22 @@ def relative_name(path: str, base_dir: str) -> str:
     return path[len(base):] if base_dir and path.startswith(base) else posixpath.basename(path)
 
 
-def _match(source: tuple[str, str, ReadConfig]):
-    """(lang, pattern, read config) -> (lang, path, name, read config) per matching file."""
-    lang, pattern, cfg = source
+def _match(source: tuple):
+    """(lang, pattern, read config[, source name]) -> (lang, path, name, read config, source
+    name) per matching file."""
+    lang, pattern, cfg, *named = source
     base_dir = template_dir(pattern)
     for metadata in FileSystems.match([pattern])[0].metadata_list:
-        yield lang, metadata.path, relative_name(metadata.path, base_dir), cfg
+        yield lang, metadata.path, relative_name(metadata.path, base_dir), cfg, *(named or ["cc100"])
 
 
-def _read_documents(file: tuple[str, str, str, ReadConfig], batch_size: int):
+def _read_documents(file: tuple[str, str, str, ReadConfig, str], batch_size: int):
     """Lists of up to ``batch_size`` documents of one file: the unit later stages work on
     (a batch costs one element, not one per document)."""
-    lang, path, name, cfg = file
+    lang, path, name, cfg, source = file
     batch = []
     with InputFile(path, cfg.max_line_bytes) as f:
-        for document in documents(lang, name, f.lines(), cfg):
+        for document in documents(lang, name, f.lines(), cfg, source):
             batch.append(document)
             if len(batch) == batch_size:
                 yield batch
@@ -294,20 +313,29 @@ def template_dir(pattern: str) -> str:
     return posixpath.dirname(head)
 
 
-class ReadCC100(beam.PTransform):
-    """(lang, file pattern, read config) sources -> lists of ``Document``s, spread over
-    workers. Each file is streamed by one worker; the Reshuffle spreads its batches."""
+class ReadPieces(beam.PTransform):
+    """Sources -> the pieces ``match`` finds of each (files, a Parquet file's row groups), spread
+    over workers -> the lists of up to ``batch_size`` documents ``read(piece, batch_size)``
+    makes of each, spread again (a batch costs one element, not one per document)."""
 
-    def __init__(self, sources: list[tuple[str, str, ReadConfig]], batch_size: int = 128):
+    def __init__(self, sources: list, match, read, batch_size: int = 128):
         super().__init__()
-        self.sources, self.batch_size = sources, batch_size
+        self.sources, self.match, self.read, self.batch_size = sources, match, read, batch_size
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Sources" >> beam.Create(self.sources)
-            | "Match" >> beam.FlatMap(_match)
+            | "Match" >> beam.FlatMap(self.match)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(_read_documents, self.batch_size)
+            | "Read" >> beam.FlatMap(self.read, self.batch_size)
             | "SpreadBatches" >> beam.Reshuffle()
         )
+
+
+class ReadCC100(ReadPieces):
+    """(lang, file pattern, read config[, source name]) sources -> lists of ``Document``s, spread
+    over workers. Each file is streamed by one worker; the Reshuffle spreads its batches."""
+
+    def __init__(self, sources: list[tuple], batch_size: int = 128):
+        super().__init__(sources, _match, _read_documents, batch_size)

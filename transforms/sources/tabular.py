@@ -73,23 +73,45 @@ def row_verdict(fields: Mapping[str, Any], spec: Spec, langs: Mapping[str, str],
     """What becomes of one row. ``langs`` maps the source's language values to our codes for the
     languages of the run; ``fixed_lang`` is the language of a file whose path names it (no
     language field)."""
+    lang, reason = row_language(fields, spec, langs, fixed_lang)
+    if reason:
+        return Verdict(lang, None, reason)
+    text, reason = text_verdict(fields.get(spec.text_field))
+    return Verdict(lang, text, reason)
+
+
+def row_language(
+    fields: Mapping[str, Any], spec: Spec, langs: Mapping[str, str], fixed_lang: str | None
+) -> tuple[str | None, str | None]:
+    """(language, reason) of a row from its language field (or path) and ``where`` filters
+    alone: the part of the verdict that depends on few, repeated values, so a reader can
+    reuse it across rows (``key_columns``)."""
     lang = fixed_lang
     if spec.lang_field:
         value = fields.get(spec.lang_field)
         lang = langs.get(value) if isinstance(value, str) else None
         if lang is None:
             known = isinstance(value, str) and value in _all_values(spec)
-            return Verdict(None, None, OTHER_LANGUAGE if known else UNKNOWN_LANGUAGE)
+            return None, OTHER_LANGUAGE if known else UNKNOWN_LANGUAGE
     if not where_matches(fields, spec.where):
-        return Verdict(lang, None, FILTERED_OUT)
-    text = fields.get(spec.text_field)
+        return lang, FILTERED_OUT
+    return lang, None
+
+
+def key_columns(spec: Spec) -> list[str]:
+    """The columns ``row_language`` reads."""
+    return list(dict.fromkeys(name for name in (spec.lang_field, *spec.where) if name))
+
+
+def text_verdict(text: Any) -> tuple[str | None, str | None]:
+    """(text, None) for a response, else (None, reason)."""
     if text is None:
-        return Verdict(lang, None, MISSING_TEXT)
+        return None, MISSING_TEXT
     if not isinstance(text, str):
-        return Verdict(lang, None, TEXT_NOT_STRING)
+        return None, TEXT_NOT_STRING
     if not text.strip():
-        return Verdict(lang, None, EMPTY_TEXT)
-    return Verdict(lang, text, None)
+        return None, EMPTY_TEXT
+    return text, None
 
 
 def _all_values(spec: Spec) -> set[str]:
@@ -147,6 +169,46 @@ def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterato
         table = pq.ParquetFile(f).read_row_group(group, columns=names)
     for i, fields in enumerate(table.to_pylist()):
         yield Row(path, first + i, fields)
+
+
+def read_parquet_table(piece: tuple[str, int, int], names: list[str]):
+    """One row group as a pyarrow Table of the columns ``names``."""
+    import pyarrow.parquet as pq
+
+    path, group, _ = piece
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return pq.ParquetFile(f).read_row_group(group, columns=names)
+
+
+def value_codes(table, names: list[str]) -> tuple[list[int], list[tuple]] | None:
+    """For the columns ``names`` of a table: per row, the index of its tuple of values among
+    the distinct tuples, and those tuples; without a Python object per row and value (columns
+    such as language and task type hold few distinct values). None where a column cannot be
+    dictionary-encoded (lists) or the tuples would overflow the codes."""
+    import numpy as np
+    import pyarrow as pa
+
+    combined, dictionaries, size = np.zeros(table.num_rows, dtype=np.int64), [], 1
+    for name in names:
+        try:
+            encoded = table.column(name).combine_chunks().dictionary_encode()
+        except pa.ArrowNotImplementedError:
+            return None
+        values = [*encoded.dictionary.to_pylist(), None]
+        size *= len(values)
+        if size >= 2**62:
+            return None
+        combined = combined * len(values) + encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+        dictionaries.append(values)
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    tuples = []
+    for code in distinct.tolist():
+        key = []
+        for values in reversed(dictionaries):
+            code, i = divmod(code, len(values))
+            key.append(values[i])
+        tuples.append(tuple(reversed(key)))
+    return inverse.tolist(), tuples
 
 
 def read_jsonl(path: str, names: list[str]) -> Iterator[Row | tuple[Row, str]]:
