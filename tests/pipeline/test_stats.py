@@ -43,13 +43,13 @@ def test_dataset_stats_count_lengths_and_tasks_of_final_records():
     with BeamPipeline(runner="FnApiRunner") as p:
         pairs = p | beam.Create(records) | DatasetStats(["tel", "hin", "jpn"])
         assert_that(pairs, equal_to([
-            (("tel", "dataset.records"), 2),
+            (("tel", "dataset.records"), 2), (("tel", "sources.cc100.records"), 2),
             (("tel", "dataset.instruction_chars.count"), 2), (("tel", "dataset.instruction_chars.sum"), 8),
             (("tel", "dataset.instruction_chars.sumsq"), 34),
             (("tel", "dataset.response_chars.count"), 2), (("tel", "dataset.response_chars.sum"), 20),
             (("tel", "dataset.response_chars.sumsq"), 200),
             (("tel", "dataset.tasks.mcq"), 1), (("tel", "dataset.tasks.math"), 1),
-            (("hin", "dataset.records"), 1),
+            (("hin", "dataset.records"), 1), (("hin", "sources.cc100.records"), 1),
             (("hin", "dataset.response_chars.count"), 1), (("hin", "dataset.response_chars.sum"), 10),
             (("hin", "dataset.response_chars.sumsq"), 100),
             (("jpn", "dataset.records"), 0),  # nothing left: the stats say 0
