@@ -43,14 +43,6 @@ def run_config(config: Config, lang: Language) -> dict:
     }
 
 
-def resource_hints(config: Config, stage: str) -> dict[str, str]:
-    """The LLM stages' Beam resource hints (the GPU workers), as the natural method's."""
-    if stage not in ("evolve", "turns", "judge"):
-        return {}
-    hints = {"accelerator": config.llm.accelerator, "min_ram": config.llm.min_ram}
-    return {name: value for name, value in hints.items() if value}
-
-
 def record_mix(record: dict) -> list[tuple[str, int]]:
     """The task/operation/structure/turns/length counts of a finished conversation."""
     return evol.record_stats(record) if "messages" in record else []
@@ -71,12 +63,9 @@ def build(
     cfgs = {lang.code: config.for_lang(lang.code).evol for lang in langs}  # overrides applied
     cache = f"{output}/cache"
     lid = {lang.code: config.for_lang(lang.code).select.lid for lang in langs}
-    make_stage = {
-        "evolve": lambda: EvolLlmStage("evolve", config.llm, cfgs, cache),
-        "turns": lambda: EvolLlmStage("turns", config.llm, cfgs, cache),
-        "qc": lambda: ConversationQc(lid, cfgs),
-        "judge": lambda: EvolLlmStage("judge", config.llm, cfgs, cache),
-    }
+
+    def make_stage(stage: str) -> beam.PTransform:
+        return ConversationQc(lid, cfgs) if stage == "qc" else EvolLlmStage(stage, config.llm, cfgs, cache)
 
     def select() -> StageOutput:
         files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})
@@ -89,7 +78,6 @@ def build(
         )
         return StageOutput(out.records, out.rejects, out.stats)
 
-    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage,
-                        lambda stage: resource_hints(config, stage))
+    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage)
     write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs},
                   finish=lambda state: final_record(state, cfgs, config.preset), extra=record_mix)

@@ -7,9 +7,8 @@ import apache_beam as beam
 
 from pipeline.config import Config, with_input
 from pipeline.languages import Language
-from pipeline.methods.shared import load_reused, resource_hints, run_config, write_outputs
+from pipeline.methods.shared import run_config, run_stages, write_outputs
 from pipeline.ops import resume
-from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.select.stage import Select
 from transforms.sources.cc100 import BATCH_DOCS
@@ -52,23 +51,10 @@ def build(
             "qe": lambda: QualityEstimate(config.qe, cache),
         }[stage]()
 
-    stages: list[StageOutput] = load_reused(p, output, plan)
-    for stage in plan.run:
-        inputs = None  # the stage's records, counted before the fusion break: its error budget's base
-        if stage == "select":
-            read = {code: cfg.read for code, (_, cfg) in per_lang.items()}
-            documents = p | "Read" >> ReadSources(config.sources, langs, read, BATCH_DOCS)
-            out = documents | "Select" >> Select(per_lang)
-        else:
-            # a fusion break: each model stage gets the records spread over all the workers
-            # afresh, and its checkpoint is not fused with the next stage's work
-            inputs = stages[-1].records
-            records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
-            out = records | stage.title() >> make_stage(stage).with_resource_hints(
-                **resource_hints(config, stage)
-            )
-        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
-                                    config.max_transient_error_share, inputs)
-        out | f"Save{stage.title()}" >> save
-        stages.append(out)
+    def select() -> StageOutput:
+        read = {code: cfg.read for code, (_, cfg) in per_lang.items()}
+        documents = p | "Read" >> ReadSources(config.sources, langs, read, BATCH_DOCS)
+        return documents | "Select" >> Select(per_lang)
+
+    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage)
     write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs})

@@ -4,6 +4,8 @@ stats) that every stage feeds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import apache_beam as beam
 
 from pipeline.config import Config, to_dict
@@ -43,10 +45,14 @@ def run_config(config: Config, lang: Language) -> dict:
 
 
 def resource_hints(config: Config, stage: str) -> dict[str, str]:
-    """The Beam resource hints of a model stage (GPU type and count, memory) from the preset:
-    the runner schedules only these stages on the workers that have them."""
+    """The Beam resource hints of a model stage of either method (GPU type and count, memory)
+    from the preset: the runner schedules only these stages on the workers that have them. A
+    stage without a model (evol's qc) has none."""
     section = {"translate": config.translate, "backtranslate": config.translate, "qe": config.qe,
-               "generate": config.llm, "judge": config.llm}[stage]
+               "generate": config.llm, "judge": config.llm, "evolve": config.llm,
+               "turns": config.llm}.get(stage)
+    if section is None:
+        return {}
     hints = {"accelerator": section.accelerator, "min_ram": section.min_ram}
     return {name: value for name, value in hints.items() if value}
 
@@ -62,12 +68,13 @@ def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[StageO
 
 
 def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
-               fingerprints: dict[str, dict[str, str]], select, make_stage: dict, hints) -> list[StageOutput]:
+               fingerprints: dict[str, dict[str, str]], select: Callable[[], StageOutput],
+               make_stage: Callable[[str], beam.PTransform]) -> list[StageOutput]:
     """Every stage of a method, in order: those of ``plan.reused`` read back from their
     checkpoints, then those of ``plan.run``, each saving its checkpoint. ``select()`` builds the
-    first stage from the input; ``make_stage[stage]()`` builds a later one, run after a fusion
+    first stage from the input; ``make_stage(stage)`` builds a later one, run after a fusion
     break (the records spread over all the workers afresh, its checkpoint not fused with the
-    next stage's work), with the Beam resource hints ``hints(stage)``."""
+    next stage's work), with the stage's Beam resource hints."""
     stages: list[StageOutput] = load_reused(p, output, plan)
     for stage in plan.run:
         inputs = None  # the stage's records, counted before the fusion break: its error budget's base
@@ -76,7 +83,8 @@ def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
         else:
             inputs = stages[-1].records
             records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
-            out = records | stage.title() >> make_stage[stage]().with_resource_hints(**hints(stage))
+            hints = resource_hints(config, stage)
+            out = records | stage.title() >> make_stage(stage).with_resource_hints(**hints)
         save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
                                     config.max_transient_error_share, inputs)
         out | f"Save{stage.title()}" >> save
