@@ -29,7 +29,7 @@ PRESETS = ("demo", "laptop", "small", "paper")
 STAGES = ("select", "translate", "generate", "judge", "backtranslate", "qe")
 # the stages of the evol method (pipeline/methods/evol.py): seeds, step 1, step 2, per-turn
 # language ID and near-duplicate conversations, the conversation judge
-EVOL_STAGES = ("select", "evolve", "turns", "qc", "judge")
+EVOL_STAGES = ("select", "evolve", "turns", "qc", "judge", "balance")
 METHODS = {"natural": STAGES, "evol": EVOL_STAGES}
 
 
@@ -241,6 +241,11 @@ class EvolConfig:
     structure_weights: dict[str, float] = field(default_factory=dict)  # dialogue structure id
     unknown_task: str | None = "general_chat"  # a seed's unknown task label; None rejects it
     judge_min_score: int | None = 3  # keep conversations the judge rates at or above
+    # balance: no task's share of a language's kept conversations over its weight's share (among
+    # the tasks kept) by more than this, plus one record; the excess is dropped as
+    # mix_over_weight, never more than max_mix_drop of the language's conversations. None: off
+    max_mix_deviation: float | None = 0.05
+    max_mix_drop: float = 0.2
     min_turn_lid_confidence: float | None = 0.5  # every message in the language; None: no check
     seed: int = 0  # of every draw and of the per-request sampling seeds
     max_tokens: int = 1536  # per evolve / turn call

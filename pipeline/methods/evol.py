@@ -2,7 +2,7 @@
 
     read seeds -> select (diversity sampling; plan: operation, structure, turns)
       -> evolve (step 1) -> turns (step 2) -> qc (per-turn language ID, near duplicates)
-      -> judge (the conversation rubric) -> write
+      -> judge (the conversation rubric) -> balance (the kept task mix near its weights) -> write
 
 each stage saved as a checkpoint or read back from one (``pipeline/ops/resume.py``), its
 model calls through the call cache, its rejects and counts into the same outputs as the
@@ -19,7 +19,7 @@ from pipeline.languages import Language
 from pipeline.methods.shared import run_stages, write_outputs
 from pipeline.ops import resume
 from transforms.models import evol, llm
-from transforms.models.evol_stages import ConversationQc, EvolLlmStage, SelectSeeds, final_record
+from transforms.models.evol_stages import BalanceMix, ConversationQc, EvolLlmStage, SelectSeeds, final_record
 from transforms.records.shapes import StageOutput
 from transforms.select import langid
 from transforms.sources import seeds
@@ -65,7 +65,11 @@ def build(
     lid = {lang.code: config.for_lang(lang.code).select.lid for lang in langs}
 
     def make_stage(stage: str) -> beam.PTransform:
-        return ConversationQc(lid, cfgs) if stage == "qc" else EvolLlmStage(stage, config.llm, cfgs, cache)
+        if stage == "qc":
+            return ConversationQc(lid, cfgs)
+        if stage == "balance":
+            return BalanceMix(cfgs)
+        return EvolLlmStage(stage, config.llm, cfgs, cache)
 
     def select() -> StageOutput:
         files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})

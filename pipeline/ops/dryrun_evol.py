@@ -85,6 +85,7 @@ def estimate(selection: Selection, planned: list[dict], config: Config, engine, 
         "turns": None,  # per conversation: every one of its calls must pass
         "qc": 1.0 if cfg.min_turn_lid_confidence is None else cost.evol_qc_pass_rate,
         "judge": 1.0 if cfg.judge_min_score is None else cost.judge_pass_rate,
+        "balance": 1.0,  # drops only a task mix skewed by the checks before it: none assumed
     }
     out = [StageEstimate("select", selection.paragraphs, selection.records)]
     share = 1.0  # of the planned conversations still in

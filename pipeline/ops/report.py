@@ -77,7 +77,8 @@ def stage_models(config: dict, stages: list[str]) -> list[tuple[str, str, str]]:
                 "turns": (setting("llm", "model"), f"{evol.get('user_turn_prompt')}, "
                           f"{evol.get('assistant_turn_prompt')} + the dialogue structure"),
                 "qc": (f"language ID: {lid}", ""),
-                "judge": (setting("llm", "model"), evol.get("judge_prompt", "?"))}
+                "judge": (setting("llm", "model"), evol.get("judge_prompt", "?")),
+                "balance": (f"task mix: max deviation {evol.get('max_mix_deviation')}", "")}
         return [("select", "seed dedup: MinHash", "")] + [(stage, *used[stage]) for stage in stages]
     used = {
         "translate": (f"{setting('translate', 'model')}; COMET {setting('qe', 'model')}", ""),

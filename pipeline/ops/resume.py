@@ -78,6 +78,7 @@ EVOL_STAGE_KEYS = {
     "qc": ("min_turn_lid_confidence", "dedup_threshold", "dedup_num_perm", "dedup_bands", "dedup_char_ngram"),
     "judge": ("seed", "judge_max_tokens", "judge_temperature", "max_turn_chars", "judge_min_score",
               "judge_prompt"),
+    "balance": ("task_weights", "operation_weights", "max_mix_deviation", "max_mix_drop", "seed"),
 }
 
 

@@ -31,6 +31,6 @@ def test_the_dry_run_prices_every_evol_stage(tmp_path, capsys):
     doc = json.loads((tmp_path / "dryrun.json").read_text())
     assert doc["method"] == "evol"
     stages = doc["languages"]["tel"]["stages"]
-    assert [s["stage"] for s in stages] == ["select", "evolve", "turns", "qc", "judge"]
+    assert [s["stage"] for s in stages] == ["select", "evolve", "turns", "qc", "judge", "balance"]
     assert stages[0]["records_in"] == 9 and stages[0]["records_out"] == 8  # one exact copy dropped
     assert all(s["tokens_in"] > 0 and s["gpu_hours"] > 0 for s in stages if s["stage"] in ("evolve", "turns", "judge"))

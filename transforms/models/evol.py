@@ -14,7 +14,7 @@
    ``apply_answer`` parses the answer into the conversation or gives a reject reason.
 4. **Quality control and records.** ``turn_lid`` and ``lid_verdict`` (every turn in the target
    language), ``judge_verdict`` (the threshold applies here, not in the parser),
-   ``conversation_duplicates``; ``conversation_record`` gives the CONTRACT record and
+   ``conversation_duplicates``, ``mix_over_weight`` (the kept task mix near its weights); ``conversation_record`` gives the CONTRACT record and
    ``transforms.records.shapes.with_messages`` gives the natural method its ``messages`` field.
 
 No I/O and no Beam here: the shells call these functions.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import unicodedata
@@ -59,12 +60,13 @@ JUDGE_UNPARSEABLE = "judge_unparseable"
 JUDGE_LOW = "judge_low"
 CONVERSATION_EXACT_DUPLICATE = "conversation_exact_duplicate"
 CONVERSATION_NEAR_DUPLICATE = "conversation_near_duplicate"
+MIX_OVER_WEIGHT = "mix_over_weight"  # its task's share of the kept is over its weight (balance)
 
 SEED_REASONS = (SEED_MISSING_FIELD, SEED_LANG_UNKNOWN, SEED_TOO_LONG, SEED_TASK_UNKNOWN,
                 SEED_DUPLICATE_ID, SEED_EXACT_DUPLICATE, SEED_NEAR_DUPLICATE, SEED_NOT_SAMPLED)
 CONVERSATION_REASONS = (EVOL_UNPARSEABLE, EVOL_UNCHANGED, TURN_EMPTY, TURN_TRUNCATED, TURN_TOO_LONG,
                         TURN_REPEATED, TURN_LID_MISMATCH, TURN_LID_LOW_CONFIDENCE, JUDGE_UNPARSEABLE,
-                        JUDGE_LOW, CONVERSATION_EXACT_DUPLICATE, CONVERSATION_NEAR_DUPLICATE)
+                        JUDGE_LOW, CONVERSATION_EXACT_DUPLICATE, CONVERSATION_NEAR_DUPLICATE, MIX_OVER_WEIGHT)
 
 
 def check_config(cfg: EvolConfig) -> None:
@@ -93,6 +95,10 @@ def check_config(cfg: EvolConfig) -> None:
     for key in ("dedup_threshold", "max_turn_similarity"):
         if not 0 < getattr(cfg, key) <= 1:
             raise ValueError(f"evol.{key} must be in (0, 1]")
+    if cfg.max_mix_deviation is not None and not 0 <= cfg.max_mix_deviation <= 1:
+        raise ValueError("evol.max_mix_deviation must be in [0, 1] or null")
+    if not 0 <= cfg.max_mix_drop <= 1:
+        raise ValueError("evol.max_mix_drop must be in [0, 1]")
     if cfg.length_buckets < 1 or (cfg.seeds_per_lang is not None and cfg.seeds_per_lang < 0):
         raise ValueError("evol.length_buckets must be >= 1 and seeds_per_lang >= 0")
 
@@ -608,6 +614,68 @@ def conversation_duplicates(conversations: Sequence[dict], cfg: EvolConfig) -> d
     found = duplicates([(c["id"], conversation_text(c["messages"])) for c in conversations], cfg)
     return {k: (CONVERSATION_EXACT_DUPLICATE if kind == "exact" else CONVERSATION_NEAR_DUPLICATE, kept)
             for k, (kind, kept) in found.items()}
+
+
+def mix_keep(counts: dict[str, int], weights: dict[str, float], max_deviation: float | None,
+             max_drop: float = 1.0) -> dict[str, int]:
+    """How many of each cell's ``counts`` to keep so that no cell's share of the N kept is over
+    its target (its weight's share among the cells present, 1.0 where absent) by more than
+    ``max_deviation`` plus one record (1/N): the largest N that allows, cutting only cells over
+    that bound, the most over first (ties by name). N never goes under ``(1 - max_drop)`` of
+    the total: where the bound needs more (a cell far under its target forces every other one
+    down), the most over-represented cells are cut, one at a time, down to that floor. The
+    one-record slack means a tiny set is never emptied: N = 1 always fits, and with N records
+    every cell may hold ``(target + max_deviation) * N + 1``. None keeps everything."""
+    present = {k: c for k, c in counts.items() if c > 0}
+    total_weight = sum(_weight(weights, k) for k in present)
+    if max_deviation is None or total_weight <= 0:
+        return dict(counts)
+    target = {k: _weight(weights, k) / total_weight for k in present}
+
+    def caps(n: int) -> dict[str, int]:
+        return {k: min(c, math.floor((target[k] + max_deviation) * n + 1e-9) + 1) for k, c in present.items()}
+
+    def most_over(keep: dict[str, int], n: int) -> str:
+        return max(sorted(keep), key=lambda k: keep[k] / n - target[k])
+
+    n = sum(present.values())
+    floor = max(1, math.ceil((1 - max_drop) * n - 1e-9))
+    while n > floor and sum(caps(n).values()) < n:
+        n -= 1
+    keep = caps(n) if sum(caps(n).values()) >= n else dict(present)
+    while sum(keep.values()) > n:
+        keep[most_over(keep, sum(keep.values()))] -= 1
+    return {k: keep.get(k, 0) for k in counts}
+
+
+def mix_over_weight(conversations: Sequence[dict], cfg: EvolConfig) -> dict[str, dict]:
+    """{dropped id: detail} over one language's kept conversations: ``mix_keep`` of its tasks by
+    ``task_weights``; a task cut to q keeps ``quotas`` of its operations by ``operation_weights``
+    (the over-represented ones lose most), and within a (task, operation) drops the lowest judge
+    scores first, then in an order drawn from ``cfg.seed`` and the id: the same set gives the
+    same drops whatever the order or number of workers."""
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for c in sorted(conversations, key=lambda c: c["id"]):
+        by_task[c["task"]].append(c)
+    keep = mix_keep({t: len(v) for t, v in by_task.items()}, cfg.task_weights, cfg.max_mix_deviation,
+                    cfg.max_mix_drop)
+    kept_n = sum(keep.values())
+    dropped: dict[str, dict] = {}
+    for task, members in sorted(by_task.items()):
+        if keep[task] == len(members):
+            continue
+        by_op: dict[str, list[dict]] = defaultdict(list)
+        for c in members:
+            by_op[c["evol"]["operation"]].append(c)
+        op_weights = {op: _weight(cfg.operation_weights, op.split("@")[0]) for op in by_op}
+        op_keep = quotas({op: len(v) for op, v in by_op.items()}, op_weights, keep[task])
+        for op, cell in sorted(by_op.items()):
+            order = sorted(cell, key=lambda c: (c.get("scores", {}).get("judge", -1),
+                                                _order_key(cfg.seed, "balance", c["id"])))
+            for c in order[:len(cell) - op_keep[op]]:
+                dropped[c["id"]] = {"task": task, "operation": op, "task_kept": keep[task],
+                                    "task_count": len(members), "lang_kept": kept_n}
+    return dropped
 
 
 def record_stats(record: dict) -> list[tuple[str, int]]:

@@ -7,6 +7,7 @@
   own ``run_inference``: a batch's conversations advance together, one round of concurrent
   calls per step, so a conversation's next turn is asked once the one before it is in.
 - ``ConversationQc``: per-message language ID, then near-duplicate conversations per language.
+- ``BalanceMix``: the excess of tasks over their weight in a language's kept conversations.
 
 Every stage returns a ``StageOutput`` whose rejects are ``evol.conversation_reject`` lines.
 """
@@ -197,6 +198,36 @@ class ConversationQc(beam.PTransform):
             | "Dedup" >> beam.FlatMap(_dedup, self.cfgs)
         )
         return route((failed, passed) | "All" >> beam.Flatten(), "qc", conversation_reject)
+
+
+def _balance(element, cfgs: dict[str, EvolConfig]):
+    """(lang, conversations) -> each (conversation, reason or None, detail)."""
+    lang, states = element
+    states = sorted(states, key=lambda s: s["id"])
+    dropped = evol.mix_over_weight(states, cfgs[lang])
+    for state in states:
+        if state["id"] in dropped:
+            yield state, evol.MIX_OVER_WEIGHT, dropped[state["id"]]
+        else:
+            yield state, None
+
+
+class BalanceMix(beam.PTransform):
+    """balance: per language, the conversations of tasks over their weight's share (by more than
+    ``max_mix_deviation``) beyond it -> StageOutput (``evol.mix_over_weight``)."""
+
+    def __init__(self, cfgs: dict[str, EvolConfig]):
+        super().__init__()
+        self.cfgs = cfgs
+
+    def expand(self, states):
+        balanced = (
+            states
+            | "ByLang" >> beam.Map(lambda s: (s["lang"], s))
+            | "Group" >> beam.GroupByKey()
+            | "Balance" >> beam.FlatMap(_balance, self.cfgs)
+        )
+        return route(balanced, "balance", conversation_reject)
 
 
 def final_record(state: dict, cfgs: dict[str, EvolConfig], preset: str) -> dict:
