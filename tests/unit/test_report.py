@@ -151,16 +151,17 @@ def test_an_evol_run_reports_its_seeds_and_conversation_mix():
               "messages": [{"role": r, "content": "x" * n} for r, n in
                            (("user", 10), ("assistant", 20), ("user", 30), ("assistant", 40))]}
     sums = Counter({"seeds.read": 9, "seeds.kept": 6, "seeds.rejected.seed_not_sampled": 3, "selected_records": 6})
-    for stage, n in (("evolve", 6), ("turns", 6), ("qc", 6), ("judge", 6)):
+    for stage, n in (("evolve", 6), ("turns", 6), ("qc", 6), ("judge", 6), ("balance", 6)):
         sums[f"stages.{stage}.in"] = sums[f"stages.{stage}.out"] = n
     for name, n in evol.record_stats(record):
         sums[name] += n
     stats = build_stats("tel", dict(sums), {"preset": "demo", "method": "evol", "evol": {"judge_min_score": 3},
                                             "llm": {"model": "tiny:llama"}})
     assert stats["seeds"] == {"read": 9, "kept": 6, "rejected": {"seed_not_sampled": 3}}
-    assert list(stats["stages"]) == ["evolve", "turns", "qc", "judge"]
+    assert list(stats["stages"]) == ["evolve", "turns", "qc", "judge", "balance"]
     assert stats["evol"]["turn_chars"]["2"]["assistant"] == {"messages": 1, "mean_chars": 40.0}
     text = report.render([stats], "demo")
     assert "| tel | 9 | 6 | 3 | seed_not_sampled 3 |" in text
     assert "| closed_qa/deepen@1 | 1 (100%) |" in text and "| follow_up@1 | 1 (100%) |" in text
     assert "| 2 | assistant | 40.0 (n=1) |" in text and "| qc | language ID:" in text
+    assert "| balance | task mix: max deviation" in text
