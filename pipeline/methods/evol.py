@@ -19,7 +19,13 @@ from pipeline.languages import Language
 from pipeline.methods.shared import run_stages, write_outputs
 from pipeline.ops import resume
 from transforms.models import evol, llm
-from transforms.models.evol_stages import BalanceMix, ConversationQc, EvolLlmStage, SelectSeeds, final_record
+from transforms.models.evol_stages import (
+    BalanceMix,
+    ConversationQc,
+    EvolLlmStage,
+    SelectSeeds,
+    final_record,
+)
 from transforms.records.shapes import StageOutput
 from transforms.select import langid
 from transforms.sources import seeds
