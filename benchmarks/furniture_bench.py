@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.select_bench import LANGS, build_corpus  # noqa: E402
+from benchmarks.select_bench import LANGS, corpus_dir  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.languages import get  # noqa: E402
 from transforms.select.stage import ParagraphScorer  # noqa: E402
@@ -85,12 +83,7 @@ def main() -> None:
     ap.add_argument("--corpus", default=None, help="reused when it holds the corpus already")
     ap.add_argument("--pipeline", action="store_true", help="time the whole select stage")
     args = ap.parse_args()
-    corpus = Path(args.corpus or tempfile.mkdtemp(prefix="furniture_bench_"))
-    corpus.mkdir(parents=True, exist_ok=True)
-    if not all((corpus / f"{code}.txt").exists() for code in LANGS):
-        rng = random.Random(0)
-        for code in LANGS:
-            build_corpus(code, args.docs // len(LANGS), corpus / f"{code}.txt", rng)
+    corpus = corpus_dir(args.corpus, args.docs, "furniture_bench_")
     docs = {}
     for code in LANGS:
         with open(corpus / f"{code}.txt", "rb") as f:

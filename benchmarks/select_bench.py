@@ -89,6 +89,18 @@ def build_corpus(lang: str, n_docs: int, path: Path, rng: random.Random, heavy: 
             f.write(text + "\n\n")
 
 
+def corpus_dir(path: str | None, n_docs: int, prefix: str) -> Path:
+    """The low-duplication corpus of ``n_docs`` documents over ``LANGS`` in ``path`` (a new
+    temporary folder when None), built unless the folder holds it already."""
+    corpus = Path(path or tempfile.mkdtemp(prefix=prefix))
+    corpus.mkdir(parents=True, exist_ok=True)
+    if not all((corpus / f"{code}.txt").exists() for code in LANGS):
+        rng = random.Random(0)
+        for code in LANGS:
+            build_corpus(code, n_docs // len(LANGS), corpus / f"{code}.txt", rng)
+    return corpus
+
+
 def _chunks(text: str, size: int = 4) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 

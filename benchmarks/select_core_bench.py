@@ -9,16 +9,14 @@ steadier than wall time on a shared machine).
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.select_bench import LANGS, build_corpus  # noqa: E402
+from benchmarks.select_bench import LANGS, corpus_dir  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.languages import get  # noqa: E402
 from transforms.select.stage import ParagraphScorer  # noqa: E402
@@ -31,12 +29,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--corpus", default=None, help="reused when it holds the corpus already")
     args = ap.parse_args()
-    corpus = Path(args.corpus or tempfile.mkdtemp(prefix="select_core_"))
-    corpus.mkdir(parents=True, exist_ok=True)
-    if not all((corpus / f"{code}.txt").exists() for code in LANGS):
-        rng = random.Random(0)
-        for code in LANGS:
-            build_corpus(code, args.docs // len(LANGS), corpus / f"{code}.txt", rng)
+    corpus = corpus_dir(args.corpus, args.docs, "select_core_")
     cfg = config_mod.load("demo")
     docs, scorers = {}, {}
     for code in LANGS:
