@@ -5,14 +5,42 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.config import Config, with_input
+from pipeline.config import Config, to_dict, with_input
 from pipeline.languages import Language
-from pipeline.methods.shared import run_config, run_stages, write_outputs
+from pipeline.methods.shared import run_stages, write_outputs
 from pipeline.ops import resume
+from transforms.models import llm
 from transforms.records.shapes import StageOutput
+from transforms.select import dedup, langid
 from transforms.select.stage import Select
 from transforms.sources.cc100 import BATCH_DOCS
 from transforms.sources.inputs import ReadSources
+
+
+def run_config(config: Config, lang: Language) -> dict:
+    """What the stats record about the parameters of this language's natural run."""
+    cfg = config.for_lang(lang.code).select
+    bands, rows, min_matches = dedup.bands_of(cfg.dedup)
+    label = langid.expected_label(lang, cfg.lid.labels)
+    return {
+        "preset": config.preset,
+        "select": to_dict(cfg),
+        "translate": to_dict(config.translate),
+        "qe": to_dict(config.qe),
+        "llm": {**{k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
+                "server_args": llm.redact_args(config.llm.server_args)},
+        "generate": to_dict(config.generate),
+        "judge": to_dict(config.judge),
+        "sources": to_dict(config.sources),
+        "resolved": {
+            "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
+            "lid": {
+                "model": cfg.lid.model_path or "lid.176.ftz (packaged)",
+                "expected_label": label,
+                "checked": label is not None,
+            },
+        },
+    }
 
 
 def build(

@@ -1,5 +1,5 @@
-"""What every method's wiring shares: the stats' record of a run's parameters, the resource
-hints of model stages, stages read back from checkpoints, and the three outputs (data, rejects,
+"""What every method's wiring shares: the stage loop (stages read back from checkpoints or run
+and saved, with the resource hints of model stages) and the three outputs (data, rejects,
 stats) that every stage feeds."""
 
 from __future__ import annotations
@@ -8,40 +8,11 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from pipeline.config import Config, to_dict
-from pipeline.languages import Language
+from pipeline.config import Config
 from pipeline.ops import resume
-from transforms.models import llm
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.records.write import DatasetStats, WritePerLang, WriteStats
-from transforms.select import dedup, langid
-
-
-def run_config(config: Config, lang: Language) -> dict:
-    """What the stats record about the parameters of this language's run."""
-    cfg = config.for_lang(lang.code).select
-    bands, rows, min_matches = dedup.bands_of(cfg.dedup)
-    label = langid.expected_label(lang, cfg.lid.labels)
-    return {
-        "preset": config.preset,
-        "select": to_dict(cfg),
-        "translate": to_dict(config.translate),
-        "qe": to_dict(config.qe),
-        "llm": {**{k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
-                "server_args": llm.redact_args(config.llm.server_args)},
-        "generate": to_dict(config.generate),
-        "judge": to_dict(config.judge),
-        "sources": to_dict(config.sources),
-        "resolved": {
-            "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
-            "lid": {
-                "model": cfg.lid.model_path or "lid.176.ftz (packaged)",
-                "expected_label": label,
-                "checked": label is not None,
-            },
-        },
-    }
 
 
 def resource_hints(config: Config, stage: str) -> dict[str, str]:

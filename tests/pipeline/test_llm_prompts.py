@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import config as config_mod
 from pipeline.languages import LANGUAGES
-from pipeline.methods import shared
+from pipeline.methods import natural
 from tests.pipeline.conftest import require_vllm_env
 from transforms.models import generate, llm, tiny_models
 
@@ -89,7 +89,7 @@ def test_the_key_is_sent_and_never_shown(served, monkeypatch):
     assert len(started) == 1 and "--api-key ***" in started[0] and KEY not in started[0]
     assert KEY not in server.tail(10**6)
     config = dataclasses.replace(config_mod.load("demo"), llm=cfg)
-    stats_config = shared.run_config(config, LANGUAGES["tel"])
+    stats_config = natural.run_config(config, LANGUAGES["tel"])
     assert KEY not in repr(stats_config) and "***" in stats_config["llm"]["server_args"]
 
 

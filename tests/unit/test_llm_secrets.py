@@ -4,7 +4,7 @@ import dataclasses
 
 from pipeline import config as config_mod
 from pipeline.languages import LANGUAGES
-from pipeline.methods import shared
+from pipeline.methods import natural
 from transforms.models import generate, llm
 
 ARGS = ("--max-model-len", "4096", "--api-key", "sk-one", "sk-two", "--hf-token=hf_abcdef",
@@ -47,7 +47,7 @@ def test_the_stats_config_holds_no_secret():
     config = config_mod.load("demo")
     config = dataclasses.replace(config, llm=dataclasses.replace(
         config.llm, server_args=ARGS, server_env={"HF_TOKEN": "hf_secret_env"}))
-    recorded = repr(shared.run_config(config, LANGUAGES["tel"]))
+    recorded = repr(natural.run_config(config, LANGUAGES["tel"]))
     assert not any(s in recorded for s in ("sk-one", "sk-two", "hf_abcdef", "hf_secret_env"))
     assert "'--api-key', '***', '***'" in recorded
 
