@@ -17,6 +17,15 @@ def read_jsonl(directory: Path) -> list[dict]:
     ]
 
 
+def load_with_datasets(out: Path, lang: str, cache: Path):
+    """``OUT/data/{lang}`` as the Hugging Face ``datasets`` JSON loader reads it (a test
+    dependency: chat-format trainers load data this way)."""
+    import datasets
+
+    return datasets.load_dataset("json", data_files=str(out / "data" / lang / "*.jsonl"), split="train",
+                                 cache_dir=str(cache))
+
+
 def run_select(out: Path, *extra: str, langs=SAMPLE_LANGS) -> Path:
     code = main(["--langs", ",".join(langs), "--output", str(out), "--until", "select", *extra])
     assert code == 0

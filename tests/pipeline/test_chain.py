@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.config import STAGES
 from pipeline.main import main
-from tests.pipeline.conftest import read_jsonl, require_vllm_env
+from tests.pipeline.conftest import load_with_datasets, read_jsonl, require_vllm_env
 from tests.pipeline.test_llm_client import FlakyServer
 from transforms.models.llm import _free_port
 
@@ -82,9 +82,7 @@ def test_records_carry_every_field_and_their_provenance(chain_run, lang):
 
 @pytest.mark.slow
 def test_records_load_with_datasets_as_a_messages_column(chain_run, tmp_path):
-    datasets = pytest.importorskip("datasets")
-    data = datasets.load_dataset("json", data_files=str(chain_run / "data" / "tel" / "*.jsonl"),
-                                 split="train", cache_dir=str(tmp_path / "cache"))
+    data = load_with_datasets(chain_run, "tel", tmp_path / "cache")
     assert "messages" in data.column_names and len(data) > 0
     assert [m["role"] for m in data[0]["messages"]] == ["user", "assistant"]
 

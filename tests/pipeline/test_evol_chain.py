@@ -13,7 +13,7 @@ from pipeline.config import EVOL_STAGES, load
 from pipeline.main import main
 from pipeline.options import SAMPLE_SEEDS
 from prompts import taxonomy
-from tests.pipeline.conftest import read_jsonl, require_vllm_env
+from tests.pipeline.conftest import load_with_datasets, read_jsonl, require_vllm_env
 from transforms.models import evol
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,9 +152,7 @@ def test_a_turn_in_another_language_rejects_its_conversation(evol_run, seed_dir,
 
 @pytest.mark.slow
 def test_conversations_load_with_datasets_as_a_messages_column(evol_run, tmp_path):
-    datasets = pytest.importorskip("datasets")
-    data = datasets.load_dataset("json", data_files=str(evol_run / "data" / "tel" / "*.jsonl"),
-                                 split="train", cache_dir=str(tmp_path / "cache"))
+    data = load_with_datasets(evol_run, "tel", tmp_path / "cache")
     assert "messages" in data.column_names and len(data) > 0
     assert data[0]["messages"][0]["role"] == "user"
 

@@ -29,6 +29,7 @@ import lzma
 import posixpath
 import zlib
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, BinaryIO, NamedTuple
 
 import apache_beam as beam
@@ -294,14 +295,14 @@ def _read_documents(file: tuple[str, str, str, ReadConfig, str], batch_size: int
     """Lists of up to ``batch_size`` documents of one file: the unit later stages work on
     (a batch costs one element, not one per document)."""
     lang, path, name, cfg, source = file
-    batch = []
     with InputFile(path, cfg.max_line_bytes) as f:
-        for document in documents(lang, name, f.lines(), cfg, source):
-            batch.append(document)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-    if batch:
+        yield from batches(documents(lang, name, f.lines(), cfg, source), batch_size)
+
+
+def batches(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` consecutive items."""
+    items = iter(items)
+    while batch := list(islice(items, size)):
         yield batch
 
 

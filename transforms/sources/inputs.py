@@ -35,7 +35,9 @@ from apache_beam.metrics import Metrics
 from pipeline.config import ReadConfig, SourceConfig
 from pipeline.languages import Language
 from transforms.sources import tabular
-from transforms.sources.cc100 import Document, ReadCC100, ReadPieces, input_pattern, relative_name, template_dir
+from transforms.sources.cc100 import (
+    Document, ReadCC100, ReadPieces, batches, input_pattern, relative_name, template_dir,
+)
 
 SHOWN_CHARS = 1000  # of a rejected row's non-string text, kept in its reject line
 
@@ -216,17 +218,15 @@ def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int 
 def _read_rows(piece: tuple, batch_size: int):
     """A piece of a tabular source -> lists of up to ``batch_size`` documents."""
     other = Metrics.counter(f"sources/{piece[0].name}", tabular.OTHER_LANGUAGE)
-    batch = []
-    for doc in piece_documents(*piece):
-        if doc is None:
-            other.inc()
-            continue
-        batch.append(doc)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+
+    def of_run_languages(docs):
+        for doc in docs:
+            if doc is None:  # a row of a language the run does not read: counted only
+                other.inc()
+            else:
+                yield doc
+
+    yield from batches(of_run_languages(piece_documents(*piece)), batch_size)
 
 
 class ReadTabular(ReadPieces):
