@@ -150,14 +150,21 @@ def _plan(args, langs, config):
     return prints, resume.plan(args.output, prints, args.from_stage)
 
 
+def _counters(result, namespace: str):
+    """(namespace, name, count) of the run's counters in ``namespace``, or in every namespace
+    below it when it ends with "/"."""
+    for counter in result.metrics().query()["counters"]:
+        found = counter.key.metric.namespace
+        if found == namespace or (namespace.endswith("/") and found.startswith(namespace)):
+            yield found, counter.key.metric.name, counter.committed or 0
+
+
 def _model_calls(result) -> dict[str, dict[str, int]]:
     """Model calls made and answered from the cache, per kind, from the run's metrics."""
-    from apache_beam.metrics.metric import MetricsFilter
-
     calls: dict[str, dict[str, int]] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("model_calls"))["counters"]:
-        kind, outcome = counter.key.metric.name.rsplit(".", 1)
-        calls.setdefault(kind, {"made": 0, "cached": 0})[outcome] += counter.committed or 0
+    for _, name, n in _counters(result, "model_calls"):
+        kind, outcome = name.rsplit(".", 1)
+        calls.setdefault(kind, {"made": 0, "cached": 0})[outcome] += n
     return dict(sorted(calls.items()))
 
 
@@ -207,35 +214,29 @@ def _rows_not_read(result) -> dict[str, dict[str, int]]:
     """Rows of the tabular sources that belong to a language the run did not ask for
     (``other_language``), per source, from the run's metrics: counted, not rejects."""
     counts: dict[str, dict[str, int]] = {}
-    for counter in result.metrics().query()["counters"]:
-        namespace = counter.key.metric.namespace
-        if namespace.startswith("sources/"):
-            entry = counts.setdefault(namespace.split("/", 1)[1], {})
-            entry[counter.key.metric.name] = entry.get(counter.key.metric.name, 0) + (counter.committed or 0)
+    for namespace, name, n in _counters(result, "sources/"):
+        entry = counts.setdefault(namespace.split("/", 1)[1], {})
+        entry[name] = entry.get(name, 0) + n
     return dict(sorted(counts.items()))
 
 
 def _unassigned_seeds(result) -> dict[str, int]:
     """Seed rows of a shared seed file that no language of the run takes, per reason (another
     language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
     counts: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("seeds"))["counters"]:
-        reason = counter.key.metric.name.removeprefix("unassigned.")
-        counts[reason] = counts.get(reason, 0) + (counter.committed or 0)
+    for _, name, n in _counters(result, "seeds"):
+        reason = name.removeprefix("unassigned.")
+        counts[reason] = counts.get(reason, 0) + n
     return dict(sorted(counts.items()))
 
 
 def _model_copies(result) -> dict[str, dict[str, int]]:
     """Staged models copied to this machine's or the workers' disks (``transforms/models/model_store.py``),
     per model: copies made and bytes copied, from the run's metrics."""
-    from apache_beam.metrics.metric import MetricsFilter
-
     copies: dict[str, dict[str, int]] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("models"))["counters"]:
-        kind, model = counter.key.metric.name.split(".", 1)
-        copies.setdefault(model, {"copies": 0, "copied_bytes": 0})[kind] += counter.committed or 0
+    for _, name, n in _counters(result, "models"):
+        kind, model = name.split(".", 1)
+        copies.setdefault(model, {"copies": 0, "copied_bytes": 0})[kind] += n
     return dict(sorted(copies.items()))
 
 
