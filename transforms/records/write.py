@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from collections import Counter, defaultdict
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms import window
 
 from pipeline.config import METHODS
 from transforms.records.shapes import SCORE_SUM_SCALE, SCORES
@@ -14,25 +17,6 @@ from transforms.records.shapes import SCORE_SUM_SCALE, SCORES
 
 def to_json(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False)
-
-
-class WriteJsonl(beam.PTransform):
-    """Dicts -> ``{directory}/part-NNNNN-of-MMMMM.jsonl``, one JSON object a line."""
-
-    def __init__(self, directory: str):
-        super().__init__()
-        self.directory = directory
-
-    def expand(self, records):
-        return (
-            records
-            | "Json" >> beam.Map(to_json)
-            | "Write" >> beam.io.WriteToText(
-                f"{self.directory}/part",
-                file_name_suffix=".jsonl",
-                shard_name_template="-SSSSS-of-NNNNN",
-            )
-        )
 
 
 LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
@@ -57,11 +41,30 @@ def dataset_stats(record: dict, extra=None) -> list[tuple[tuple[str, str], int]]
     return pairs
 
 
+class _TallyDataset(beam.DoFn):
+    """Sums ``dataset_stats`` per bundle and emits the sums at its end: a few pairs a bundle,
+    not five or more elements a record."""
+
+    def __init__(self, extra=None):
+        self.extra = extra
+
+    def start_bundle(self):
+        self.tally = Counter()
+
+    def process(self, record: dict):
+        for key, n in dataset_stats(record, self.extra):
+            self.tally[key] += n
+
+    def finish_bundle(self):
+        for pair in self.tally.items():
+            yield window.GlobalWindows.windowed_value_at_end_of_window(pair)
+
+
 class DatasetStats(beam.PTransform):
     """The records written to ``OUT/data`` -> ((lang, name), n) pairs (``dataset.*``) for
-    ``WriteStats``: the paper's Table 2 (lengths, task mix), summed per key here already so
-    few pairs travel on. Every language in ``langs`` gets ``dataset.records``, 0 if none is
-    left, so the stats say so."""
+    ``WriteStats``: the paper's Table 2 (lengths, task mix), summed per bundle and key here
+    already so few pairs travel on. Every language in ``langs`` gets ``dataset.records``, 0 if
+    none is left, so the stats say so."""
 
     def __init__(self, langs: list[str], extra=None):
         super().__init__()
@@ -72,7 +75,7 @@ class DatasetStats(beam.PTransform):
         zeros = records.pipeline | "EveryLang" >> beam.Create(
             [((lang, "dataset.records"), 0) for lang in self.langs]
         )
-        pairs = records | "Pairs" >> beam.FlatMap(dataset_stats, self.extra)
+        pairs = records | "Pairs" >> beam.ParDo(_TallyDataset(self.extra))
         return (pairs, zeros) | "All" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
 
 
@@ -256,16 +259,87 @@ class WriteStats(beam.PTransform):
         )
 
 
+# A writer's lines held per bundle before they go to a file (characters): bounds its memory.
+FLUSH_CHARS = 32 << 20
+TEMP_PREFIX = ".tmp-"  # a file being written; not matched by part-*
+
+
+def part_name(i: int, n: int) -> str:
+    return f"part-{i:05d}-of-{n:05d}.jsonl"
+
+
+class _WriteLines(beam.DoFn):
+    """(lang, JSON line) -> a temporary file per language a bundle holds lines of (more when
+    they pass ``FLUSH_CHARS``) under ``{directory}/{lang}/``; emits (lang, its path) once
+    written. A failed bundle's files are never emitted: ``_finalize`` removes them."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def start_bundle(self):
+        self.lines: dict[str, list[str]] = defaultdict(list)
+        self.size = 0
+
+    def process(self, element: tuple[str, str]):
+        lang, line = element
+        self.lines[lang].append(line)
+        self.size += len(line)
+        if self.size >= FLUSH_CHARS:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for written in self._flush():
+            yield window.GlobalWindows.windowed_value_at_end_of_window(written)
+
+    def _flush(self):
+        for lang, lines in self.lines.items():
+            path = f"{self.directory}/{lang}/{TEMP_PREFIX}{uuid.uuid4().hex}.jsonl"
+            with FileSystems.create(path) as f:
+                for start in range(0, len(lines), 1000):
+                    f.write("".join(line + "\n" for line in lines[start:start + 1000]).encode("utf-8"))
+            yield lang, path
+        self.lines.clear()
+        self.size = 0
+
+
+def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
+    """A language's temporary files -> ``part-NNNNN-of-MMMMM.jsonl`` (one empty part when it has
+    none, as Beam's text sink does); removes the temporary files of failed bundle attempts.
+    A retry renames only what is still to rename."""
+    lang, paths = element
+    temps = sorted(path for path in paths if path)
+    final = [f"{directory}/{lang}/{part_name(i, len(temps))}" for i in range(len(temps))]
+    if not temps:
+        final = [f"{directory}/{lang}/{part_name(0, 1)}"]
+        FileSystems.create(final[0]).close()
+    pending = [(src, dst) for src, dst in zip(temps, final) if FileSystems.exists(src)]
+    if pending:
+        FileSystems.rename(*map(list, zip(*pending)))
+    orphans = FileSystems.match([f"{directory}/{lang}/{TEMP_PREFIX}*"])[0].metadata_list
+    if orphans:
+        FileSystems.delete([m.path for m in orphans])
+    return lang, len(final)
+
+
 class WritePerLang(beam.PTransform):
-    """Dicts with a ``lang`` field -> ``{output}/{kind}/{lang}/part-*.jsonl`` per language."""
+    """Dicts with a ``lang`` field -> ``{output}/{kind}/{lang}/part-*.jsonl`` for every language
+    in ``langs`` (an empty part for a language without any). One writer for all languages:
+    the graph does not grow with them."""
 
     def __init__(self, output: str, kind: str, langs: list[str]):
         super().__init__()
-        self.output, self.kind, self.langs = output, kind, langs
+        self.directory, self.langs = f"{output}/{kind}", langs
 
     def expand(self, records):
-        index = {lang: i for i, lang in enumerate(self.langs)}
-        parts = records | "ByLang" >> beam.Partition(lambda r, _: index[r["lang"]], len(self.langs))
-        for lang, part in zip(self.langs, parts, strict=True):
-            part | f"Write/{lang}" >> WriteJsonl(f"{self.output}/{self.kind}/{lang}")
-        return records.pipeline
+        written = (
+            records
+            | "Json" >> beam.Map(lambda r: (r["lang"], to_json(r)))
+            | "Write" >> beam.ParDo(_WriteLines(self.directory))
+        )
+        every_lang = records.pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
+        return (
+            (written, every_lang)
+            | "All" >> beam.Flatten()
+            | "ByLang" >> beam.GroupByKey()
+            | "Finalize" >> beam.Map(_finalize, self.directory)
+        )

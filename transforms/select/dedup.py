@@ -228,6 +228,32 @@ def unpack(packed: tuple) -> tuple[Entries, Entries]:
     return Entries(exact_files, np.frombuffer(exact, _dtype(EXACT_WIDTH))), Entries(band_files, band_rows)
 
 
+class ShardBuffer:
+    """Bucket entries gathered by (language, key shard) over many batches and handed on as one
+    packed table a key once they pass ``max_bytes`` (and at the end): one shuffle element a key
+    shard and flush instead of one a key shard and batch (measured: 100,346 elements for the
+    benchmark's 50,000 documents, each decoded and grouped on its own)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.parts: dict[tuple[str, int], list[tuple[Entries, Entries]]] = defaultdict(list)
+        self.size = 0
+
+    def add(self, lang: str, exact: Entries, band: Entries, shards: int) -> Iterator[tuple[tuple[str, int], tuple]]:
+        """Take a batch's entries; yields ``((lang, shard), packed)`` when the buffer is full."""
+        for s, parts in by_key_shard(exact, band, shards):
+            self.parts[lang, s].append(parts)
+        self.size += exact.rows.nbytes + band.rows.nbytes
+        if self.size >= self.max_bytes:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[tuple[tuple[str, int], tuple]]:
+        for key, parts in self.parts.items():
+            yield key, pack(concat(e for e, _ in parts), concat(b for _, b in parts))
+        self.parts.clear()
+        self.size = 0
+
+
 def node_shard(position: Position, shards: int) -> int:
     """The shard a paragraph's facts travel in."""
     return zlib.crc32("\0".join(map(str, position)).encode()) % shards

@@ -17,6 +17,7 @@ from itertools import chain
 from typing import NamedTuple
 
 import apache_beam as beam
+from apache_beam.transforms import window
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
@@ -31,6 +32,9 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 # Kept paragraphs and duplicates meet per group of this many consecutive documents of a file:
 # one shuffle element a group, not one a document.
 GROUP_DOCS = 256
+# Bucket entries a worker gathers before it hands them on, per bundle (~2 KB a paragraph with
+# 16 bands): bounds its memory; fewer, larger shuffle elements below it.
+BUCKET_BUFFER_BYTES = 64 << 20
 
 
 def doc_group(lang: str, source: str, file: str, doc: int) -> tuple[str, str, str, int]:
@@ -191,6 +195,10 @@ class ScoreParagraphs(_Tallied):
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
 
+    def start_bundle(self):
+        super().start_bundle()
+        self.buckets = dedup.ShardBuffer(BUCKET_BUFFER_BYTES)
+
     def scorer(self, code: str) -> ParagraphScorer:
         if code not in self.scorers:
             self.scorers[code] = ParagraphScorer(*self.langs[code])
@@ -211,9 +219,14 @@ class ScoreParagraphs(_Tallied):
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
             yield from groups.items()
             exact, band = scorer.buckets(lang_docs, scored)
-            for shard, entries in dedup.by_key_shard(exact, band, self.langs[code][1].dedup.shards):
-                yield beam.pvalue.TaggedOutput("buckets", ((code, shard), dedup.pack(*entries)))
+            for packed in self.buckets.add(code, exact, band, self.langs[code][1].dedup.shards):
+                yield beam.pvalue.TaggedOutput("buckets", packed)
         self.feed_progress()  # a local runner's bundle can be the whole stage
+
+    def finish_bundle(self):
+        for packed in self.buckets.flush():
+            yield beam.pvalue.TaggedOutput("buckets", window.GlobalWindows.windowed_value_at_end_of_window(packed))
+        yield from super().finish_bundle()
 
 
 class MakeFragments(_Tallied):
