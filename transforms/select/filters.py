@@ -7,6 +7,10 @@ written without spaces are judged the same way.
 ``paragraph_reject_reason`` runs the checks cheapest and most specific first and returns the
 stable name of the first that fails (a reason from ``REASONS``), or None to keep the paragraph.
 Each threshold comes from ``FilterConfig``; a threshold of None disables its check.
+
+The repeat and ratio checks read a paragraph's ``TextStats``: ``text_stats`` counts them for one
+text with regexes; ``batch_text_stats`` gives the same numbers for a batch of paragraphs at once
+(a code point table per script set, counted with numpy), the select stage's path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
+import numpy as np
 import regex
 
 from pipeline.config import FilterConfig
@@ -42,6 +48,9 @@ _URL = regex.compile(
     r"|(?<![\w-])[\w-]+\.(?:com|net|org|info|biz|html?|php)\b",
     regex.IGNORECASE,
 )
+# A part of every match of ``_URL``, same flags: where it is absent (most text) the slow
+# lookbehind scan is skipped.
+_URL_PART = regex.compile(r"https?://|www\.|@|\.(?:com|net|org|info|biz|html?|php)", regex.IGNORECASE)
 # C0 and C1 control characters but tab and newline.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Inserted after the first character of an escaped special token: it no longer matches the
@@ -81,15 +90,21 @@ def _char_repeats(max_repeats: int) -> tuple[re.Pattern, ...]:
 
 def has_repeated_unit(text: str, max_repeats: int) -> bool:
     """Whether a unit follows itself more than ``max_repeats`` times: 1-8 characters
-    ("!!!!!!", "hahahaha", "わらわらわら") or 1-4 words ("buy now buy now buy now ...").
+    ("!!!!!!", "hahahaha", "わらわらわら") or 1-4 words ("buy now buy now buy now ...")."""
+    return _has_repeated_chars(text, max_repeats) or _has_repeated_words(text, max_repeats)
 
-    Word units are looked for only when some word occurs more than ``max_repeats`` times: a
+
+def _has_repeated_chars(text: str, max_repeats: int) -> bool:
+    return any(p.search(text) for p in _char_repeats(max_repeats))
+
+
+def _has_repeated_words(text: str, max_repeats: int) -> bool:
+    """Word units are looked for only when some word occurs more than ``max_repeats`` times: a
     unit of n words repeats where word i equals word i + n for ``max_repeats * n`` words in a
-    row, one pass per n.
-    """
-    if any(p.search(text) for p in _char_repeats(max_repeats)):
-        return True
+    row, one pass per n."""
     words = text.split()
+    if len(words) <= max_repeats:  # no word can occur more often than that
+        return False
     counts = Counter(words)
     if not counts or max(counts.values()) <= max_repeats:
         return False
@@ -107,6 +122,12 @@ def _special_tokens(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
+@functools.lru_cache(maxsize=None)
+def _phrases(phrases: tuple[str, ...]) -> re.Pattern:
+    """Any of ``phrases`` as a substring: one scan, not one per phrase."""
+    return re.compile("|".join(map(re.escape, phrases)))
+
+
 def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
     """``text`` with every special token of ``cfg.special_tokens`` broken up by a zero-width
     space after its first character, when ``cfg.escape_special_tokens`` is set."""
@@ -117,18 +138,47 @@ def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
     )
 
 
-def _ratio(pattern: regex.Pattern, text: str, total: int) -> float:
-    return len(pattern.findall(text)) / total if total else 0.0
+class TextStats(NamedTuple):
+    """What the repeat and ratio checks read of one paragraph."""
+
+    repeated_chars: bool  # a unit of 1-8 characters follows itself more than max_repeats times
+    visible: int  # characters but whitespace (``str.isspace``)
+    symbols: int  # ``_SYMBOL``
+    digits: int  # ``\p{Nd}``
+    upper: int  # ``\p{Lu}``
+    cased: int  # ``\p{Lu}`` or ``\p{Ll}``
+    letters: int  # letters and combining marks
+    script_letters: int  # ... of the language's scripts
+
+
+def text_stats(text: str, scripts: tuple[str, ...], max_repeats: int | None) -> TextStats:
+    """The ``TextStats`` of one text, counted with the regexes."""
+    return TextStats(
+        max_repeats is not None and _has_repeated_chars(text, max_repeats),
+        len("".join(text.split())),
+        len(_SYMBOL.findall(text)),
+        len(_DIGIT.findall(text)),
+        len(_UPPER.findall(text)),
+        len(_CASED.findall(text)),
+        len(_NOT_LETTER.sub("", text)),  # counting by deletion: no list of matches
+        len(_script_pattern(scripts).sub("", text)),
+    )
 
 
 def script_ratio(text: str, scripts: tuple[str, ...]) -> float:
     """Share of the letters (and combining marks) of ``text`` that belong to ``scripts``."""
-    letters = len(_NOT_LETTER.sub("", text))  # counting by deletion: no list of matches
-    return len(_script_pattern(scripts).sub("", text)) / letters if letters else 0.0
+    return _script_share(text_stats(text, scripts, None))
 
 
-def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str | None:
-    """The reason to drop one paragraph, or None to keep it."""
+def _script_share(stats: TextStats) -> float:
+    return stats.script_letters / stats.letters if stats.letters else 0.0
+
+
+def paragraph_reject_reason(
+    text: str, lang: Language, cfg: FilterConfig, stats: TextStats | None = None
+) -> str | None:
+    """The reason to drop one paragraph, or None to keep it. ``stats``: its ``TextStats`` when
+    counted already (``batch_text_stats``), else counted here when a check needs them."""
     if "\ufffd" in text:  # the reader decodes invalid UTF-8 as U+FFFD
         return INVALID_UTF8
     if _CONTROL.search(text):
@@ -139,28 +189,122 @@ def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str
         and _special_tokens(cfg.special_tokens).search(text)
     ):
         return SPECIAL_TOKENS
-    if cfg.max_urls is not None and len(_URL.findall(text)) > cfg.max_urls:
+    if cfg.max_urls is not None and _URL_PART.search(text) and len(_URL.findall(text)) > cfg.max_urls:
         return CONTAINS_URL
-    if cfg.boilerplate_phrases:
-        folded = text.casefold()
-        if any(phrase in folded for phrase in cfg.boilerplate_phrases):
-            return BOILERPLATE
+    if cfg.boilerplate_phrases and _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()):
+        return BOILERPLATE
     if cfg.max_menu_separators is not None and len(_MENU.findall(text)) > cfg.max_menu_separators:
         return BOILERPLATE
-    if cfg.max_repeats is not None and has_repeated_unit(text, cfg.max_repeats):
+    if stats is None:
+        stats = text_stats(text, lang.scripts, cfg.max_repeats)
+    if cfg.max_repeats is not None and (
+        stats.repeated_chars or _has_repeated_words(text, cfg.max_repeats)
+    ):
         return REPEATED_CHARS
-    visible = len("".join(text.split()))
-    if cfg.max_symbol_ratio is not None and _ratio(_SYMBOL, text, visible) > cfg.max_symbol_ratio:
+    visible = stats.visible
+    if cfg.max_symbol_ratio is not None and _share(stats.symbols, visible) > cfg.max_symbol_ratio:
         return TOO_MANY_SYMBOLS
-    if cfg.max_digit_ratio is not None and _ratio(_DIGIT, text, visible) > cfg.max_digit_ratio:
+    if cfg.max_digit_ratio is not None and _share(stats.digits, visible) > cfg.max_digit_ratio:
         return TOO_MANY_DIGITS
     if cfg.max_upper_ratio is not None:
-        cased = len(_CASED.findall(text))
-        if cased >= _MIN_CASED_LETTERS and _ratio(_UPPER, text, cased) > cfg.max_upper_ratio:
+        cased = stats.cased
+        if cased >= _MIN_CASED_LETTERS and _share(stats.upper, cased) > cfg.max_upper_ratio:
             return TOO_MANY_CAPITALS
-    if cfg.min_script_ratio is not None and script_ratio(text, lang.scripts) < cfg.min_script_ratio:
+    if cfg.min_script_ratio is not None and _script_share(stats) < cfg.min_script_ratio:
         return WRONG_SCRIPT
     return None
+
+
+def _share(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+# The batch path. Every counted class is a set of code points, so one table per script set
+# (built lazily from the very regexes ``text_stats`` runs) maps each code point to the index
+# of its combination of classes; a batch's paragraphs are counted in one numpy pass.
+_MAX_CODE_POINT = 0x10FFFF
+
+
+@functools.lru_cache(maxsize=1)
+def _all_code_points() -> str:
+    return np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _matched(pattern: regex.Pattern) -> np.ndarray:
+    """Whether each code point is (in) a match of ``pattern``."""
+    mask = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
+    for m in pattern.finditer(_all_code_points()):
+        mask[m.start():m.end()] = True
+    return mask
+
+
+@functools.lru_cache(maxsize=1)
+def _script_free_classes() -> np.ndarray:
+    """Per code point, one bit per ``TextStats`` count but the script's (bit 6), in field order
+    after ``repeated_chars``; bit 0 is whitespace, the characters ``visible`` does not count."""
+    chars = _all_code_points()
+    space = np.ones(len(chars), dtype=bool)
+    for piece in chars.split():  # what ``"".join(text.split())`` keeps
+        space[ord(piece[0]):ord(piece[0]) + len(piece)] = False
+    letters = ~_matched(_NOT_LETTER)
+    masks = (space, _matched(_SYMBOL), _matched(_DIGIT), _matched(_UPPER), _matched(_CASED), letters)
+    return sum(mask.astype(np.uint8) << bit for bit, mask in enumerate(masks))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each code point's combination of classes, 0/1 matrix: combination x class)."""
+    bits = _script_free_classes() | (~_matched(_script_pattern(scripts))).astype(np.uint8) << 6
+    present = np.flatnonzero(np.bincount(bits, minlength=128))
+    index = np.zeros(128, dtype=np.uint8)
+    index[present] = np.arange(len(present))
+    return index[bits], (present[:, None] >> np.arange(7)) & 1
+
+
+def batch_text_stats(
+    texts: Sequence[str], scripts: tuple[str, ...], max_repeats: int | None
+) -> list[TextStats]:
+    """``text_stats`` of each of ``texts``, counted together: the same numbers, a fraction of
+    the time for a batch of paragraphs."""
+    if not texts:
+        return []
+    n = len(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    # every text followed by a "\0": a separator in no class, overwritten below for the repeats
+    points = np.frombuffer(("\0".join(texts) + "\0").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    owner = np.repeat(np.arange(n), lengths + 1)
+    table, classes = _class_table(scripts)
+    combos = np.bincount(owner * len(classes) + table[points], minlength=n * len(classes))
+    counts = combos.reshape(n, len(classes)) @ classes
+    counts[:, 0] = lengths - counts[:, 0]  # visible: all but whitespace
+    if max_repeats is None:
+        repeated = np.zeros(n, dtype=bool)
+    else:
+        points = points.copy()
+        points[np.cumsum(lengths + 1) - 1] = _MAX_CODE_POINT + 1 + np.arange(n)  # all unequal
+        repeated = _repeated_chars(points, owner, lengths, max_repeats)
+    return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]
+
+
+def _repeated_chars(points: np.ndarray, owner: np.ndarray, lengths: np.ndarray, max_repeats: int) -> np.ndarray:
+    """Per text, ``_has_repeated_chars``: a unit of n characters follows itself ``max_repeats``
+    times where ``points[j] == points[j + n]`` for ``max_repeats * n`` positions in a row. Texts
+    are separated by code points equal to nothing, so no such run crosses into the next text."""
+    repeated = np.zeros(len(lengths), dtype=bool)
+    for unit in range(1, _MAX_CHAR_UNIT + 1):
+        run = max_repeats * unit
+        if run <= 0:  # ``(.{n})`` alone: any text of n characters
+            repeated |= lengths >= unit
+            continue
+        same = points[unit:] == points[:-unit]
+        width = 1  # same[j]: points[j:j + width] == points[j + unit:j + unit + width]
+        while 2 * width <= run:
+            same = same[:-width] & same[width:]
+            width *= 2
+        if run > width:  # two overlapping windows of ``width`` cover ``run``
+            same = same[:-(run - width)] & same[run - width:]
+        repeated[owner[np.flatnonzero(same)]] = True
+    return repeated
 
 
 def repeated_paragraphs(paragraphs: Sequence[str]) -> set[int]:
