@@ -43,7 +43,7 @@ def baseline_scorer_class(ref: str) -> type:
         ).stdout
         module = types.ModuleType(f"baseline_{name}")
         module.__file__ = str(ROOT / "transforms" / "select" / f"{name}.py")  # langid's model path
-        exec(compile(source, f"{ref}:transforms/select/{name}.py", "exec"), module.__dict__)
+        exec(compile(source, f"{ref}:transforms/select/{name}.py", "exec"), module.__dict__)  # noqa: S102
         modules[name] = module
     for name in ("filters", "furniture", "langid"):
         setattr(modules["stage"], name, modules[name])

@@ -103,7 +103,7 @@ def _has_repeated_words(text: str, max_repeats: int) -> bool:
     unit of n words repeats where word i equals word i + n for ``max_repeats * n`` words in a
     row, one pass per n."""
     words = text.split()
-    if len(words) <= max_repeats:  # no word can occur more often than that
+    if len(words) - len(set(words)) < max_repeats:  # no word can occur more often than that
         return False
     counts = Counter(words)
     if not counts or max(counts.values()) <= max_repeats:
@@ -230,8 +230,9 @@ def _all_code_points() -> str:
     return np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
 
 
-def _matched(pattern: regex.Pattern) -> np.ndarray:
-    """Whether each code point is (in) a match of ``pattern``."""
+def code_point_mask(pattern: regex.Pattern) -> np.ndarray:
+    """Whether each code point is (in) a match of ``pattern`` (a character class) in a string
+    of all code points: a table for a class, built from the regex itself."""
     mask = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
     for m in pattern.finditer(_all_code_points()):
         mask[m.start():m.end()] = True
@@ -246,15 +247,15 @@ def _script_free_classes() -> np.ndarray:
     space = np.ones(len(chars), dtype=bool)
     for piece in chars.split():  # what ``"".join(text.split())`` keeps
         space[ord(piece[0]):ord(piece[0]) + len(piece)] = False
-    letters = ~_matched(_NOT_LETTER)
-    masks = (space, _matched(_SYMBOL), _matched(_DIGIT), _matched(_UPPER), _matched(_CASED), letters)
+    letters = ~code_point_mask(_NOT_LETTER)
+    masks = (space, code_point_mask(_SYMBOL), code_point_mask(_DIGIT), code_point_mask(_UPPER), code_point_mask(_CASED), letters)
     return sum(mask.astype(np.uint8) << bit for bit, mask in enumerate(masks))
 
 
 @functools.lru_cache(maxsize=None)
 def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(index of each code point's combination of classes, 0/1 matrix: combination x class)."""
-    bits = _script_free_classes() | (~_matched(_script_pattern(scripts))).astype(np.uint8) << 6
+    bits = _script_free_classes() | (~code_point_mask(_script_pattern(scripts))).astype(np.uint8) << 6
     present = np.flatnonzero(np.bincount(bits, minlength=128))
     index = np.zeros(128, dtype=np.uint8)
     index[present] = np.arange(len(present))

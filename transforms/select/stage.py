@@ -13,6 +13,8 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from typing import NamedTuple
 
@@ -68,17 +70,18 @@ class ParagraphScorer:
     def reject_reason(
         self,
         text: str,
-        navigation: frozenset[str] = frozenset(),
-        trailing: bool = False,
         stats: filters.TextStats | None = None,
+        furniture_reason: Callable[[], str | None] | None = None,
     ) -> tuple[str | None, float | None, dict | None]:
-        """(reason or None, LID probability, detail) for one paragraph; ``navigation`` is its
-        batch's navigation words, ``trailing`` whether it is its page's trailing sentence,
-        ``stats`` its ``filters.TextStats`` when counted with its batch's."""
+        """(reason or None, LID probability, detail) for one paragraph. ``stats``: its
+        ``filters.TextStats``, counted with its batch's; ``furniture_reason``: gives its
+        furniture reason (``furniture.page_reasons``: its page and batch taken into account),
+        else the furniture rules judge the text alone."""
         reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats)
-        reason = reason or furniture.furniture_reason(
-            text, self.lang, self.cfg.furniture, navigation, trailing
-        )
+        if not reason:
+            reason = furniture_reason() if furniture_reason else furniture.furniture_reason(
+                text, self.lang, self.cfg.furniture
+            )
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -123,13 +126,13 @@ class ParagraphScorer:
         """``stats``: an iterator over the ``TextStats`` of the batch's paragraphs to judge,
         from this document's on."""
         where = doc.origin()
-        trailing = furniture.trailing_sentences(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
+        page = furniture.page_reasons(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
         out = Scored([], [])
         for i, text in enumerate(doc.paragraphs):
             if i in decided:
                 (reason, detail), prob = decided[i], None
             else:
-                reason, prob, detail = self.reject_reason(text, navigation, i in trailing, next(stats))
+                reason, prob, detail = self.reject_reason(text, next(stats), partial(page, i))
             if reason:
                 out.rejects.append(span_reject(self.lang.code, STAGE, reason, text, where, i, i, detail))
             else:
