@@ -139,9 +139,11 @@ def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
 
 
 class TextStats(NamedTuple):
-    """What the repeat and ratio checks read of one paragraph."""
+    """What the checks count in one paragraph, each count a character class."""
 
     repeated_chars: bool  # a unit of 1-8 characters follows itself more than max_repeats times
+    controls: int  # ``_CONTROL``
+    menu_separators: int  # ``_MENU``
     visible: int  # characters but whitespace (``str.isspace``)
     symbols: int  # ``_SYMBOL``
     digits: int  # ``\p{Nd}``
@@ -155,6 +157,8 @@ def text_stats(text: str, scripts: tuple[str, ...], max_repeats: int | None) -> 
     """The ``TextStats`` of one text, counted with the regexes."""
     return TextStats(
         max_repeats is not None and _has_repeated_chars(text, max_repeats),
+        len(_CONTROL.findall(text)),
+        len(_MENU.findall(text)),
         len("".join(text.split())),
         len(_SYMBOL.findall(text)),
         len(_DIGIT.findall(text)),
@@ -178,10 +182,12 @@ def paragraph_reject_reason(
     text: str, lang: Language, cfg: FilterConfig, stats: TextStats | None = None
 ) -> str | None:
     """The reason to drop one paragraph, or None to keep it. ``stats``: its ``TextStats`` when
-    counted already (``batch_text_stats``), else counted here when a check needs them."""
+    counted already (``batch_text_stats``), else counted here."""
     if "\ufffd" in text:  # the reader decodes invalid UTF-8 as U+FFFD
         return INVALID_UTF8
-    if _CONTROL.search(text):
+    if stats is None:
+        stats = text_stats(text, lang.scripts, cfg.max_repeats)
+    if stats.controls:
         return CONTROL_CHARS
     if (
         cfg.special_tokens
@@ -193,10 +199,8 @@ def paragraph_reject_reason(
         return CONTAINS_URL
     if cfg.boilerplate_phrases and _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()):
         return BOILERPLATE
-    if cfg.max_menu_separators is not None and len(_MENU.findall(text)) > cfg.max_menu_separators:
+    if cfg.max_menu_separators is not None and stats.menu_separators > cfg.max_menu_separators:
         return BOILERPLATE
-    if stats is None:
-        stats = text_stats(text, lang.scripts, cfg.max_repeats)
     if cfg.max_repeats is not None and (
         stats.repeated_chars or _has_repeated_words(text, cfg.max_repeats)
     ):
@@ -219,9 +223,9 @@ def _share(count: int, total: int) -> float:
     return count / total if total else 0.0
 
 
-# The batch path. Every counted class is a set of code points, so one table per script set
-# (built lazily from the very regexes ``text_stats`` runs) maps each code point to the index
-# of its combination of classes; a batch's paragraphs are counted in one numpy pass.
+# The batch path. Every count of ``TextStats`` is of a character class, a set of code points:
+# a table per script set (built lazily, from the very regexes ``text_stats`` runs) gives each
+# code point's combination of classes, and a batch's paragraphs are counted in one numpy pass.
 _MAX_CODE_POINT = 0x10FFFF
 
 
@@ -230,7 +234,7 @@ def _all_code_points() -> str:
     return np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
 
 
-def code_point_mask(pattern: regex.Pattern) -> np.ndarray:
+def code_point_mask(pattern: regex.Pattern | re.Pattern) -> np.ndarray:
     """Whether each code point is (in) a match of ``pattern`` (a character class) in a string
     of all code points: a table for a class, built from the regex itself."""
     mask = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
@@ -241,25 +245,27 @@ def code_point_mask(pattern: regex.Pattern) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _script_free_classes() -> np.ndarray:
-    """Per code point, one bit per ``TextStats`` count but the script's (bit 6), in field order
-    after ``repeated_chars``; bit 0 is whitespace, the characters ``visible`` does not count."""
+    """Per code point, a bit per count of ``TextStats`` in field order, but the script's: bit 2
+    is whitespace, the characters ``visible`` leaves out."""
     chars = _all_code_points()
     space = np.ones(len(chars), dtype=bool)
     for piece in chars.split():  # what ``"".join(text.split())`` keeps
         space[ord(piece[0]):ord(piece[0]) + len(piece)] = False
-    letters = ~code_point_mask(_NOT_LETTER)
-    masks = (space, code_point_mask(_SYMBOL), code_point_mask(_DIGIT), code_point_mask(_UPPER), code_point_mask(_CASED), letters)
-    return sum(mask.astype(np.uint8) << bit for bit, mask in enumerate(masks))
+    masks = [code_point_mask(_CONTROL), code_point_mask(_MENU), space]
+    masks += [code_point_mask(p) for p in (_SYMBOL, _DIGIT, _UPPER, _CASED)]
+    masks.append(~code_point_mask(_NOT_LETTER))
+    return sum(mask.astype(np.uint16) << bit for bit, mask in enumerate(masks))
 
 
 @functools.lru_cache(maxsize=None)
 def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(index of each code point's combination of classes, 0/1 matrix: combination x class)."""
-    bits = _script_free_classes() | (~code_point_mask(_script_pattern(scripts))).astype(np.uint8) << 6
-    present = np.flatnonzero(np.bincount(bits, minlength=128))
-    index = np.zeros(128, dtype=np.uint8)
+    """(each code point's combination of classes, as an index; 0/1 matrix: combination x class)."""
+    letters = (~code_point_mask(_script_pattern(scripts))).astype(np.uint16)
+    bits = _script_free_classes() | letters << 8
+    present = np.flatnonzero(np.bincount(bits))
+    index = np.zeros(present[-1] + 1, dtype=np.min_scalar_type(len(present)))
     index[present] = np.arange(len(present))
-    return index[bits], (present[:, None] >> np.arange(7)) & 1
+    return index[bits], (present[:, None] >> np.arange(9)) & 1
 
 
 def batch_text_stats(
@@ -271,18 +277,19 @@ def batch_text_stats(
         return []
     n = len(texts)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-    # every text followed by a "\0": a separator in no class, overwritten below for the repeats
     points = np.frombuffer(("\0".join(texts) + "\0").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    separators = np.cumsum(lengths + 1) - 1  # the "\0" after each text
     owner = np.repeat(np.arange(n), lengths + 1)
+    owner[separators] = n  # counted apart, then dropped
     table, classes = _class_table(scripts)
-    combos = np.bincount(owner * len(classes) + table[points], minlength=n * len(classes))
-    counts = combos.reshape(n, len(classes)) @ classes
-    counts[:, 0] = lengths - counts[:, 0]  # visible: all but whitespace
+    combos = np.bincount(owner * len(classes) + table[points], minlength=(n + 1) * len(classes))
+    counts = combos.reshape(n + 1, len(classes))[:n] @ classes
+    counts[:, 2] = lengths - counts[:, 2]  # visible: all but whitespace
     if max_repeats is None:
         repeated = np.zeros(n, dtype=bool)
     else:
         points = points.copy()
-        points[np.cumsum(lengths + 1) - 1] = _MAX_CODE_POINT + 1 + np.arange(n)  # all unequal
+        points[separators] = _MAX_CODE_POINT + 1 + np.arange(n)  # equal to no other
         repeated = _repeated_chars(points, owner, lengths, max_repeats)
     return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]
 
@@ -290,7 +297,7 @@ def batch_text_stats(
 def _repeated_chars(points: np.ndarray, owner: np.ndarray, lengths: np.ndarray, max_repeats: int) -> np.ndarray:
     """Per text, ``_has_repeated_chars``: a unit of n characters follows itself ``max_repeats``
     times where ``points[j] == points[j + n]`` for ``max_repeats * n`` positions in a row. Texts
-    are separated by code points equal to nothing, so no such run crosses into the next text."""
+    are separated by code points equal to no other, so no such run crosses into the next text."""
     repeated = np.zeros(len(lengths), dtype=bool)
     for unit in range(1, _MAX_CHAR_UNIT + 1):
         run = max_repeats * unit
@@ -313,5 +320,8 @@ def repeated_paragraphs(paragraphs: Sequence[str]) -> set[int]:
 
     Repetition inside one page (menus, banners, footers) marks boilerplate, so every copy goes.
     """
-    counts = Counter(p.strip() for p in paragraphs)
-    return {i for i, p in enumerate(paragraphs) if counts[p.strip()] > 1}
+    stripped = [p.strip() for p in paragraphs]
+    if len(set(stripped)) == len(stripped):  # the common case: no copies
+        return set()
+    counts = Counter(stripped)
+    return {i for i, p in enumerate(stripped) if counts[p] > 1}

@@ -186,7 +186,13 @@ def page_reasons(
 ) -> Callable[[int], str | None]:
     """``furniture_reason`` of a page's paragraph by index, its ``trailing_sentences`` marked:
     each paragraph's rules run at most once (finding the trailing sentence reads the tail's)."""
-    reason = functools.cache(lambda j: furniture_reason(paragraphs[j], lang, cfg, navigation))
+    known: dict[int, str | None] = {}
+
+    def reason(j: int) -> str | None:
+        if j not in known:
+            known[j] = furniture_reason(paragraphs[j], lang, cfg, navigation)
+        return known[j]
+
     trailing = _trailing(paragraphs, lang, cfg, reason)
     return lambda j: reason(j) or (TRAILING_SENTENCE if j in trailing else None)
 
