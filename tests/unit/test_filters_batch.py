@@ -123,5 +123,12 @@ def test_a_repeat_split_over_two_texts_is_in_neither():
         False, False, False, False, True]
 
 
+def test_batches_counted_in_chunks_equal_one_pass(monkeypatch):
+    texts = _random_texts(random.Random(5), 500)
+    whole = filters.batch_text_stats(texts, ("Latin",), 5)
+    monkeypatch.setattr(filters, "_CHUNK_CHARS", 100)  # texts up to ~130 characters: many chunks
+    assert filters.batch_text_stats(texts, ("Latin",), 5) == whole
+
+
 def test_batch_of_nothing():
     assert filters.batch_text_stats([], ("Latin",), 5) == []

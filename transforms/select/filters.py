@@ -227,6 +227,9 @@ def _share(count: int, total: int) -> float:
 # a table per script set (built lazily, from the very regexes ``text_stats`` runs) gives each
 # code point's combination of classes, and a batch's paragraphs are counted in one numpy pass.
 _MAX_CODE_POINT = 0x10FFFF
+# Characters counted in one pass, about 25 bytes of arrays each: bounds the memory a batch of
+# long paragraphs takes (a longer paragraph is a pass of its own).
+_CHUNK_CHARS = 1 << 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -271,10 +274,19 @@ def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 def batch_text_stats(
     texts: Sequence[str], scripts: tuple[str, ...], max_repeats: int | None
 ) -> list[TextStats]:
-    """``text_stats`` of each of ``texts``, counted together: the same numbers, a fraction of
-    the time for a batch of paragraphs."""
-    if not texts:
-        return []
+    """``text_stats`` of each of ``texts``, counted together (``_CHUNK_CHARS`` at a time): the
+    same numbers, a fraction of the time for a batch of paragraphs."""
+    out, chunk, size = [], [], 0
+    for text in texts:
+        if chunk and size + len(text) > _CHUNK_CHARS:
+            out += _chunk_stats(chunk, scripts, max_repeats)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text)
+    return out + _chunk_stats(chunk, scripts, max_repeats) if chunk else out
+
+
+def _chunk_stats(texts: list[str], scripts: tuple[str, ...], max_repeats: int | None) -> list[TextStats]:
     n = len(texts)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
     points = np.frombuffer(("\0".join(texts) + "\0").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
