@@ -50,7 +50,9 @@ _URL = regex.compile(
 )
 # A part of every match of ``_URL``, same flags: where it is absent (most text) the slow
 # lookbehind scan is skipped.
-_URL_PART = regex.compile(r"https?://|www\.|@|\.(?:com|net|org|info|biz|html?|php)", regex.IGNORECASE)
+_URL_PART = regex.compile(
+    r"https?://|www\.|@|\.(?:com|net|org|info|biz|html?|php)", regex.IGNORECASE
+)
 # C0 and C1 control characters but tab and newline.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Inserted after the first character of an escaped special token: it no longer matches the
@@ -195,7 +197,11 @@ def paragraph_reject_reason(
         and _special_tokens(cfg.special_tokens).search(text)
     ):
         return SPECIAL_TOKENS
-    if cfg.max_urls is not None and _URL_PART.search(text) and len(_URL.findall(text)) > cfg.max_urls:
+    if (
+        cfg.max_urls is not None
+        and _URL_PART.search(text)
+        and len(_URL.findall(text)) > cfg.max_urls
+    ):
         return CONTAINS_URL
     if cfg.boilerplate_phrases and _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()):
         return BOILERPLATE
@@ -234,7 +240,8 @@ _CHUNK_CHARS = 1 << 20
 
 @functools.lru_cache(maxsize=1)
 def _all_code_points() -> str:
-    return np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    points = np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32)
+    return points.tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def code_point_mask(pattern: regex.Pattern | re.Pattern) -> np.ndarray:
@@ -262,7 +269,8 @@ def _script_free_classes() -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(each code point's combination of classes, as an index; 0/1 matrix: combination x class)."""
+    """(each code point's combination of classes as an index, 0/1 matrix: combination x
+    class)."""
     letters = (~code_point_mask(_script_pattern(scripts))).astype(np.uint16)
     bits = _script_free_classes() | letters << 8
     present = np.flatnonzero(np.bincount(bits))
@@ -286,10 +294,13 @@ def batch_text_stats(
     return out + _chunk_stats(chunk, scripts, max_repeats) if chunk else out
 
 
-def _chunk_stats(texts: list[str], scripts: tuple[str, ...], max_repeats: int | None) -> list[TextStats]:
+def _chunk_stats(
+    texts: list[str], scripts: tuple[str, ...], max_repeats: int | None
+) -> list[TextStats]:
     n = len(texts)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-    points = np.frombuffer(("\0".join(texts) + "\0").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    joined = "\0".join(texts) + "\0"
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     separators = np.cumsum(lengths + 1) - 1  # the "\0" after each text
     owner = np.repeat(np.arange(n), lengths + 1)
     owner[separators] = n  # counted apart, then dropped
@@ -306,7 +317,9 @@ def _chunk_stats(texts: list[str], scripts: tuple[str, ...], max_repeats: int | 
     return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]
 
 
-def _repeated_chars(points: np.ndarray, owner: np.ndarray, lengths: np.ndarray, max_repeats: int) -> np.ndarray:
+def _repeated_chars(
+    points: np.ndarray, owner: np.ndarray, lengths: np.ndarray, max_repeats: int
+) -> np.ndarray:
     """Per text, ``_has_repeated_chars``: a unit of n characters follows itself ``max_repeats``
     times where ``points[j] == points[j + n]`` for ``max_repeats * n`` positions in a row. Texts
     are separated by code points equal to no other, so no such run crosses into the next text."""

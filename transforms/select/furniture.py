@@ -178,7 +178,9 @@ def trailing_sentences(
     furniture lines follow it (at least one), and at least ``trailing_sentence_gap`` furniture
     lines separate it from a line before them that is not furniture (the page's prose). Reads
     the page's tail only."""
-    return _trailing(paragraphs, lang, cfg, lambda j: furniture_reason(paragraphs[j], lang, cfg, navigation))
+    return _trailing(
+        paragraphs, lang, cfg, lambda j: furniture_reason(paragraphs[j], lang, cfg, navigation)
+    )
 
 
 def page_reasons(
@@ -198,7 +200,10 @@ def page_reasons(
 
 
 def _trailing(
-    paragraphs: Sequence[str], lang: Language, cfg: FurnitureConfig, reason: Callable[[int], str | None]
+    paragraphs: Sequence[str],
+    lang: Language,
+    cfg: FurnitureConfig,
+    reason: Callable[[int], str | None],
 ) -> frozenset[int]:
     """``trailing_sentences``, ``reason`` giving each paragraph's ``furniture_reason``."""
     gap = cfg.trailing_sentence_gap

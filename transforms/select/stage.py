@@ -96,8 +96,11 @@ class ParagraphScorer:
         pages = (d.paragraphs for d in docs if d.kind == "cc100")
         navigation = furniture.navigation_words(pages, self.lang, self.cfg.furniture)
         decided = [self._decided(doc) for doc in docs]
-        judged = [p for doc, done in zip(docs, decided) for i, p in enumerate(doc.paragraphs) if i not in done]
-        stats = iter(filters.batch_text_stats(judged, self.lang.scripts, self.cfg.filters.max_repeats))
+        judged = [
+            p for doc, done in zip(docs, decided) for i, p in enumerate(doc.paragraphs) if i not in done
+        ]
+        max_repeats = self.cfg.filters.max_repeats
+        stats = iter(filters.batch_text_stats(judged, self.lang.scripts, max_repeats))
         return [
             self._filter(doc, navigation if doc.kind == "cc100" else frozenset(), done, stats)
             for doc, done in zip(docs, decided)
