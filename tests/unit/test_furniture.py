@@ -1,4 +1,8 @@
+import random
+from pathlib import Path
+
 import pytest
+import regex
 
 from pipeline.config import FurnitureConfig, SelectConfig
 from pipeline.languages import LANGUAGES, get
@@ -11,9 +15,10 @@ from transforms.select.furniture import (
     furniture_reason,
 )
 from transforms.select.stage import ParagraphScorer, make_fragments
-from transforms.sources.cc100 import Document
+from transforms.sources.cc100 import Document, read_lines, split_documents
 
 CFG = FurnitureConfig()
+DEV = Path(__file__).resolve().parents[2] / "benchmarks" / "furniture_dev"
 
 
 @pytest.mark.parametrize(
@@ -201,3 +206,45 @@ def test_fragments_never_hold_or_bridge_furniture():
     records, _ = make_fragments("rus", cfg, "rus.txt", 0, scored.kept, {})
     spans = [tuple(r["source"]["paragraphs"]) for r in records]
     assert spans == [(1, 1), (3, 3), (5, 5)]
+
+
+# The fast paths (issue 13) against the rules as first written: the same verdicts.
+_TRAILING_RUN = regex.compile(r"[\s\p{Pe}\p{Pf}\p{So}\"'*]+$")
+_END_POOL = "ab क。.!?…।؟\"'*)]}»”’ \t\n\u3000\x85★😀\u0301"
+
+
+def test_ends_sentence_equals_stripping_the_trailing_class_by_regex():
+    rng = random.Random(3)
+    terminators = ".!?。।؟"
+    texts = ["".join(rng.choice(_END_POOL) for _ in range(rng.randrange(0, 24))) for _ in range(20000)]
+    for text in texts:
+        body = _TRAILING_RUN.sub("", text[-16:])
+        expected = bool(body) and body[-1] in terminators and not body.endswith("..")
+        assert furniture.ends_sentence(text, terminators) is expected, repr(text)
+    assert 0 < sum(furniture.ends_sentence(t, terminators) for t in texts) < len(texts)
+
+
+def test_is_short_equals_counting_every_word():
+    rng = random.Random(4)
+    spa = get("spa")
+    for _ in range(5000):
+        text = "".join(rng.choice("ab  \t\n\u3000\x85") for _ in range(rng.randrange(0, 120)))
+        for times in (1, 2, 4):
+            assert furniture.is_short(text, spa, CFG, times) is (
+                len(text.split()) <= times * CFG.max_short_line_words), repr(text)
+
+
+@pytest.mark.parametrize("path", sorted(DEV.glob("*.txt")), ids=lambda p: p.stem)
+def test_page_reasons_equal_furniture_reason_with_the_trailing_sentences(path):
+    lang = get(path.stem)
+    with open(path, "rb") as f:
+        pages = [paragraphs for _, paragraphs, _ in split_documents(read_lines(f))]
+    navigation = furniture.navigation_words(pages, lang, CFG)
+    seen = set()
+    for paragraphs in pages:
+        trailing = furniture.trailing_sentences(paragraphs, lang, CFG, navigation)
+        page = furniture.page_reasons(paragraphs, lang, CFG, navigation)
+        expected = [furniture_reason(p, lang, CFG, navigation, i in trailing) for i, p in enumerate(paragraphs)]
+        assert [page(i) for i in range(len(paragraphs))] == expected
+        seen.update(expected)
+    assert len(seen) > 2

@@ -7,6 +7,10 @@ written without spaces are judged the same way.
 ``paragraph_reject_reason`` runs the checks cheapest and most specific first and returns the
 stable name of the first that fails (a reason from ``REASONS``), or None to keep the paragraph.
 Each threshold comes from ``FilterConfig``; a threshold of None disables its check.
+
+The repeat and ratio checks read a paragraph's ``TextStats``: ``text_stats`` counts them for one
+text with regexes; ``batch_text_stats`` gives the same numbers for a batch of paragraphs at once
+(a code point table per script set, counted with numpy), the select stage's path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
+import numpy as np
 import regex
 
 from pipeline.config import FilterConfig
@@ -41,6 +47,11 @@ _URL = regex.compile(
     r"https?://|www\.|(?<![\w.+-])[\w.+-]+@[\w-]+\.\w{2,}"
     r"|(?<![\w-])[\w-]+\.(?:com|net|org|info|biz|html?|php)\b",
     regex.IGNORECASE,
+)
+# A part of every match of ``_URL``, same flags: where it is absent (most text) the slow
+# lookbehind scan is skipped.
+_URL_PART = regex.compile(
+    r"https?://|www\.|@|\.(?:com|net|org|info|biz|html?|php)", regex.IGNORECASE
 )
 # C0 and C1 control characters but tab and newline.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -81,15 +92,21 @@ def _char_repeats(max_repeats: int) -> tuple[re.Pattern, ...]:
 
 def has_repeated_unit(text: str, max_repeats: int) -> bool:
     """Whether a unit follows itself more than ``max_repeats`` times: 1-8 characters
-    ("!!!!!!", "hahahaha", "わらわらわら") or 1-4 words ("buy now buy now buy now ...").
+    ("!!!!!!", "hahahaha", "わらわらわら") or 1-4 words ("buy now buy now buy now ...")."""
+    return _has_repeated_chars(text, max_repeats) or _has_repeated_words(text, max_repeats)
 
-    Word units are looked for only when some word occurs more than ``max_repeats`` times: a
+
+def _has_repeated_chars(text: str, max_repeats: int) -> bool:
+    return any(p.search(text) for p in _char_repeats(max_repeats))
+
+
+def _has_repeated_words(text: str, max_repeats: int) -> bool:
+    """Word units are looked for only when some word occurs more than ``max_repeats`` times: a
     unit of n words repeats where word i equals word i + n for ``max_repeats * n`` words in a
-    row, one pass per n.
-    """
-    if any(p.search(text) for p in _char_repeats(max_repeats)):
-        return True
+    row, one pass per n."""
     words = text.split()
+    if len(words) - len(set(words)) < max_repeats:  # no word can occur more often than that
+        return False
     counts = Counter(words)
     if not counts or max(counts.values()) <= max_repeats:
         return False
@@ -107,6 +124,12 @@ def _special_tokens(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
+@functools.lru_cache(maxsize=None)
+def _phrases(phrases: tuple[str, ...]) -> re.Pattern:
+    """Any of ``phrases`` as a substring: one scan, not one per phrase."""
+    return re.compile("|".join(map(re.escape, phrases)))
+
+
 def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
     """``text`` with every special token of ``cfg.special_tokens`` broken up by a zero-width
     space after its first character, when ``cfg.escape_special_tokens`` is set."""
@@ -117,21 +140,56 @@ def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
     )
 
 
-def _ratio(pattern: regex.Pattern, text: str, total: int) -> float:
-    return len(pattern.findall(text)) / total if total else 0.0
+class TextStats(NamedTuple):
+    """What the checks count in one paragraph, each count a character class."""
+
+    repeated_chars: bool  # a unit of 1-8 characters follows itself more than max_repeats times
+    controls: int  # ``_CONTROL``
+    menu_separators: int  # ``_MENU``
+    visible: int  # characters but whitespace (``str.isspace``)
+    symbols: int  # ``_SYMBOL``
+    digits: int  # ``\p{Nd}``
+    upper: int  # ``\p{Lu}``
+    cased: int  # ``\p{Lu}`` or ``\p{Ll}``
+    letters: int  # letters and combining marks
+    script_letters: int  # ... of the language's scripts
+
+
+def text_stats(text: str, scripts: tuple[str, ...], max_repeats: int | None) -> TextStats:
+    """The ``TextStats`` of one text, counted with the regexes."""
+    return TextStats(
+        max_repeats is not None and _has_repeated_chars(text, max_repeats),
+        len(_CONTROL.findall(text)),
+        len(_MENU.findall(text)),
+        len("".join(text.split())),
+        len(_SYMBOL.findall(text)),
+        len(_DIGIT.findall(text)),
+        len(_UPPER.findall(text)),
+        len(_CASED.findall(text)),
+        len(_NOT_LETTER.sub("", text)),  # counting by deletion: no list of matches
+        len(_script_pattern(scripts).sub("", text)),
+    )
 
 
 def script_ratio(text: str, scripts: tuple[str, ...]) -> float:
     """Share of the letters (and combining marks) of ``text`` that belong to ``scripts``."""
-    letters = len(_NOT_LETTER.sub("", text))  # counting by deletion: no list of matches
-    return len(_script_pattern(scripts).sub("", text)) / letters if letters else 0.0
+    return _script_share(text_stats(text, scripts, None))
 
 
-def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str | None:
-    """The reason to drop one paragraph, or None to keep it."""
+def _script_share(stats: TextStats) -> float:
+    return stats.script_letters / stats.letters if stats.letters else 0.0
+
+
+def paragraph_reject_reason(
+    text: str, lang: Language, cfg: FilterConfig, stats: TextStats | None = None
+) -> str | None:
+    """The reason to drop one paragraph, or None to keep it. ``stats``: its ``TextStats`` when
+    counted already (``batch_text_stats``), else counted here."""
     if "\ufffd" in text:  # the reader decodes invalid UTF-8 as U+FFFD
         return INVALID_UTF8
-    if _CONTROL.search(text):
+    if stats is None:
+        stats = text_stats(text, lang.scripts, cfg.max_repeats)
+    if stats.controls:
         return CONTROL_CHARS
     if (
         cfg.special_tokens
@@ -139,28 +197,147 @@ def paragraph_reject_reason(text: str, lang: Language, cfg: FilterConfig) -> str
         and _special_tokens(cfg.special_tokens).search(text)
     ):
         return SPECIAL_TOKENS
-    if cfg.max_urls is not None and len(_URL.findall(text)) > cfg.max_urls:
+    if (
+        cfg.max_urls is not None
+        and _URL_PART.search(text)
+        and len(_URL.findall(text)) > cfg.max_urls
+    ):
         return CONTAINS_URL
-    if cfg.boilerplate_phrases:
-        folded = text.casefold()
-        if any(phrase in folded for phrase in cfg.boilerplate_phrases):
-            return BOILERPLATE
-    if cfg.max_menu_separators is not None and len(_MENU.findall(text)) > cfg.max_menu_separators:
+    if cfg.boilerplate_phrases and _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()):
         return BOILERPLATE
-    if cfg.max_repeats is not None and has_repeated_unit(text, cfg.max_repeats):
+    if cfg.max_menu_separators is not None and stats.menu_separators > cfg.max_menu_separators:
+        return BOILERPLATE
+    if cfg.max_repeats is not None and (
+        stats.repeated_chars or _has_repeated_words(text, cfg.max_repeats)
+    ):
         return REPEATED_CHARS
-    visible = len("".join(text.split()))
-    if cfg.max_symbol_ratio is not None and _ratio(_SYMBOL, text, visible) > cfg.max_symbol_ratio:
+    visible = stats.visible
+    if cfg.max_symbol_ratio is not None and _share(stats.symbols, visible) > cfg.max_symbol_ratio:
         return TOO_MANY_SYMBOLS
-    if cfg.max_digit_ratio is not None and _ratio(_DIGIT, text, visible) > cfg.max_digit_ratio:
+    if cfg.max_digit_ratio is not None and _share(stats.digits, visible) > cfg.max_digit_ratio:
         return TOO_MANY_DIGITS
     if cfg.max_upper_ratio is not None:
-        cased = len(_CASED.findall(text))
-        if cased >= _MIN_CASED_LETTERS and _ratio(_UPPER, text, cased) > cfg.max_upper_ratio:
+        cased = stats.cased
+        if cased >= _MIN_CASED_LETTERS and _share(stats.upper, cased) > cfg.max_upper_ratio:
             return TOO_MANY_CAPITALS
-    if cfg.min_script_ratio is not None and script_ratio(text, lang.scripts) < cfg.min_script_ratio:
+    if cfg.min_script_ratio is not None and _script_share(stats) < cfg.min_script_ratio:
         return WRONG_SCRIPT
     return None
+
+
+def _share(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+# The batch path. Every count of ``TextStats`` is of a character class, a set of code points:
+# a table per script set (built lazily, from the very regexes ``text_stats`` runs) gives each
+# code point's combination of classes, and a batch's paragraphs are counted in one numpy pass.
+_MAX_CODE_POINT = 0x10FFFF
+# Characters counted in one pass, about 25 bytes of arrays each: bounds the memory a batch of
+# long paragraphs takes (a longer paragraph is a pass of its own).
+_CHUNK_CHARS = 1 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _all_code_points() -> str:
+    points = np.arange(_MAX_CODE_POINT + 1, dtype=np.uint32)
+    return points.tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def code_point_mask(pattern: regex.Pattern | re.Pattern) -> np.ndarray:
+    """Whether each code point is (in) a match of ``pattern`` (a character class) in a string
+    of all code points: a table for a class, built from the regex itself."""
+    mask = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
+    for m in pattern.finditer(_all_code_points()):
+        mask[m.start():m.end()] = True
+    return mask
+
+
+@functools.lru_cache(maxsize=1)
+def _script_free_classes() -> np.ndarray:
+    """Per code point, a bit per count of ``TextStats`` in field order, but the script's: bit 2
+    is whitespace, the characters ``visible`` leaves out."""
+    chars = _all_code_points()
+    space = np.ones(len(chars), dtype=bool)
+    for piece in chars.split():  # what ``"".join(text.split())`` keeps
+        space[ord(piece[0]):ord(piece[0]) + len(piece)] = False
+    masks = [code_point_mask(_CONTROL), code_point_mask(_MENU), space]
+    masks += [code_point_mask(p) for p in (_SYMBOL, _DIGIT, _UPPER, _CASED)]
+    masks.append(~code_point_mask(_NOT_LETTER))
+    return sum(mask.astype(np.uint16) << bit for bit, mask in enumerate(masks))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(each code point's combination of classes as an index, 0/1 matrix: combination x
+    class)."""
+    letters = (~code_point_mask(_script_pattern(scripts))).astype(np.uint16)
+    bits = _script_free_classes() | letters << 8
+    present = np.flatnonzero(np.bincount(bits))
+    index = np.zeros(present[-1] + 1, dtype=np.min_scalar_type(len(present)))
+    index[present] = np.arange(len(present))
+    return index[bits], (present[:, None] >> np.arange(9)) & 1
+
+
+def batch_text_stats(
+    texts: Sequence[str], scripts: tuple[str, ...], max_repeats: int | None
+) -> list[TextStats]:
+    """``text_stats`` of each of ``texts``, counted together (``_CHUNK_CHARS`` at a time): the
+    same numbers, a fraction of the time for a batch of paragraphs."""
+    out, chunk, size = [], [], 0
+    for text in texts:
+        if chunk and size + len(text) > _CHUNK_CHARS:
+            out += _chunk_stats(chunk, scripts, max_repeats)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text)
+    return out + _chunk_stats(chunk, scripts, max_repeats) if chunk else out
+
+
+def _chunk_stats(
+    texts: list[str], scripts: tuple[str, ...], max_repeats: int | None
+) -> list[TextStats]:
+    n = len(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    joined = "\0".join(texts) + "\0"
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    separators = np.cumsum(lengths + 1) - 1  # the "\0" after each text
+    owner = np.repeat(np.arange(n), lengths + 1)
+    owner[separators] = n  # counted apart, then dropped
+    table, classes = _class_table(scripts)
+    combos = np.bincount(owner * len(classes) + table[points], minlength=(n + 1) * len(classes))
+    counts = combos.reshape(n + 1, len(classes))[:n] @ classes
+    counts[:, 2] = lengths - counts[:, 2]  # visible: all but whitespace
+    if max_repeats is None:
+        repeated = np.zeros(n, dtype=bool)
+    else:
+        points = points.copy()
+        points[separators] = _MAX_CODE_POINT + 1 + np.arange(n)  # equal to no other
+        repeated = _repeated_chars(points, owner, lengths, max_repeats)
+    return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]
+
+
+def _repeated_chars(
+    points: np.ndarray, owner: np.ndarray, lengths: np.ndarray, max_repeats: int
+) -> np.ndarray:
+    """Per text, ``_has_repeated_chars``: a unit of n characters follows itself ``max_repeats``
+    times where ``points[j] == points[j + n]`` for ``max_repeats * n`` positions in a row. Texts
+    are separated by code points equal to no other, so no such run crosses into the next text."""
+    repeated = np.zeros(len(lengths), dtype=bool)
+    for unit in range(1, _MAX_CHAR_UNIT + 1):
+        run = max_repeats * unit
+        if run <= 0:  # ``(.{n})`` alone: any text of n characters
+            repeated |= lengths >= unit
+            continue
+        same = points[unit:] == points[:-unit]
+        width = 1  # same[j]: points[j:j + width] == points[j + unit:j + unit + width]
+        while 2 * width <= run:
+            same = same[:-width] & same[width:]
+            width *= 2
+        if run > width:  # two overlapping windows of ``width`` cover ``run``
+            same = same[:-(run - width)] & same[run - width:]
+        repeated[owner[np.flatnonzero(same)]] = True
+    return repeated
 
 
 def repeated_paragraphs(paragraphs: Sequence[str]) -> set[int]:
@@ -168,5 +345,8 @@ def repeated_paragraphs(paragraphs: Sequence[str]) -> set[int]:
 
     Repetition inside one page (menus, banners, footers) marks boilerplate, so every copy goes.
     """
-    counts = Counter(p.strip() for p in paragraphs)
-    return {i for i, p in enumerate(paragraphs) if counts[p.strip()] > 1}
+    stripped = [p.strip() for p in paragraphs]
+    if len(set(stripped)) == len(stripped):  # the common case: no copies
+        return set()
+    counts = Counter(stripped)
+    return {i for i, p in enumerate(stripped) if counts[p] > 1}

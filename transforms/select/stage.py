@@ -13,6 +13,8 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from typing import NamedTuple
 
@@ -70,14 +72,20 @@ class ParagraphScorer:
         self.bands, self.rows, _ = dedup.bands_of(d)
 
     def reject_reason(
-        self, text: str, navigation: frozenset[str] = frozenset(), trailing: bool = False
+        self,
+        text: str,
+        stats: filters.TextStats | None = None,
+        furniture_reason: Callable[[], str | None] | None = None,
     ) -> tuple[str | None, float | None, dict | None]:
-        """(reason or None, LID probability, detail) for one paragraph; ``navigation`` is its
-        batch's navigation words, ``trailing`` whether it is its page's trailing sentence."""
-        reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters)
-        reason = reason or furniture.furniture_reason(
-            text, self.lang, self.cfg.furniture, navigation, trailing
-        )
+        """(reason or None, LID probability, detail) for one paragraph. ``stats``: its
+        ``filters.TextStats``, counted with its batch's; ``furniture_reason``: gives its
+        furniture reason (``furniture.page_reasons``: its page and batch taken into account),
+        else the furniture rules judge the text alone."""
+        reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats)
+        if not reason:
+            reason = furniture_reason() if furniture_reason else furniture.furniture_reason(
+                text, self.lang, self.cfg.furniture
+            )
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -87,10 +95,20 @@ class ParagraphScorer:
     def score(self, docs: list[Document]) -> list[Scored]:
         """Score a batch of documents: per document, its kept paragraphs and reject lines.
         Navigation words are a signal across the pages of a site: CC-100 documents give them,
-        tabular rows (independent answers) do not."""
+        tabular rows (independent answers) do not. The paragraphs left to judge are counted
+        together (``filters.batch_text_stats``)."""
         pages = (d.paragraphs for d in docs if d.kind == "cc100")
         navigation = furniture.navigation_words(pages, self.lang, self.cfg.furniture)
-        return [self._filter(doc, navigation if doc.kind == "cc100" else frozenset()) for doc in docs]
+        decided = [self._decided(doc) for doc in docs]
+        judged = [
+            p for doc, done in zip(docs, decided) for i, p in enumerate(doc.paragraphs) if i not in done
+        ]
+        max_repeats = self.cfg.filters.max_repeats
+        stats = iter(filters.batch_text_stats(judged, self.lang.scripts, max_repeats))
+        return [
+            self._filter(doc, navigation if doc.kind == "cc100" else frozenset(), done, stats)
+            for doc, done in zip(docs, decided)
+        ]
 
     def buckets(self, docs: list[Document], scored: list[Scored]) -> tuple[dedup.Entries, dedup.Entries]:
         """The dedup bucket entries (exact, band) of a scored batch's kept paragraphs, MinHashed
@@ -99,23 +117,29 @@ class ParagraphScorer:
         kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
         return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
 
-    def _filter(self, doc: Document, navigation: frozenset[str]) -> Scored:
+    def _decided(self, doc: Document) -> dict[int, tuple[str, dict | None]]:
+        """Paragraphs rejected before any check: by the reader (its reasons first), or repeated
+        in their document."""
         repeated = (
             filters.repeated_paragraphs(doc.paragraphs)
             if self.cfg.filters.drop_repeated_paragraphs
             else ()
         )
-        read_rejects = {i: (reason, detail) for i, reason, detail in doc.rejected}
+        decided = {i: (filters.REPEATED_LINES, None) for i in repeated}
+        decided.update({i: (reason, detail) for i, reason, detail in doc.rejected})
+        return decided
+
+    def _filter(self, doc: Document, navigation: frozenset[str], decided: dict, stats) -> Scored:
+        """``stats``: an iterator over the ``TextStats`` of the batch's paragraphs to judge,
+        from this document's on."""
         where = doc.origin()
-        trailing = furniture.trailing_sentences(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
+        page = furniture.page_reasons(doc.paragraphs, self.lang, self.cfg.furniture, navigation)
         out = Scored([], [])
         for i, text in enumerate(doc.paragraphs):
-            if i in read_rejects:  # the reader's reasons come before any filter
-                (reason, detail), prob = read_rejects[i], None
-            elif i in repeated:
-                reason, prob, detail = filters.REPEATED_LINES, None, None
+            if i in decided:
+                (reason, detail), prob = decided[i], None
             else:
-                reason, prob, detail = self.reject_reason(text, navigation, i in trailing)
+                reason, prob, detail = self.reject_reason(text, next(stats), partial(page, i))
             if reason:
                 out.rejects.append(span_reject(self.lang.code, STAGE, reason, text, where, i, i, detail))
             else:
