@@ -83,11 +83,17 @@ def test_bands_given_in_config_are_used():
 def test_band_keys_differ_by_band_and_value():
     sig = np.arange(24, dtype=np.uint32).reshape(2, 12)
     keys = dedup.band_keys(sig, 3, 4)
-    assert keys.shape == (2, 3) and len(set(keys.ravel().tolist())) == 6
-    assert keys[0, 1] == np.array(b"b\x00\x01" + sig[0, 4:8].tobytes(), keys.dtype)  # band 1's rows
+    assert keys.shape == (2, 3) and keys.dtype.itemsize == dedup.BAND_KEY_WIDTH
+    assert len(set(keys.ravel().tolist())) == 6
     same = sig.copy()
     same[1, :4] = sig[0, :4]  # the first band's rows alike: the first band's key alike
     assert (dedup.band_keys(same, 3, 4)[1] == keys[0]).tolist() == [True, False, False]
+    shifted = np.roll(sig[:1], -4, axis=1)  # band 0 of ``shifted`` holds band 1's values
+    assert dedup.band_keys(shifted, 3, 4)[0, 0] != keys[0, 1]  # same values, other band: other key
+    rng = np.random.default_rng(0)  # and the keys spread over the key shards
+    spread = dedup.key_shards(np.array(dedup.band_keys(rng.integers(0, 2**32, (4000, 20), np.uint32), 4, 5).ravel(),
+                                       [("key", "S8")]), 16)
+    assert np.bincount(spread, minlength=16).min() > 800
 
 
 def test_exact_key_normalises():
