@@ -176,7 +176,7 @@ def bucket_entries(
 
 def key_shards(rows: np.ndarray, shards: int) -> np.ndarray:
     """The shard each entry's key travels in (entries of one key always meet in one shard):
-    its last 4 bytes (of a blake2b digest or a MinHash value: uniform) modulo ``shards``."""
+    its last 4 bytes (of a blake2b digest or a 64-bit hash: uniform) modulo ``shards``."""
     width = rows.dtype["key"].itemsize
     raw = np.ascontiguousarray(rows["key"]).view(np.uint8).reshape(-1, width)[:, width - 4:]
     return np.ascontiguousarray(raw).view("<u4").ravel() % shards
@@ -187,6 +187,8 @@ def by_shard(entries: Entries, shards: int) -> Iterator[tuple[int, Entries]]:
     if not len(entries):
         return
     shard = key_shards(entries.rows, shards)
+    if shards <= 1 << 16:
+        shard = shard.astype(np.uint16)  # numpy sorts 16-bit integers by radix: linear
     order = np.argsort(shard, kind="stable")
     rows, shard = entries.rows[order], shard[order]
     cuts = np.flatnonzero(np.diff(shard)) + 1
@@ -232,6 +234,19 @@ def pack(exact: Entries, band: Entries) -> tuple:
     return exact.files, exact.rows.tobytes(), band.files, band.rows.tobytes(), width, bands
 
 
+def merge_packed(packed: list[tuple]) -> tuple:
+    """Packed tables of one key shard as one: their bytes joined where they number the same
+    files (a file's batches), else merged through ``concat``."""
+    if len(packed) == 1:
+        return packed[0]
+    exact_files, _, band_files, _, width, bands = packed[0]
+    if all(p[0] == exact_files and p[2] == band_files and p[4:] == (width, bands) for p in packed):
+        return (exact_files, b"".join(p[1] for p in packed), band_files, b"".join(p[3] for p in packed),
+                width, bands)
+    tables = [unpack(p) for p in packed]
+    return pack(concat(e for e, _ in tables), concat(b for _, b in tables))
+
+
 def unpack(packed: tuple) -> tuple[Entries, Entries]:
     exact_files, exact, band_files, band, width, bands = packed
     band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(EXACT_WIDTH))
@@ -239,28 +254,28 @@ def unpack(packed: tuple) -> tuple[Entries, Entries]:
 
 
 class ShardBuffer:
-    """Bucket entries gathered by (language, key shard) over many batches and handed on as one
-    packed table a key once they pass ``max_bytes`` (and at the end): one shuffle element a key
-    shard and flush instead of one a key shard and batch (measured: 100,346 elements for the
-    benchmark's 50,000 documents, each decoded and grouped on its own)."""
+    """Bucket entries of many batches, split by key shard batch by batch (small tables: cheap
+    to reorder) and handed on as one packed table a key shard once they pass ``max_bytes`` (and
+    at the end): one shuffle element a key shard and flush instead of one a key shard and batch
+    (100,346 elements for the benchmark's 50,000 documents before)."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.parts: dict[tuple[str, int], list[tuple[Entries, Entries]]] = defaultdict(list)
+        self.packed: dict[tuple[str, int], list[tuple]] = defaultdict(list)
         self.size = 0
 
     def add(self, lang: str, exact: Entries, band: Entries, shards: int) -> Iterator[tuple[tuple[str, int], tuple]]:
         """Take a batch's entries; yields ``((lang, shard), packed)`` when the buffer is full."""
         for s, parts in by_key_shard(exact, band, shards):
-            self.parts[lang, s].append(parts)
+            self.packed[lang, s].append(pack(*parts))
         self.size += exact.rows.nbytes + band.rows.nbytes
         if self.size >= self.max_bytes:
             yield from self.flush()
 
     def flush(self) -> Iterator[tuple[tuple[str, int], tuple]]:
-        for key, parts in self.parts.items():
-            yield key, pack(concat(e for e, _ in parts), concat(b for _, b in parts))
-        self.parts.clear()
+        for key, packed in self.packed.items():
+            yield key, merge_packed(packed)
+        self.packed.clear()
         self.size = 0
 
 
