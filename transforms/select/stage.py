@@ -12,6 +12,7 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -213,8 +214,14 @@ class _Tallied(Tallied):
 
 
 class ScoreParagraphs(_Tallied):
-    """Batch of documents -> (document group, [(doc, (origin, kept paragraphs)), ...]); rejects;
-    dedup bucket entries as columns per (lang, key shard): one element per shard and batch."""
+    """Batch of documents -> (document group, pickled [(doc, (origin, kept paragraphs)), ...]);
+    rejects; dedup bucket entries as columns per (lang, key shard), gathered over the bundle.
+
+    A group's kept paragraphs cross the join as one pickled bytes value: a runner that decodes
+    and re-encodes what it groups (the local FnApiRunner does, at the worker and again at the
+    runner) copies bytes instead of rebuilding every paragraph's tuple. Measured on the
+    benchmark's 50,000 documents: Beam's coder takes 0.14 s to encode and 0.84 s to decode the
+    groups, once each way; pickle 0.10 s and 0.33 s."""
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
@@ -241,7 +248,8 @@ class ScoreParagraphs(_Tallied):
                 yield from self.rejects(code, out.rejects)
                 if out.kept:
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
-            yield from groups.items()
+            for group, kept in groups.items():  # pickled: see MakeFragments
+                yield group, pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
             exact, band = scorer.buckets(lang_docs, scored)
             for packed in self.buckets.add(code, exact, band, self.langs[code][1].dedup.shards):
                 yield beam.pvalue.TaggedOutput("buckets", packed)
@@ -259,7 +267,8 @@ class MakeFragments(_Tallied):
 
     def process(self, element):
         (lang, _, file, _), grouped = element
-        kept = dict(chain.from_iterable(grouped["kept"]))  # document -> (origin, kept paragraphs)
+        # document -> (origin, kept paragraphs); pickled across the join, see ScoreParagraphs
+        kept = dict(chain.from_iterable(map(pickle.loads, grouped["kept"])))
         duplicates = defaultdict(dict)  # document -> {index: (reason, kept position)}
         for doc, i, reason, root in chain.from_iterable(grouped["duplicates"]):
             duplicates[doc][i] = (reason, root)
