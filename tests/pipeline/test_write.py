@@ -19,7 +19,8 @@ def lines_of(directory) -> dict[str, list[dict]]:
 def test_every_record_lands_in_its_language_and_every_language_gets_a_part(tmp_path):
     records = [{"id": f"r{i}", "lang": "tel" if i % 3 else "hin", "response": f"పాఠం {i}\nనం"} for i in range(50)]
     with BeamPipeline(runner="FnApiRunner") as p:
-        p | beam.Create(records) | write.WritePerLang(str(tmp_path), "data", ["tel", "hin", "jpn"])
+        lines = p | beam.Create(records) | beam.Map(write.json_line)
+        lines | write.WritePerLang(str(tmp_path), "data", ["tel", "hin", "jpn"])
     found = lines_of(tmp_path / "data")
     assert sorted(found) == ["hin", "jpn", "tel"]
     assert found["jpn"] == []  # no records: one empty part, as Beam's text sink writes
@@ -32,7 +33,7 @@ def test_large_bundles_are_split_into_numbered_parts(tmp_path, monkeypatch):
     monkeypatch.setattr(write, "FLUSH_CHARS", 200)
     records = [{"id": f"r{i}", "lang": "tel", "response": "x" * 50} for i in range(40)]
     with BeamPipeline(runner="FnApiRunner") as p:
-        p | beam.Create(records) | write.WritePerLang(str(tmp_path), "rejects", ["tel"])
+        p | beam.Create(records) | beam.Map(write.json_line) | write.WritePerLang(str(tmp_path), "rejects", ["tel"])
     names = sorted(p.name for p in (tmp_path / "rejects" / "tel").iterdir())
     assert len(names) > 1 and names[-1] == write.part_name(len(names) - 1, len(names))
     assert len(lines_of(tmp_path / "rejects")["tel"]) == 40

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import zlib
 from itertools import islice
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.models.llm import LLM_ERROR
 from transforms.records.shapes import StageOutput
-from transforms.records.write import write_json
+from transforms.records.write import to_json, write_json
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")
@@ -155,6 +156,15 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
     return path
 
 
+class Saved(NamedTuple):
+    """What ``SaveStage`` gives back: the paths of the markers it wrote, and the stage's records
+    and rejects as the ``(lang, JSON line)`` pairs it saved, for ``OUT/`` (each serialised once)."""
+
+    markers: Any
+    records: Any
+    rejects: Any
+
+
 class SaveStage(beam.PTransform):
     """A stage's output -> its checkpoint for every language in ``fingerprints``; the run
     fails instead where a language's transient errors are over ``max_transient_share`` of the
@@ -166,17 +176,18 @@ class SaveStage(beam.PTransform):
         self.output, self.stage, self.fingerprints, self.shards = output, stage, fingerprints, shards
         self.max_transient_share, self.inputs = max_transient_share, inputs
 
-    def expand(self, stage_output: StageOutput):
+    def expand(self, stage_output: StageOutput) -> Saved:
         shards = self.shards
 
         def keyed(kind):
-            return lambda r: ((r["lang"], kind, zlib.crc32(r["id"].encode()) % shards),
-                              (r["id"], json.dumps(r, ensure_ascii=False)))
+            return lambda r: ((r["lang"], kind, zlib.crc32(r["id"].encode()) % shards), (r["id"], to_json(r)))
 
         rows = [
             stage_output.records | "KeyRecords" >> beam.Map(keyed("records")),
             stage_output.rejects | "KeyRejects" >> beam.Map(keyed("rejects")),
         ]
+        lines = [kind | f"{name}Lines" >> beam.Map(lambda row: (row[0][0], row[1][1]))
+                 for kind, name in zip(rows, ("Record", "Reject"))]
         files = (
             rows
             | "Rows" >> beam.Flatten()
@@ -194,13 +205,14 @@ class SaveStage(beam.PTransform):
                 _WatchErrorBudget(self.stage, self.max_transient_share), beam.pvalue.AsDict(totals)
             )
         every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
-        return (
+        markers = (
             {"files": files, "stats": stats, "lang": every_lang}
             | "Join" >> beam.CoGroupByKey()
             | "Marker" >> beam.Map(
                 _write_marker, self.output, self.stage, self.fingerprints, self.max_transient_share
             )
         )
+        return Saved(markers, *lines)
 
 
 def _read_rows(path: str):

@@ -19,6 +19,11 @@ def to_json(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+def json_line(record: dict) -> tuple[str, str]:
+    """A record or reject as ``WritePerLang`` takes it: (its language, its JSON line)."""
+    return record["lang"], to_json(record)
+
+
 LENGTH_FIELDS = ("instruction", "response")  # the data's own: I_x and R_x
 
 
@@ -322,21 +327,17 @@ def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
 
 
 class WritePerLang(beam.PTransform):
-    """Dicts with a ``lang`` field -> ``{output}/{kind}/{lang}/part-*.jsonl`` for every language
-    in ``langs`` (an empty part for a language without any). One writer for all languages:
-    the graph does not grow with them."""
+    """``(lang, JSON line)`` pairs (``json_line``) -> ``{output}/{kind}/{lang}/part-*.jsonl`` for
+    every language in ``langs`` (an empty part for a language without any). One writer for all
+    languages: the graph does not grow with them."""
 
     def __init__(self, output: str, kind: str, langs: list[str]):
         super().__init__()
         self.directory, self.langs = f"{output}/{kind}", langs
 
-    def expand(self, records):
-        written = (
-            records
-            | "Json" >> beam.Map(lambda r: (r["lang"], to_json(r)))
-            | "Write" >> beam.ParDo(_WriteLines(self.directory))
-        )
-        every_lang = records.pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
+    def expand(self, lines):
+        written = lines | "Write" >> beam.ParDo(_WriteLines(self.directory))
+        every_lang = lines.pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
         return (
             (written, every_lang)
             | "All" >> beam.Flatten()
