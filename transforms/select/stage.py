@@ -35,8 +35,8 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 # Kept paragraphs and duplicates meet per group of this many consecutive documents of a file:
 # one shuffle element a group, not one a document.
 GROUP_DOCS = 256
-# Bucket entries a worker gathers before it hands them on, per bundle (~2 KB a paragraph with
-# 16 bands): bounds its memory; fewer, larger shuffle elements below it.
+# Bucket entries a worker gathers before it hands them on, per bundle (~3.6 KB a paragraph at
+# 25 bands): bounds its memory; fewer, larger shuffle elements below it.
 BUCKET_BUFFER_BYTES = 64 << 20
 
 
@@ -248,7 +248,7 @@ class ScoreParagraphs(_Tallied):
                 yield from self.rejects(code, out.rejects)
                 if out.kept:
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
-            for group, kept in groups.items():  # pickled: see MakeFragments
+            for group, kept in groups.items():  # pickled: see the class's docstring
                 yield group, pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
             exact, band = scorer.buckets(lang_docs, scored)
             for packed in self.buckets.add(code, exact, band, self.langs[code][1].dedup.shards):
