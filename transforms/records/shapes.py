@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -14,6 +17,20 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
 from transforms.records.progress import FEED_EVERY_S, PROGRESS
+
+
+def pickled(value) -> bytes:
+    """``value`` pickled, as the one bytes value it crosses a shuffle as: a runner that decodes
+    and re-encodes what it groups (the local FnApiRunner does, at the worker and again at the
+    runner) then copies bytes instead of rebuilding every tuple. Measured on the select
+    benchmark's kept paragraphs (50,000 documents): Beam's coder takes 0.14 s to encode and
+    0.84 s to decode them, once each way; pickle 0.10 s and 0.33 s, once."""
+    return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def unpickled(values: Iterable[bytes]) -> Iterator:
+    """The items of a group's ``pickled`` lists, in one stream."""
+    return chain.from_iterable(map(pickle.loads, values))
 
 
 class StageOutput(NamedTuple):

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import pickle
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from itertools import chain, groupby
+from itertools import groupby
 from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 
 from pipeline.config import DedupConfig
+from transforms.records.shapes import pickled, unpickled
 from transforms.select.minhash import normalize
 
 EXACT_DUPLICATE = "exact_duplicate"
@@ -537,18 +537,6 @@ def _union(parent: dict, a, b) -> None:
 Params = dict  # language code -> (min_matches, component shards, bucket heads, max union roots)
 
 
-def _packed(rows: list) -> bytes:
-    """A step's rows for one shard as one pickled bytes value: a runner that decodes and
-    re-encodes what it groups (the local FnApiRunner does) copies bytes instead of rebuilding
-    every position tuple (see ``transforms/select/stage.py``'s ScoreParagraphs)."""
-    return pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
-
-
-def _unpacked(values: Iterable[bytes]) -> Iterator:
-    """The rows of a group's ``_packed`` values."""
-    return chain.from_iterable(map(pickle.loads, values))
-
-
 def _held(step: str, n: int) -> None:
     """The size of what a step holds at once (paragraphs, rows or bucket keys), for tests
     and monitoring."""
@@ -566,7 +554,7 @@ class _LinkBuckets(beam.DoFn):
         for fact in bucket_facts(map(unpack, batches), min_matches, heads):
             by_shard[node_shard(fact[0], shards)].append(fact)
         for s, facts in by_shard.items():
-            yield (lang, s), _packed(facts)
+            yield (lang, s), pickled(facts)
 
 
 class _LocalComponents(beam.DoFn):
@@ -575,28 +563,28 @@ class _LocalComponents(beam.DoFn):
 
     def process(self, element):
         (lang, s), batches = element
-        own, boundary, summaries = local_components(_unpacked(batches))
+        own, boundary, summaries = local_components(unpickled(batches))
         _held("components", len(own) + len(boundary))
         shards = self.params[lang][1]
         by_shard = defaultdict(list)
         for row in boundary:
             by_shard[node_shard(row[0], shards)].append(row)
         for t, rows in by_shard.items():
-            yield beam.pvalue.TaggedOutput("boundary", ((lang, t), _packed(rows)))
+            yield beam.pvalue.TaggedOutput("boundary", ((lang, t), pickled(rows)))
         yield beam.pvalue.TaggedOutput("summaries", (lang, s, summaries))
-        yield (lang, s), _packed(own)
+        yield (lang, s), pickled(own)
 
 
 def _conflicts(element):
     (lang, _), batches = element
-    rows = list(_unpacked(batches))
+    rows = list(unpickled(batches))
     _held("boundary", len(rows))
-    yield lang, _packed(list(root_conflicts(rows)))
+    yield lang, pickled(list(root_conflicts(rows)))
 
 
 def _roots_union(element, params: Params):
     lang, links = element
-    roots = roots_union(_unpacked(links), params[lang][3], lang)
+    roots = roots_union(unpickled(links), params[lang][3], lang)
     _held("residual", len(roots))
     return lang, roots
 
@@ -613,13 +601,13 @@ class _ByComponent(beam.DoFn):
             component = lang_roots.get(root, root)
             by_shard[node_shard(component, shards)].append((component, s, root, best))
         for t, rows in by_shard.items():
-            yield (lang, t), _packed(rows)
+            yield (lang, t), pickled(rows)
 
 
 def _keep(element):
     (lang, _), batches = element
     components = defaultdict(list)
-    for component, s, root, best in _unpacked(batches):
+    for component, s, root, best in unpickled(batches):
         components[component].append((s, root, best))
     kept = defaultdict(list)
     for rows in components.values():
@@ -627,13 +615,13 @@ def _keep(element):
         for s, root, k in keep_per_component(rows):
             kept[s].append((root, k))
     for s, rows in kept.items():
-        yield (lang, s), _packed(rows)
+        yield (lang, s), pickled(rows)
 
 
 def _shard_duplicates(element, group):
     (lang, _), grouped = element
-    kept_of = dict(_unpacked(grouped["kept"]))
-    own = list(_unpacked(grouped["own"]))
+    kept_of = dict(unpickled(grouped["kept"]))
+    own = list(unpickled(grouped["own"]))
     _held("duplicates", len(own) + len(kept_of))
     by_group = defaultdict(list)
     for (source, file, doc, i), reason, kept in shard_duplicates(own, kept_of):

@@ -12,7 +12,6 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 
 from __future__ import annotations
 
-import pickle
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +23,17 @@ from apache_beam.transforms import window
 
 from pipeline.config import SelectConfig
 from pipeline.languages import Language
-from transforms.records.shapes import StageOutput, Tallied, origin, paragraphs_of, span_id, span_reject, span_source
+from transforms.records.shapes import (
+    StageOutput,
+    Tallied,
+    origin,
+    pickled,
+    paragraphs_of,
+    span_id,
+    span_reject,
+    span_source,
+    unpickled,
+)
 from transforms.select import dedup, filters, furniture, langid
 from transforms.select.fragment import fragment_document
 from transforms.sources.cc100 import Document
@@ -73,20 +82,13 @@ class ParagraphScorer:
         self.bands, self.rows, _ = dedup.bands_of(d)
 
     def reject_reason(
-        self,
-        text: str,
-        stats: filters.TextStats | None = None,
-        furniture_reason: Callable[[], str | None] | None = None,
+        self, text: str, stats: filters.TextStats, furniture_reason: Callable[[], str | None]
     ) -> tuple[str | None, float | None, dict | None]:
         """(reason or None, LID probability, detail) for one paragraph. ``stats``: its
         ``filters.TextStats``, counted with its batch's; ``furniture_reason``: gives its
         furniture reason (``furniture.page_reasons``: its page and batch taken into account),
-        else the furniture rules judge the text alone."""
-        reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats)
-        if not reason:
-            reason = furniture_reason() if furniture_reason else furniture.furniture_reason(
-                text, self.lang, self.cfg.furniture
-            )
+        asked only when the filters pass it."""
+        reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats) or furniture_reason()
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -214,14 +216,9 @@ class _Tallied(Tallied):
 
 
 class ScoreParagraphs(_Tallied):
-    """Batch of documents -> (document group, pickled [(doc, (origin, kept paragraphs)), ...]);
-    rejects; dedup bucket entries as columns per (lang, key shard), gathered over the bundle.
-
-    A group's kept paragraphs cross the join as one pickled bytes value: a runner that decodes
-    and re-encodes what it groups (the local FnApiRunner does, at the worker and again at the
-    runner) copies bytes instead of rebuilding every paragraph's tuple. Measured on the
-    benchmark's 50,000 documents: Beam's coder takes 0.14 s to encode and 0.84 s to decode the
-    groups, once each way; pickle 0.10 s and 0.33 s."""
+    """Batch of documents -> (document group, ``pickled`` [(doc, (origin, kept paragraphs)),
+    ...]); rejects; dedup bucket entries as columns per (lang, key shard), gathered over the
+    bundle."""
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
@@ -248,8 +245,8 @@ class ScoreParagraphs(_Tallied):
                 yield from self.rejects(code, out.rejects)
                 if out.kept:
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
-            for group, kept in groups.items():  # pickled: see the class's docstring
-                yield group, pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
+            for group, kept in groups.items():
+                yield group, pickled(kept)
             exact, band = scorer.buckets(lang_docs, scored)
             for packed in self.buckets.add(code, exact, band, self.langs[code][1].dedup.shards):
                 yield beam.pvalue.TaggedOutput("buckets", packed)
@@ -267,8 +264,7 @@ class MakeFragments(_Tallied):
 
     def process(self, element):
         (lang, _, file, _), grouped = element
-        # document -> (origin, kept paragraphs); pickled across the join, see ScoreParagraphs
-        kept = dict(chain.from_iterable(map(pickle.loads, grouped["kept"])))
+        kept = dict(unpickled(grouped["kept"]))  # document -> (origin, kept paragraphs)
         duplicates = defaultdict(dict)  # document -> {index: (reason, kept position)}
         for doc, i, reason, root in chain.from_iterable(grouped["duplicates"]):
             duplicates[doc][i] = (reason, root)

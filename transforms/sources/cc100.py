@@ -39,7 +39,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import ReadConfig
 from pipeline.languages import Language
-from transforms.records.shapes import origin
+from transforms.records.shapes import origin, pickled
 
 logger = logging.getLogger(__name__)
 
@@ -318,9 +318,8 @@ def template_dir(pattern: str) -> str:
 class ReadPieces(beam.PTransform):
     """Sources -> the pieces ``match`` finds of each (files, a Parquet file's row groups), spread
     over workers -> the lists of up to ``batch_size`` documents ``read(piece, batch_size)``
-    makes of each, spread again (a batch costs one element, not one per document). A batch
-    crosses that shuffle pickled, as one bytes value: a runner that decodes and re-encodes what
-    it groups (the local FnApiRunner does) copies bytes instead of rebuilding 128 objects."""
+    makes of each, spread again (a batch costs one element, not one per document; it crosses
+    that shuffle ``pickled``)."""
 
     def __init__(self, sources: list, match, read, batch_size: int = 128):
         super().__init__()
@@ -333,9 +332,9 @@ class ReadPieces(beam.PTransform):
             | "Match" >> beam.FlatMap(self.match)
             | "SpreadFiles" >> beam.Reshuffle()
             | "Read" >> beam.FlatMap(self.read, self.batch_size)
-            | "Pack" >> beam.Map(pickle.dumps, pickle.HIGHEST_PROTOCOL)
+            | "Pickle" >> beam.Map(pickled)
             | "SpreadBatches" >> beam.Reshuffle()
-            | "Unpack" >> beam.Map(pickle.loads)
+            | "Unpickle" >> beam.Map(pickle.loads)
         )
 
 
