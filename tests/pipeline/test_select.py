@@ -51,7 +51,7 @@ def test_quality_on_the_labelled_sample(sample_run, lang):
     assert q["foreign_kept_share"] <= 0.10
     assert q["max_copies_of_a_group"] == 1  # no duplicate or near-duplicate kept twice
     # Genuine paragraphs are lost only where a near-duplicate copy is kept in their place
-    # (which copy survives is a tie for one-character edits); see the README table.
+    # (which copy survives is a tie for one-character edits); see docs/select.md's table.
     assert q["genuine_80_kept_share"] >= 0.75
 
 
