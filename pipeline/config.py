@@ -416,9 +416,6 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     evol: EvolConfig = field(default_factory=EvolConfig)  # the evol method (--method evol)
     cost: CostConfig = field(default_factory=CostConfig)
-    # Parquet files per stage checkpoint, language and kind (records, rejects): each is written
-    # whole by one worker, so big runs want more
-    checkpoint_shards: int = 4
     # Error budget: the share of a stage's records (per language) that may end in a transient
     # error (``llm_error``: the server failed after retries) before the run fails with exit 1,
     # leaving the stage without its complete marker. None: no limit.

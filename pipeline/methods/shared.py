@@ -66,7 +66,7 @@ def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
             records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
             hints = resource_hints(config, stage)
             out = records | stage.title() >> make_stage(stage).with_resource_hints(**hints)
-        save = checkpoint.SaveStage(output, stage, fingerprints[stage], config.checkpoint_shards,
+        save = checkpoint.SaveStage(output, stage, fingerprints[stage],
                                     config.max_transient_error_share, inputs)
         stages.append(Stage(out, out | f"Save{stage.title()}" >> save))
     return stages

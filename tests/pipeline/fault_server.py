@@ -142,7 +142,10 @@ def seed_translated(out: Path, input_file: Path, config_file: Path, n: int, lang
         for i in range(n)
     ]
     rows = [(r["id"], json.dumps(r, ensure_ascii=False)) for r in records]
-    shard = checkpoint._write_shard(((lang, "records", 0), rows), str(out), "translate", 1)[1]
+    path = f"{checkpoint.stage_dir(str(out), 'translate', lang)}/records.parquet"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_rows(path, lang, rows)
+    shard = ("records", path, n)
     stats = {
         "select": [("paragraphs.read", n), ("paragraphs.kept", n), ("selected_records", n)],
         "translate": [("stages.translate.in", n), ("stages.translate.out", n)],

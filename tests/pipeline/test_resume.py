@@ -68,7 +68,8 @@ def config_file(tmp_path_factory) -> Path:
 def uninterrupted(endpoint, config_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
     before = served(endpoint)
-    subprocess.run(command(out, endpoint, config_file), cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run(command(out, endpoint, config_file), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     return out, served(endpoint) - before
 
 
@@ -93,7 +94,8 @@ def test_a_run_killed_during_generate_resumes_to_the_same_output_paying_no_call_
     assert 0 < paid < calls
 
     before = served(endpoint)
-    subprocess.run(command(out, endpoint, config_file), cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run(command(out, endpoint, config_file), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert served(endpoint) - before == calls - paid
     assert outputs(out) == outputs(reference)
 

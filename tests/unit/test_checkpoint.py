@@ -1,5 +1,6 @@
-"""A checkpoint shard holds every row it is given, in row groups of ROWS_PER_GROUP, and reads
-back as the records written."""
+"""A checkpoint file holds every row it is given, in row groups of ROWS_PER_GROUP, and reads back
+as the records written; SaveStage writes a bundle's rows where they are made and renames them
+before its marker; the error budget."""
 
 import json
 
@@ -9,13 +10,12 @@ import pytest
 from transforms.records import checkpoint
 
 
-def test_a_shard_written_in_several_row_groups_reads_back_whole(tmp_path, monkeypatch):
+def test_a_file_written_in_several_row_groups_reads_back_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "ROWS_PER_GROUP", 2)
     records = [{"id": f"r{i}", "lang": "tel", "response": "పాఠం " * i} for i in range(5)]
     rows = [(r["id"], json.dumps(r, ensure_ascii=False)) for r in records]
-    lang, (kind, path, count) = checkpoint._write_shard((("tel", "records", 3), rows), str(tmp_path), "select", 4)
-    assert (lang, kind, count) == ("tel", "records", 5)
-    assert path.endswith("/stages/select/tel/records-00003-of-00004.parquet")
+    path = str(tmp_path / "records.parquet")
+    checkpoint.write_rows(path, "tel", rows)
     assert pq.ParquetFile(path).num_row_groups == 3
     assert list(checkpoint._read_rows(path)) == records
 
@@ -40,7 +40,7 @@ def save(tmp_path, in_, llm_errors, max_share, with_inputs=False):
     with TestPipeline(runner="FnApiRunner") as p:
         inputs = p | "In" >> beam.Create([{"id": f"i{i}", "lang": "tel"} for i in range(in_)]) if with_inputs else None
         stage_output(p, in_, llm_errors) | checkpoint.SaveStage(
-            str(tmp_path), "generate", {"tel": "fp"}, 2, max_share, inputs)
+            str(tmp_path), "generate", {"tel": "fp"}, max_share, inputs)
     return checkpoint.read_marker(str(tmp_path), "generate", "tel")
 
 
@@ -63,3 +63,23 @@ def test_given_the_stages_inputs_the_budget_stops_the_run_at_the_first_reject_pa
         save(tmp_path, 100, 40, 0.05, with_inputs=True)
     assert checkpoint.read_marker(str(tmp_path), "generate", "tel") is None
     assert save(tmp_path / "within", 100, 5, 0.05, with_inputs=True)["counts"] == {"records": 95, "rejects": 5}
+
+
+def test_saved_rows_are_renamed_before_the_marker_and_a_failed_attempts_files_removed(tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    directory = tmp_path / "stages" / "generate" / "tel"
+    directory.mkdir(parents=True)
+    (directory / ".tmp-failed-attempt.parquet").write_bytes(b"partial")
+    with TestPipeline(runner="FnApiRunner") as p:
+        saved = stage_output(p, 50, 3) | checkpoint.SaveStage(str(tmp_path), "generate", {"tel": "fp"})
+        assert_that(saved.records, equal_to([("tel", f'{{"id": "r{i}", "lang": "tel"}}') for i in range(47)]),
+                    label="Lines")
+    marker = checkpoint.read_marker(str(tmp_path), "generate", "tel")
+    assert marker["counts"] == {"records": 47, "rejects": 3}
+    assert sorted(path.name for path in directory.iterdir()) == sorted([checkpoint.MARKER, *marker["files"]])
+    assert all(name.split("-")[0] in checkpoint.KINDS and name.endswith(".parquet") for name in marker["files"])
+    rows = [row for name in marker["files"] for row in checkpoint._read_rows(str(directory / name))]
+    assert sorted(row["id"] for row in rows) == sorted([f"r{i}" for i in range(47)] + ["e0", "e1", "e2"])

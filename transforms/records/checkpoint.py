@@ -4,8 +4,10 @@
 ``rejects-SSSSS-of-NNNNN.parquet`` (columns ``id``, ``lang``, ``json``: records change shape
 from stage to stage, so each row keeps its record as JSON; Parquet adds compression and
 splittable reads) and ``_COMPLETE.json``: the stage's fingerprint (its config and everything
-upstream), its stats pairs and its file list. The marker is written only after every file of
-the language is, so a stage cut short has no marker and is redone.
+upstream), its stats pairs and its file list. Each bundle writes its rows where they are made
+(a temporary file per language, as the JSONL writers do: no shuffle of the rows); once all are
+written they are renamed, and the marker is written last, so a stage cut short has no marker
+and is redone.
 
 Transient errors (``llm_error``: the server failed after its retries) are not final: a marker
 whose stats hold some does not count as complete for reuse (``pipeline/ops/resume.py``), and the
@@ -17,16 +19,16 @@ all: the run fails.
 from __future__ import annotations
 
 import json
-import zlib
-from itertools import islice
+from collections import defaultdict
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms import window
 
 from transforms.models.llm import LLM_ERROR
 from transforms.records.shapes import StageOutput
-from transforms.records.write import to_json, write_json
+from transforms.records.write import FLUSH_CHARS, TEMP_PREFIX, commit, temp_path, to_json, write_json
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")
@@ -108,9 +110,10 @@ def clear(output: str, stage: str, lang: str) -> None:
     marker = f"{directory}/{MARKER}"
     if FileSystems.exists(marker):
         FileSystems.delete([marker])
-    old = FileSystems.match([f"{directory}/*.parquet"])[0].metadata_list
+    matches = FileSystems.match([f"{directory}/*.parquet", f"{directory}/{TEMP_PREFIX}*"])
+    old = sorted({m.path for match in matches for m in match.metadata_list})  # may match both
     if old:
-        FileSystems.delete([m.path for m in old])
+        FileSystems.delete(old)
 
 
 def _schema():
@@ -119,39 +122,80 @@ def _schema():
     return pa.schema([("id", pa.string()), ("lang", pa.string()), ("json", pa.string())])
 
 
-def _write_shard(element, output: str, stage: str, shards: int):
-    """((lang, kind, shard), JSON lines) -> one Parquet file; emits (lang, (kind, path, rows))."""
+def write_rows(path: str, lang: str, rows: list[tuple[str, str]]) -> None:
+    """(id, JSON line) rows of ``lang`` -> one Parquet file at ``path``, in row groups of
+    ``ROWS_PER_GROUP``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    (lang, kind, shard), rows = element
-    path = f"{stage_dir(output, stage, lang)}/{kind}-{shard:05d}-of-{shards:05d}.parquet"
-    count, rows = 0, iter(rows)
     buffer = pa.BufferOutputStream()  # whole, then written once: any Beam filesystem takes bytes
     with pq.ParquetWriter(buffer, _schema(), compression="zstd") as writer:
-        while group := list(islice(rows, ROWS_PER_GROUP)):
-            ids, texts = zip(*group)
+        for start in range(0, len(rows), ROWS_PER_GROUP):
+            ids, texts = zip(*rows[start:start + ROWS_PER_GROUP])
             writer.write_table(pa.table({"id": ids, "lang": [lang] * len(ids), "json": texts}, schema=_schema()))
-            count += len(group)
     with FileSystems.create(path) as f:
         f.write(buffer.getvalue().to_pybytes())
-    return lang, (kind, path, count)
+
+
+class _SaveRows(beam.DoFn):
+    """Records (or rejects) of a stage -> (lang, JSON line) for ``OUT/``, each serialised once.
+    The rows also go to a temporary Parquet file per language a bundle holds (more when they
+    pass ``FLUSH_CHARS``) in the stage's checkpoint, emitted as (lang, (kind, path, rows)) on
+    ``files`` once written; ``_write_marker`` renames them. A failed bundle's files are never
+    emitted: the marker step removes them."""
+
+    def __init__(self, output: str, stage: str, kind: str):
+        self.output, self.stage, self.kind = output, stage, kind
+
+    def start_bundle(self):
+        self.rows: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.size = 0
+
+    def process(self, record: dict):
+        lang, line = record["lang"], to_json(record)
+        self.rows[lang].append((record["id"], line))
+        yield lang, line
+        self.size += len(line)
+        if self.size >= FLUSH_CHARS:
+            for written in self._flush():
+                yield beam.pvalue.TaggedOutput("files", written)
+
+    def finish_bundle(self):
+        for written in self._flush():
+            yield beam.pvalue.TaggedOutput("files", window.GlobalWindows.windowed_value_at_end_of_window(written))
+
+    def _flush(self):
+        for lang, rows in self.rows.items():
+            path = temp_path(stage_dir(self.output, self.stage, lang), ".parquet")
+            write_rows(path, lang, rows)
+            yield lang, (self.kind, path, len(rows))
+        self.rows.clear()
+        self.size = 0
 
 
 def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str],
                   max_transient_share: float | None = None) -> str:
+    """(lang, {files: (kind, temporary path, rows), stats}) -> the language's files renamed to
+    ``{kind}-SSSSS-of-NNNNN.parquet``, then its marker; fails instead past the error budget."""
     lang, grouped = element
     check_error_budget(stage, lang, grouped["stats"], max_transient_share)
+    directory = stage_dir(output, stage, lang)
     files = sorted(grouped["files"])
+    temps, names = [], []
+    for kind in KINDS:
+        temps += [path for k, path, _ in files if k == kind]
+        n = len(temps) - len(names)
+        names += [f"{kind}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    commit(directory, temps, [f"{directory}/{name}" for name in names])
     marker = {
         "stage": stage,
         "lang": lang,
         "fingerprint": fingerprints[lang],
         "counts": {kind: sum(n for k, _, n in files if k == kind) for kind in KINDS},
-        "files": [path.rsplit("/", 1)[-1] for _, path, _ in files],
+        "files": names,
         "stats": sorted(grouped["stats"]),
     }
-    path = f"{stage_dir(output, stage, lang)}/{MARKER}"
+    path = f"{directory}/{MARKER}"
     write_json(path, marker)
     return path
 
@@ -170,30 +214,19 @@ class SaveStage(beam.PTransform):
     fails instead where a language's transient errors are over ``max_transient_share`` of the
     stage's records (as soon as they are, given the stage's ``inputs``)."""
 
-    def __init__(self, output: str, stage: str, fingerprints: dict[str, str], shards: int,
+    def __init__(self, output: str, stage: str, fingerprints: dict[str, str],
                  max_transient_share: float | None = None, inputs=None):
         super().__init__()
-        self.output, self.stage, self.fingerprints, self.shards = output, stage, fingerprints, shards
+        self.output, self.stage, self.fingerprints = output, stage, fingerprints
         self.max_transient_share, self.inputs = max_transient_share, inputs
 
     def expand(self, stage_output: StageOutput) -> Saved:
-        shards = self.shards
-
-        def keyed(kind):
-            return lambda r: ((r["lang"], kind, zlib.crc32(r["id"].encode()) % shards), (r["id"], to_json(r)))
-
-        rows = [
-            stage_output.records | "KeyRecords" >> beam.Map(keyed("records")),
-            stage_output.rejects | "KeyRejects" >> beam.Map(keyed("rejects")),
-        ]
-        lines = [kind | f"{name}Lines" >> beam.Map(lambda row: (row[0][0], row[1][1]))
-                 for kind, name in zip(rows, ("Record", "Reject"))]
-        files = (
-            rows
-            | "Rows" >> beam.Flatten()
-            | "Shard" >> beam.GroupByKey()
-            | "Write" >> beam.Map(_write_shard, self.output, self.stage, shards)
-        )
+        saved = {
+            kind: rows | f"Save{kind.title()}" >> beam.ParDo(_SaveRows(self.output, self.stage, kind)).with_outputs(
+                "files", main="lines")
+            for kind, rows in zip(KINDS, (stage_output.records, stage_output.rejects), strict=True)
+        }
+        files = [out.files for out in saved.values()] | "Files" >> beam.Flatten()
         stats = (
             stage_output.stats
             | "Sum" >> beam.CombinePerKey(sum)
@@ -212,7 +245,7 @@ class SaveStage(beam.PTransform):
                 _write_marker, self.output, self.stage, self.fingerprints, self.max_transient_share
             )
         )
-        return Saved(markers, *lines)
+        return Saved(markers, saved["records"].lines, saved["rejects"].lines)
 
 
 def _read_rows(path: str):

@@ -273,6 +273,23 @@ def part_name(i: int, n: int) -> str:
     return f"part-{i:05d}-of-{n:05d}.jsonl"
 
 
+def temp_path(directory: str, suffix: str) -> str:
+    """A new temporary file's path under ``directory``: a bundle's, until ``commit``."""
+    return f"{directory}/{TEMP_PREFIX}{uuid.uuid4().hex}{suffix}"
+
+
+def commit(directory: str, temps: list[str], final: list[str]) -> None:
+    """Rename the temporary files ``temps`` to ``final`` (a retry renames only what is still to
+    rename) and remove the other temporary files under ``directory``: those of bundle attempts
+    that failed."""
+    pending = [(src, dst) for src, dst in zip(temps, final, strict=True) if FileSystems.exists(src)]
+    if pending:
+        FileSystems.rename(*map(list, zip(*pending)))
+    orphans = FileSystems.match([f"{directory}/{TEMP_PREFIX}*"])[0].metadata_list
+    if orphans:
+        FileSystems.delete([m.path for m in orphans])
+
+
 class _WriteLines(beam.DoFn):
     """(lang, JSON line) -> a temporary file per language a bundle holds lines of (more when
     they pass ``FLUSH_CHARS``) under ``{directory}/{lang}/``; emits (lang, its path) once
@@ -298,7 +315,7 @@ class _WriteLines(beam.DoFn):
 
     def _flush(self):
         for lang, lines in self.lines.items():
-            path = f"{self.directory}/{lang}/{TEMP_PREFIX}{uuid.uuid4().hex}.jsonl"
+            path = temp_path(f"{self.directory}/{lang}", ".jsonl")
             with FileSystems.create(path) as f:
                 for start in range(0, len(lines), 1000):
                     f.write("".join(line + "\n" for line in lines[start:start + 1000]).encode("utf-8"))
@@ -317,12 +334,7 @@ def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
     if not temps:
         final = [f"{directory}/{lang}/{part_name(0, 1)}"]
         FileSystems.create(final[0]).close()
-    pending = [(src, dst) for src, dst in zip(temps, final) if FileSystems.exists(src)]
-    if pending:
-        FileSystems.rename(*map(list, zip(*pending)))
-    orphans = FileSystems.match([f"{directory}/{lang}/{TEMP_PREFIX}*"])[0].metadata_list
-    if orphans:
-        FileSystems.delete([m.path for m in orphans])
+    commit(f"{directory}/{lang}", temps, final[:len(temps)])
     return lang, len(final)
 
 
