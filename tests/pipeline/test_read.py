@@ -21,6 +21,7 @@ from transforms.sources.cc100 import (
     read_lines,
     relative_name,
     split_documents,
+    spreads,
     template_dir,
 )
 
@@ -168,3 +169,15 @@ def test_byte_order_marks_are_removed(tmp_path):
     path = tmp_path / "a.txt"
     path.write_bytes("\ufeffprimera línea\n\n\ufeffotro archivo pegado\n".encode())
     assert split(read_all(path)) == (["primera línea", "otro archivo pegado"], [])
+
+
+@pytest.mark.parametrize("args, spread", [
+    (["--runner=FnApiRunner"], False),
+    (["--runner=FnApiRunner", "--direct_num_workers=4", "--direct_running_mode=multi_processing"], True),
+    (["--runner=FnApiRunner", "--direct_num_workers=0"], True),  # 0: one per core
+    (["--runner=DirectRunner"], True),
+])
+def test_batches_are_spread_over_workers_unless_there_is_one_local_worker(args, spread):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    assert spreads(beam.Pipeline(options=PipelineOptions(args))) is spread
