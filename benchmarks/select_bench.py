@@ -10,6 +10,10 @@ verbatim (so the filters and LID have work). Low duplication: genuine paragraphs
 text drawn from the language's own words, 5% of documents exact copies of earlier ones. Heavy
 duplication: every genuine paragraph a perturbed copy of one of the sample's 50 (see
 ``build_corpus``). Prints the tables and ratios; all figures come from this one run.
+
+Each contender is a program of its own, timed from its start to its end (interpreter, imports,
+model loading included): the pipeline as users run it, and this file's ``plain`` and ``naive``
+modes (``select_bench.py plain|naive CORPUS OUT``).
 """
 
 from __future__ import annotations
@@ -195,16 +199,39 @@ def naive_loop(corpus: Path, num_perm: int, threshold: float) -> int:
     return docs
 
 
-def run_pipeline(corpus: Path, out: Path) -> tuple[float, float, list[str]]:
-    """The select stage as users run it, in its own process, one worker: (wall s, CPU s, its
-    records' lines, sorted)."""
-    argv = [sys.executable, "-m", "pipeline.main", "--langs", ",".join(LANGS),
-            "--input", str(corpus / "{lang}.txt"), "--output", str(out),
-            "--until", "select", "--direct_num_workers=1"]
+def run_program(args: list[str]) -> tuple[float, float, str]:
+    """``python ARGS`` in its own process: (wall s, CPU s, its standard output)."""
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    subprocess.run(argv, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    done = subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+    return time.perf_counter() - t0, cpu_seconds() - cpu0, done.stdout
+
+
+def run_pipeline(corpus: Path, out: Path) -> tuple[float, float, list[str]]:
+    """The select stage as users run it, one worker: (wall s, CPU s, its records' lines,
+    sorted)."""
+    wall, cpu, _ = run_program(["-m", "pipeline.main", "--langs", ",".join(LANGS),
+                                "--input", str(corpus / "{lang}.txt"), "--output", str(out),
+                                "--until", "select", "--direct_num_workers=1"])
     return wall, cpu, sorted_lines(out / "data", "*/part-*")
+
+
+def run_loop(mode: str, corpus: Path, out: Path) -> tuple[float, float, int]:
+    """This file's ``plain`` or ``naive`` mode on ``corpus``: (wall s, CPU s, the count it
+    prints: records or documents)."""
+    wall, cpu, printed = run_program([__file__, mode, str(corpus), str(out)])
+    return wall, cpu, int(printed)
+
+
+def loop_main(mode: str, corpus: Path, out: Path) -> None:
+    """A contender as a program: the plain loop (prints its records) or the naive loop (prints
+    its documents), on the demo preset."""
+    cfg = config_mod.load("demo")
+    gc.freeze()  # as pipeline.main does before a run
+    if mode == "plain":
+        print(plain_loop(corpus, out, cfg))
+    else:
+        print(naive_loop(corpus, cfg.select.dedup.num_perm, cfg.select.dedup.threshold))
 
 
 def sorted_lines(directory: Path, pattern: str) -> list[str]:
@@ -223,7 +250,6 @@ def main_bench() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="select_bench_"))
     cfg = config_mod.load("demo")
     docs = args.docs // len(LANGS) * len(LANGS)
-    gc.freeze()  # as pipeline.main does before a run
     rows, times, load0 = [], {}, os.getloadavg()[0]
     for kind in ("low", "heavy"):
         corpus = work / kind / "corpus"
@@ -232,9 +258,7 @@ def main_bench() -> None:
         for code in LANGS:
             build_corpus(code, args.docs // len(LANGS), corpus / f"{code}.txt", rng, kind == "heavy")
         size_mb = sum(f.stat().st_size for f in corpus.iterdir()) / 1e6
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        loop_records = plain_loop(corpus, work / kind / "loop", cfg)
-        loop_wall, loop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        loop_wall, loop_cpu, loop_records = run_loop("plain", corpus, work / kind / "loop")
         beam_wall, beam_cpu, beam_records = run_pipeline(corpus, work / kind / "beam")
         if beam_records != sorted_lines(work / kind / "loop", "*/data.jsonl"):
             raise SystemExit(f"{kind}: the pipeline's {len(beam_records)} records differ from "
@@ -244,15 +268,15 @@ def main_bench() -> None:
         rows.append(f"| {label}: plain Python loop | {loop_wall:.1f} | {loop_cpu:.1f} | {docs / loop_wall:,.0f} |")
         rows.append(f"| {label}: Beam pipeline, 1 worker | {beam_wall:.1f} | {beam_cpu:.1f} | "
                     f"{docs / beam_wall:,.0f} |")
-    # what a run costs whatever its size (imports, graph, runner, report): a 400-document run
+    # what a run costs whatever its size (the pipeline's imports, graph, runner, report; the
+    # plain loop's imports and model loading): a 400-document run of each
     small = work / "small" / "corpus"
     small.mkdir(parents=True, exist_ok=True)
     for code in LANGS:
         build_corpus(code, 100, small / f"{code}.txt", random.Random(1))
     fixed_wall, fixed_cpu, _ = run_pipeline(small, work / "small" / "beam")
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    naive_docs = naive_loop(work / "low" / "corpus", cfg.select.dedup.num_perm, cfg.select.dedup.threshold)
-    naive_wall, naive_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    loop_fixed_wall, _, _ = run_loop("plain", small, work / "small" / "loop")
+    naive_wall, naive_cpu, naive_docs = run_loop("naive", work / "low" / "corpus", work / "naive")
     rows.append(f"| low duplication: naive datasketch loop (MinHash + MinHashLSH per document) | "
                 f"{naive_wall:.1f} | {naive_cpu:.1f} | {naive_docs / naive_wall:,.0f} |")
 
@@ -269,10 +293,10 @@ def main_bench() -> None:
         print(f"pipeline / plain loop throughput, {kind} duplication: {times[kind][0] / times[kind][1]:.2f} "
               f"wall, {times[kind][2] / times[kind][3]:.2f} CPU")
     beyond = {kind: times[kind][1] - fixed_wall for kind in times}
-    print(f"pipeline start-up (a 400-document run): {fixed_wall:.1f} s wall, {fixed_cpu:.1f} s CPU; "
-          "pipeline / plain loop beyond it: " + ", ".join(
-              f"{kind} {times[kind][0] / beyond[kind]:.2f} wall" if beyond[kind] > 0 else f"{kind} n/a"
-              for kind in ("low", "heavy")))
+    print(f"start-up (a 400-document run): pipeline {fixed_wall:.1f} s wall, {fixed_cpu:.1f} s CPU; plain "
+          f"loop {loop_fixed_wall:.1f} s wall; pipeline / plain loop beyond them: " + ", ".join(
+              f"{kind} {(times[kind][0] - loop_fixed_wall) / beyond[kind]:.2f} wall" if beyond[kind] > 0
+              else f"{kind} n/a" for kind in ("low", "heavy")))
     print(f"pipeline / naive datasketch loop documents/s (low duplication): "
           f"{docs / times['low'][1] / (naive_docs / naive_wall):.2f} wall, "
           f"{docs / times['low'][3] / (naive_docs / naive_cpu):.2f} CPU\n")
@@ -292,4 +316,7 @@ def main_bench() -> None:
 
 
 if __name__ == "__main__":
-    main_bench()
+    if len(sys.argv) == 4 and sys.argv[1] in ("plain", "naive"):
+        loop_main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main_bench()

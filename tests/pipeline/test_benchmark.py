@@ -20,5 +20,5 @@ def test_select_benchmark_runs_and_both_paths_agree(tmp_path):
     assert "pipeline / plain loop throughput" in result.stdout
     assert "heavy / low duplication time" in result.stdout
     assert "naive datasketch loop" in result.stdout
-    assert "pipeline start-up" in result.stdout
+    assert "start-up (a 400-document run): pipeline" in result.stdout
     assert "datasketch MinHash.update per shingle" in result.stdout
