@@ -187,6 +187,15 @@ def test_shards_do_not_change_the_result():
         assert dedup.find_duplicates(entries, MATCHES, shards=shards) == one
 
 
+def test_a_fact_seen_again_changes_no_component():
+    facts = list(dedup.bucket_facts(entries_of(templated(5, 30, seed=5)), MATCHES))
+    once = [sorted(rows, key=repr) for rows in dedup.local_components(facts)]
+    assert [sorted(rows, key=repr) for rows in dedup.local_components(facts * 3)] == once
+    grouped = dedup.by_node_shard(facts, 7)
+    assert sorted(f for rows in grouped.values() for f in rows) == sorted(facts)
+    assert all(dedup.node_shard(f[0], 7) == s for s, rows in grouped.items() for f in rows)
+
+
 def test_one_paragraph_kept_per_template():
     texts = templated(8, 40, seed=3)
     out = dedup.find_duplicates(entries_of(texts), MATCHES, shards=7)

@@ -285,6 +285,18 @@ def node_shard(position: Position, shards: int) -> int:
     return zlib.crc32("\0".join(map(str, position)).encode()) % shards
 
 
+def by_node_shard(rows: Iterable[tuple], shards: int) -> dict[int, list]:
+    """Rows grouped by the node shard of their first field, a position; each position's shard
+    is computed once (a templated paragraph is in many rows)."""
+    shard_of, grouped = {}, defaultdict(list)
+    for row in rows:
+        s = shard_of.get(row[0])
+        if s is None:
+            s = shard_of[row[0]] = node_shard(row[0], shards)
+        grouped[s].append(row)
+    return grouped
+
+
 # A fact about one paragraph, sent to its node shard: (node, parent, copies, length).
 # parent None: node is the first member of a bucket that linked others (a "marker");
 # copies 0: node is a later copy of the exact text of parent (never kept);
@@ -384,12 +396,14 @@ def local_components(facts: Iterable[Fact]) -> tuple[list, list, list]:
     - summaries ``(root, best rank)``: the component's best candidate to keep (None when all
       its own paragraphs are later exact copies).
 
-    Memory: this shard's facts, about 1/shards of a language's links however they cluster."""
+    Memory: this shard's facts, about 1/shards of a language's links however they cluster.
+    A fact seen again changes nothing (a member of a template's cluster links to the same first
+    member in many bands: 42% of the facts of the benchmark's heavy corpus), so it is skipped."""
     parent: dict = {}
     rank: dict = {}  # own node -> smallest rank seen, None for a later exact copy
     head: dict = {}  # later exact copy -> first copy of its text
     marked: set = set()
-    for node, up, copies, length in facts:
+    for node, up, copies, length in set(facts):
         _merge_rank(rank, node, (-copies, length, node) if copies else None)
         if up is None:
             marked.add(node)
@@ -490,13 +504,13 @@ def find_duplicates(
             grouped[s].append(parts)
     facts = defaultdict(list)
     for parts in grouped.values():
-        for fact in bucket_facts(parts, min_matches, heads):
-            facts[node_shard(fact[0], shards)].append(fact)
+        for s, shard_facts in by_node_shard(bucket_facts(parts, min_matches, heads), shards).items():
+            facts[s] += shard_facts
     own, boundary, summaries = {}, defaultdict(list), []
     for s, shard_facts in facts.items():
         own[s], rows, shard_summaries = local_components(shard_facts)
-        for node, root in rows:
-            boundary[node_shard(node, shards)].append((node, root))
+        for t, shard_rows in by_node_shard(rows, shards).items():
+            boundary[t] += shard_rows
         summaries += [(s, root, best) for root, best in shard_summaries]
     links = (link for rows in boundary.values() for link in root_conflicts(rows))
     roots = roots_union(links, max_roots)
@@ -550,9 +564,7 @@ class _LinkBuckets(beam.DoFn):
     def process(self, element):
         (lang, _), batches = element
         min_matches, shards, heads, _ = self.params[lang]
-        by_shard = defaultdict(list)
-        for fact in bucket_facts(map(unpack, batches), min_matches, heads):
-            by_shard[node_shard(fact[0], shards)].append(fact)
+        by_shard = by_node_shard(bucket_facts(map(unpack, batches), min_matches, heads), shards)
         for s, facts in by_shard.items():
             yield (lang, s), pickled(facts)
 
@@ -565,11 +577,7 @@ class _LocalComponents(beam.DoFn):
         (lang, s), batches = element
         own, boundary, summaries = local_components(unpickled(batches))
         _held("components", len(own) + len(boundary))
-        shards = self.params[lang][1]
-        by_shard = defaultdict(list)
-        for row in boundary:
-            by_shard[node_shard(row[0], shards)].append(row)
-        for t, rows in by_shard.items():
+        for t, rows in by_node_shard(boundary, self.params[lang][1]).items():
             yield beam.pvalue.TaggedOutput("boundary", ((lang, t), pickled(rows)))
         yield beam.pvalue.TaggedOutput("summaries", (lang, s, summaries))
         yield (lang, s), pickled(own)
