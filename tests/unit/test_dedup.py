@@ -192,7 +192,7 @@ def test_a_fact_seen_again_changes_no_component():
     once = [sorted(rows, key=repr) for rows in dedup.local_components(facts)]
     assert [sorted(rows, key=repr) for rows in dedup.local_components(facts * 3)] == once
     grouped = dedup.by_node_shard(facts, 7)
-    assert sorted(f for rows in grouped.values() for f in rows) == sorted(facts)
+    assert sorted((f for rows in grouped.values() for f in rows), key=repr) == sorted(facts, key=repr)
     assert all(dedup.node_shard(f[0], 7) == s for s, rows in grouped.items() for f in rows)
 
 
