@@ -12,7 +12,7 @@ def test_select_benchmark_runs_and_both_paths_agree(tmp_path):
     """The benchmark on small corpora (low and heavy duplication): it exits non-zero if the
     pipeline and the plain loop select a different number of records."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "select_bench.py"), "--docs", "400",
+        [sys.executable, str(ROOT / "benchmarks" / "select_bench.py"), "--docs", "400", "--rounds", "1",
          "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )
