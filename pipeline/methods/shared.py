@@ -88,12 +88,13 @@ def write_outputs(stages: list[Stage], output: str, codes: list[str], configs: d
     else:
         data = records | "DataLines" >> beam.Map(json_line)
     data | "WriteData" >> WritePerLang(output, "data", codes)
-    rejects = [
-        stage.saved.rejects if stage.saved is not None
-        else stage.out.rejects | f"RejectLines{i}" >> beam.Map(json_line)
-        for i, stage in enumerate(stages)
-    ]
-    rejects | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WritePerLang(output, "rejects", codes)
+    rejects = []  # one PCollection of lines a stage, or more: written without a Flatten
+    for i, stage in enumerate(stages):
+        if stage.saved is not None:
+            rejects += stage.saved.rejects
+        else:
+            rejects.append(stage.out.rejects | f"RejectLines{i}" >> beam.Map(json_line))
+    tuple(rejects) | "WriteRejects" >> WritePerLang(output, "rejects", codes)  # Beam: a tuple, not a list
     dataset = records | "DatasetStats" >> DatasetStats(codes, extra)
     stats = [*(stage.out.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
     stats | "WriteStats" >> WriteStats(output, configs)

@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 
 from transforms.models.llm import LLM_ERROR
-from transforms.records.shapes import StageOutput
+from transforms.records.shapes import StageOutput, parts
 from transforms.records.write import FLUSH_CHARS, TEMP_PREFIX, commit, temp_path, to_json, write_json
 
 MARKER = "_COMPLETE.json"
@@ -202,7 +202,8 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
 
 class Saved(NamedTuple):
     """What ``SaveStage`` gives back: the paths of the markers it wrote, and the stage's records
-    and rejects as the ``(lang, JSON line)`` pairs it saved, for ``OUT/`` (each serialised once)."""
+    and rejects as the ``(lang, JSON line)`` pairs it saved, for ``OUT/`` (each serialised once;
+    the rejects a tuple, a PCollection for each of the stage's ``parts``)."""
 
     markers: Any
     records: Any
@@ -221,12 +222,14 @@ class SaveStage(beam.PTransform):
         self.max_transient_share, self.inputs = max_transient_share, inputs
 
     def expand(self, stage_output: StageOutput) -> Saved:
-        saved = {
-            kind: rows | f"Save{kind.title()}" >> beam.ParDo(_SaveRows(self.output, self.stage, kind)).with_outputs(
+        def save(rows, kind: str, label: str):
+            return rows | label >> beam.ParDo(_SaveRows(self.output, self.stage, kind)).with_outputs(
                 "files", main="lines")
-            for kind, rows in zip(KINDS, (stage_output.records, stage_output.rejects), strict=True)
-        }
-        files = [out.files for out in saved.values()] | "Files" >> beam.Flatten()
+
+        rejects = parts(stage_output.rejects)  # each part saved where it is made: no Flatten
+        records = save(stage_output.records, "records", "SaveRecords")
+        saved_rejects = [save(part, "rejects", f"SaveRejects{i or ''}") for i, part in enumerate(rejects)]
+        files = [records.files, *(s.files for s in saved_rejects)] | "Files" >> beam.Flatten()
         stats = (
             stage_output.stats
             | "Sum" >> beam.CombinePerKey(sum)
@@ -234,7 +237,7 @@ class SaveStage(beam.PTransform):
         )
         if self.inputs is not None and self.max_transient_share is not None:
             totals = self.inputs | "Langs" >> beam.Map(lambda r: r["lang"]) | "Count" >> beam.combiners.Count.PerElement()
-            stage_output.rejects | "ErrorBudget" >> beam.ParDo(
+            rejects | "AllRejects" >> beam.Flatten() | "ErrorBudget" >> beam.ParDo(
                 _WatchErrorBudget(self.stage, self.max_transient_share), beam.pvalue.AsDict(totals)
             )
         every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
@@ -245,7 +248,7 @@ class SaveStage(beam.PTransform):
                 _write_marker, self.output, self.stage, self.fingerprints, self.max_transient_share
             )
         )
-        return Saved(markers, saved["records"].lines, saved["rejects"].lines)
+        return Saved(markers, records.lines, tuple(s.lines for s in saved_rejects))
 
 
 def _read_rows(path: str):

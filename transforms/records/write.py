@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 
 from pipeline.config import METHODS
-from transforms.records.shapes import SCORE_SUM_SCALE, SCORES
+from transforms.records.shapes import SCORE_SUM_SCALE, SCORES, parts
 
 
 def to_json(record: dict) -> str:
@@ -339,19 +339,20 @@ def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
 
 
 class WritePerLang(beam.PTransform):
-    """``(lang, JSON line)`` pairs (``json_line``) -> ``{output}/{kind}/{lang}/part-*.jsonl`` for
-    every language in ``langs`` (an empty part for a language without any). One writer for all
-    languages: the graph does not grow with them."""
+    """``(lang, JSON line)`` pairs (``json_line``), in one PCollection or several -> ``{output}/
+    {kind}/{lang}/part-*.jsonl`` for every language in ``langs`` (an empty part for a language
+    without any). One writer for all languages: the graph does not grow with them."""
 
     def __init__(self, output: str, kind: str, langs: list[str]):
         super().__init__()
         self.directory, self.langs = f"{output}/{kind}", langs
 
     def expand(self, lines):
-        written = lines | "Write" >> beam.ParDo(_WriteLines(self.directory))
-        every_lang = lines.pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
+        lines = parts(lines)  # each written where it is made: the local runner materialises a Flatten
+        written = [part | f"Write{i or ''}" >> beam.ParDo(_WriteLines(self.directory)) for i, part in enumerate(lines)]
+        every_lang = lines[0].pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
         return (
-            (written, every_lang)
+            (*written, every_lang)
             | "All" >> beam.Flatten()
             | "ByLang" >> beam.GroupByKey()
             | "Finalize" >> beam.Map(_finalize, self.directory)

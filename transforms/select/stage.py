@@ -316,6 +316,5 @@ class Select(beam.PTransform):
                 "rejects", "stats", main="records"
             )
         )
-        rejects = (scored.rejects, made.rejects) | "Rejects" >> beam.Flatten()
         stats = (scored.stats, made.stats) | "Stats" >> beam.Flatten()
-        return StageOutput(made.records, rejects, stats)
+        return StageOutput(made.records, (scored.rejects, made.rejects), stats)
