@@ -403,7 +403,7 @@ def local_components(facts: Iterable[Fact]) -> tuple[list, list, list]:
     rank: dict = {}  # own node -> smallest rank seen, None for a later exact copy
     head: dict = {}  # later exact copy -> first copy of its text
     marked: set = set()
-    for node, up, copies, length in set(facts):
+    for node, up, copies, length in dict.fromkeys(facts):  # each fact once, in order
         _merge_rank(rank, node, (-copies, length, node) if copies else None)
         if up is None:
             marked.add(node)
