@@ -28,7 +28,14 @@ from apache_beam.transforms import window
 
 from transforms.models.llm import LLM_ERROR
 from transforms.records.shapes import StageOutput, parts
-from transforms.records.write import FLUSH_CHARS, TEMP_PREFIX, commit, temp_path, to_json, write_json
+from transforms.records.write import (
+    FLUSH_CHARS,
+    TEMP_PREFIX,
+    commit,
+    temp_path,
+    to_json,
+    write_json,
+)
 
 MARKER = "_COMPLETE.json"
 KINDS = ("records", "rejects")
@@ -183,9 +190,9 @@ def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str]
     files = sorted(grouped["files"])
     temps, names = [], []
     for kind in KINDS:
-        temps += [path for k, path, _ in files if k == kind]
-        n = len(temps) - len(names)
-        names += [f"{kind}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+        paths = [path for k, path, _ in files if k == kind]
+        temps += paths
+        names += [f"{kind}-{i:05d}-of-{len(paths):05d}.parquet" for i in range(len(paths))]
     commit(directory, temps, [f"{directory}/{name}" for name in names])
     marker = {
         "stage": stage,

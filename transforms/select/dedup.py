@@ -603,13 +603,10 @@ class _ByComponent(beam.DoFn):
 
     def process(self, element, roots: dict):
         lang, s, summaries = element
-        lang_roots, shards = roots.get(lang, {}), self.params[lang][1]
-        by_shard = defaultdict(list)
-        for root, best in summaries:
-            component = lang_roots.get(root, root)
-            by_shard[node_shard(component, shards)].append((component, s, root, best))
-        for t, rows in by_shard.items():
-            yield (lang, t), pickled(rows)
+        lang_roots = roots.get(lang, {})
+        rows = ((lang_roots.get(root, root), s, root, best) for root, best in summaries)
+        for t, shard_rows in by_node_shard(rows, self.params[lang][1]).items():
+            yield (lang, t), pickled(shard_rows)
 
 
 def _keep(element):
