@@ -119,6 +119,9 @@ def band_fingerprints(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
 _ROW_MIX = np.random.default_rng(0).integers(0, 2**64, 4096, np.uint64, endpoint=False) | np.uint64(1)
 BAND_KEY_WIDTH = 8  # bytes of a band_keys key
 EXACT_WIDTH = 13  # bytes of an exact_key
+# bytes of a band entry's text key (an exact key's last 8): only compared within a bucket, where
+# a chance match (2**-64 a pair) would cost one band link between texts that differ
+TEXT_WIDTH = 8
 
 
 class Entries(NamedTuple):
@@ -136,9 +139,9 @@ class Entries(NamedTuple):
 
 
 def _dtype(key_width: int, bands: int = 0) -> np.dtype:
-    fields = [("key", f"S{key_width}"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i8")]
+    fields = [("key", f"S{key_width}"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i4")]
     if bands:
-        fields += [("text", f"S{EXACT_WIDTH}"), ("fp", "<u4", (bands,))]
+        fields += [("text", f"S{TEXT_WIDTH}"), ("fp", "<u4", (bands,))]
     return np.dtype(fields)
 
 
@@ -152,11 +155,8 @@ def bucket_entries(
     number = {file: i for i, file in enumerate(files)}
     n = len(kept)
     # without exact dedup every copy is its own text, so band buckets still link copies
-    texts = np.array(
-        [exact_key(text) if exact else b"p" + hashlib.blake2b(repr(p).encode(), digest_size=12).digest()
-         for p, text in kept],
-        f"S{EXACT_WIDTH}",
-    )
+    keys = [exact_key(text) if exact else b"p" + hashlib.blake2b(repr(p).encode(), digest_size=12).digest()
+            for p, text in kept]
     exact_rows = np.zeros(n if exact else 0, _dtype(EXACT_WIDTH))
     band_rows = np.zeros(n * bands if near else 0, _dtype(BAND_KEY_WIDTH, bands))
     for table, copies in ((exact_rows, 1), (band_rows, bands)):
@@ -166,11 +166,11 @@ def bucket_entries(
             table["index"] = np.repeat([i for (_, _, _, i), _ in kept], copies)
             table["length"] = np.repeat([len(text) for _, text in kept], copies)
     if exact:
-        exact_rows["key"] = texts
+        exact_rows["key"] = keys
     if near and n:
         signatures = hasher.signatures([text for _, text in kept])
         band_rows["key"] = band_keys(signatures, bands, rows).ravel()
-        band_rows["text"] = np.repeat(texts, bands)
+        band_rows["text"] = np.repeat(np.array([k[-TEXT_WIDTH:] for k in keys], f"S{TEXT_WIDTH}"), bands)
         band_rows["fp"] = np.repeat(band_fingerprints(signatures, bands, rows), bands, axis=0)
     return Entries(files, exact_rows), Entries(files, band_rows)
 
@@ -213,12 +213,13 @@ def concat(parts: Iterable[Entries]) -> Entries:
     parts = [p for p in parts if len(p)]
     if not parts:
         return Entries((), np.zeros(0, _dtype(EXACT_WIDTH)))
+    if len(parts) == 1:
+        return parts[0]
     files = tuple(sorted({f for p in parts for f in p.files}))
     tables = []
     for names, group in groupby(sorted(parts, key=_files), key=_files):
-        rows = np.frombuffer(b"".join(p.rows.tobytes() for p in group), parts[0].rows.dtype)
+        rows = np.concatenate([p.rows for p in group])
         if names != files:
-            rows = rows.copy()
             rows["file"] = np.array([files.index(f) for f in names], np.int32)[rows["file"]]
         tables.append(rows)
     return Entries(files, tables[0] if len(tables) == 1 else np.concatenate(tables))
@@ -235,19 +236,6 @@ def pack(exact: Entries, band: Entries) -> tuple:
     return exact.files, exact.rows.tobytes(), band.files, band.rows.tobytes(), width, bands
 
 
-def merge_packed(packed: list[tuple]) -> tuple:
-    """Packed tables of one key shard as one: their bytes joined where they number the same
-    files (a file's batches), else merged through ``concat``."""
-    if len(packed) == 1:
-        return packed[0]
-    exact_files, _, band_files, _, width, bands = packed[0]
-    if all(p[0] == exact_files and p[2] == band_files and p[4:] == (width, bands) for p in packed):
-        return (exact_files, b"".join(p[1] for p in packed), band_files, b"".join(p[3] for p in packed),
-                width, bands)
-    tables = [unpack(p) for p in packed]
-    return pack(concat(e for e, _ in tables), concat(b for _, b in tables))
-
-
 def unpack(packed: tuple) -> tuple[Entries, Entries]:
     exact_files, exact, band_files, band, width, bands = packed
     band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(EXACT_WIDTH))
@@ -255,28 +243,31 @@ def unpack(packed: tuple) -> tuple[Entries, Entries]:
 
 
 class ShardBuffer:
-    """Bucket entries of many batches, split by key shard batch by batch (small tables: cheap
-    to reorder) and handed on as one packed table a key shard once they pass ``max_bytes`` (and
-    at the end): one shuffle element a key shard and flush instead of one a key shard and batch
-    (100,346 elements for the benchmark's 50,000 documents before)."""
+    """Bucket entries of many batches, held as they come and split by key shard once they pass
+    ``max_bytes`` (and at the end): one packed table a key shard and flush (one shuffle element,
+    not one a key shard and batch: 100,346 elements for the benchmark's 50,000 documents), and
+    one sort by shard over the buffer instead of one a batch."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.packed: dict[tuple[str, int], list[tuple]] = defaultdict(list)
+        self.held: dict[str, list[tuple[Entries, Entries]]] = defaultdict(list)
+        self.shards: dict[str, int] = {}
         self.size = 0
 
     def add(self, lang: str, exact: Entries, band: Entries, shards: int) -> Iterator[tuple[tuple[str, int], tuple]]:
         """Take a batch's entries; yields ``((lang, shard), packed)`` when the buffer is full."""
-        for s, parts in by_key_shard(exact, band, shards):
-            self.packed[lang, s].append(pack(*parts))
+        self.held[lang].append((exact, band))
+        self.shards[lang] = shards
         self.size += exact.rows.nbytes + band.rows.nbytes
         if self.size >= self.max_bytes:
             yield from self.flush()
 
     def flush(self) -> Iterator[tuple[tuple[str, int], tuple]]:
-        for key, packed in self.packed.items():
-            yield key, merge_packed(packed)
-        self.packed.clear()
+        for lang, batches in self.held.items():
+            exact, band = concat(e for e, _ in batches), concat(b for _, b in batches)
+            for s, parts in by_key_shard(exact, band, self.shards[lang]):
+                yield (lang, s), pack(*parts)
+        self.held.clear()
         self.size = 0
 
 
