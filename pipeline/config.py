@@ -115,7 +115,7 @@ class DedupConfig:
     shards: int = 256  # bucket entries travel grouped by shard: fewer, larger shuffle elements
     # a band bucket's member is linked to the earliest of its first N members it shares
     # min_band_matches bands with: cost grows with N, not with the bucket (docs/dedup.md)
-    bucket_heads: int = 4
+    bucket_heads: int = 16
     # links and components travel in shards of paragraphs: a group holds ~1/N of a language's
     # linked paragraphs (raise it for languages with hundreds of millions of them)
     component_shards: int = 32

@@ -18,12 +18,12 @@ def entries_of(texts, per_batch=500):
     hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
     kept = [(("s", "f", i, 0), text) for i, text in enumerate(texts)]
     return [
-        dedup.bucket_entries(kept[start:start + per_batch], hasher, BANDS, ROWS, True, True)
+        dedup.bucket_entries(kept[start:start + per_batch], hasher, BANDS, ROWS, MATCHES, True, True)
         for start in range(0, len(kept), per_batch)
     ]
 
 
-def table(entries, bands=4):
+def table(entries, bands=3):
     """Hand-made ``(key, value)`` entries as an ``Entries`` table: exact ``(key, (position,
     length))`` or band ``(key, (position, text key, length, fingerprints))``."""
     files = tuple(sorted({value[0][:2] for _, value in entries}))
@@ -70,7 +70,7 @@ def templated(n_templates, copies, seed=0):
 def test_lsh_params_are_steep_around_the_threshold():
     bands, rows, matches = dedup.lsh_params(0.55, 128)
     assert bands * rows <= 128 and rows >= dedup.MIN_ROWS
-    p = lambda s: float(dedup.collision_probability(s, bands, rows, matches))  # noqa: E731
+    p = lambda s: float(dedup.collision_probability(s, bands, rows, matches))
     assert p(0.8) > 0.99 and p(0.3) < 0.01 and p(0.4) < 0.05
 
 
@@ -114,8 +114,10 @@ def test_band_fingerprints_count_the_bands_two_signatures_share():
 
 
 def fp(shared: int) -> bytes:
-    """Band fingerprints that share their first ``shared`` of 4 bands with ``fp(4)``."""
-    return np.array([i if i < shared else 100 + i for i in range(4)], np.uint32).tobytes()
+    """The window fingerprints (3) of a band entry whose text shares ``shared`` bands with that
+    of ``fp(4)``'s entry in the same bucket: the bucket's band and ``shared - 1`` of the window's
+    (the rest differ from every other ``fp``'s)."""
+    return np.array([i if i < shared - 1 else 100 * (shared + 1) + i for i in range(3)], np.uint32).tobytes()
 
 
 def test_bucket_members_link_to_the_first_when_they_share_enough_bands():
@@ -154,6 +156,31 @@ def test_a_first_copy_gets_its_copy_count_whichever_bucket_comes_first():
     exact = [(b"x0", (P[0], 40)), (b"x0", (P[2], 40))]
     facts = list(dedup.bucket_facts([batch(band), batch(exact)], 2))
     assert (P[0], None, 2, 40) in facts and (P[0], None, 1, 40) in facts
+
+
+@pytest.mark.parametrize("bands", [7, 16, 25])
+def test_a_half_window_sees_every_pair_of_bands_in_one_of_their_buckets(bands):
+    """Two shared bands are counted in one of their two buckets, so a band entry carries half
+    the fingerprints when a link needs two; three need them all."""
+    width = dedup.fingerprint_window(bands, 2)
+    window = dedup.window_fingerprints(np.arange(bands, dtype=np.uint32)[None, :], width)[0]
+    assert width < bands - 1 and all(b not in window[b] for b in range(bands))
+    for b1 in range(bands):
+        for b2 in range(b1 + 1, bands):
+            assert b2 in window[b1] or b1 in window[b2]
+    assert dedup.fingerprint_window(bands, 1) == 0 and dedup.fingerprint_window(bands, 3) == bands - 1
+
+
+def test_every_band_link_shares_enough_bands():
+    """A link is never made on fewer shared bands than ``min_band_matches``: counted over the
+    fingerprint window, checked here on whole signatures."""
+    texts = templated(6, 40, seed=9) + templated(60, 2, seed=10)
+    hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
+    keys = dedup.band_keys(hasher.signatures(texts), BANDS, ROWS)
+    links = [(node, up) for node, up, copies, _ in dedup.bucket_facts(entries_of(texts), MATCHES)
+             if up is not None and copies]
+    assert len(links) > 6 * 30
+    assert all((keys[node[2]] == keys[up[2]]).sum() >= MATCHES for node, up in links)
 
 
 def test_facts_grow_with_entries_not_with_duplication():

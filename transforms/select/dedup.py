@@ -12,8 +12,8 @@ local roots one paragraph has in different shards). Each component keeps one par
 same whichever worker saw which copy; the rest are dropped as ``exact_duplicate`` or
 ``near_duplicate``.
 
-Bucket entries travel as numpy columns (``Entries``), one table a batch and key shard, and are
-linked by sorting them; only linked paragraphs become Python objects. Paragraph positions
+Bucket entries travel as numpy columns (``Entries``), one table a key shard and worker buffer,
+and are linked by sorting them; only linked paragraphs become Python objects. Paragraph positions
 ``(source, file, doc, index)`` are the node ids: they are unique, sortable and say where the
 kept copy is (the reject line's ``duplicate_of``). All of a language's sources meet here, so a
 curated answer that is also CC-100 text is kept once.
@@ -116,6 +116,29 @@ def band_fingerprints(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
     return (_mix(signatures[:, :bands * rows].reshape(n, bands, rows)) >> np.uint64(32)).astype(np.uint32)
 
 
+def fingerprint_window(bands: int, min_matches: int) -> int:
+    """How many bands' fingerprints a band entry carries: those of the bands after its own
+    (cyclically). A link needs ``min_matches`` shared bands, its own bucket's counted as one:
+
+    - 1: none (sharing the bucket is enough);
+    - 2: the next ``bands // 2``. Of two bands b1 and b2 that a pair shares, one is within
+      ``bands // 2`` after the other (their cyclic distances add up to ``bands``), so the
+      pair is counted in at least one of its two buckets, at half the bytes: a band entry is
+      shuffled 25 times a paragraph;
+    - more: all the others (three shared bands can each lie beyond a half window of the next).
+
+    A count over a window is never above the true count: a link still means ``min_matches``
+    shared bands."""
+    return 0 if min_matches <= 1 else bands // 2 if min_matches == 2 else bands - 1
+
+
+def window_fingerprints(fingerprints: np.ndarray, width: int) -> np.ndarray:
+    """(texts, bands) fingerprints -> (texts, bands, width): for each band, the next ``width``
+    bands' (cyclically)."""
+    bands = fingerprints.shape[1]
+    return fingerprints[:, (np.arange(bands)[:, None] + np.arange(1, width + 1)) % bands]
+
+
 _ROW_MIX = np.random.default_rng(0).integers(0, 2**64, 4096, np.uint64, endpoint=False) | np.uint64(1)
 BAND_KEY_WIDTH = 8  # bytes of a band_keys key
 EXACT_WIDTH = 13  # bytes of an exact_key
@@ -128,7 +151,7 @@ class Entries(NamedTuple):
     """Bucket entries as columns: ``files`` (the (source, file) pairs ``rows["file"]`` indexes) and a numpy
     structured array with a row per entry: ``key`` (fixed-width bytes), the paragraph's
     position (``file``, ``doc``, ``index``), its ``length``, and for band entries its
-    exact-text key ``text`` and band fingerprints ``fp``. One array a batch and key shard
+    exact-text key ``text`` and band fingerprints ``fp`` (``fingerprint_window``). One array a key shard
     instead of a Python tuple an entry: encoding, shuffling and linking cost per batch."""
 
     files: tuple[tuple[str, str], ...]
@@ -138,19 +161,30 @@ class Entries(NamedTuple):
         return len(self.rows)
 
 
-def _dtype(key_width: int, bands: int = 0) -> np.dtype:
+def _dtype(key_width: int, fingerprints: int | None = None) -> np.dtype:
+    """An exact table's row (``fingerprints`` None) or a band table's, with that many
+    fingerprints."""
     fields = [("key", f"S{key_width}"), ("file", "<i4"), ("doc", "<i8"), ("index", "<i4"), ("length", "<i4")]
-    if bands:
-        fields += [("text", f"S{TEXT_WIDTH}"), ("fp", "<u4", (bands,))]
+    if fingerprints is not None:
+        fields.append(("text", f"S{TEXT_WIDTH}"))
+    if fingerprints:
+        fields.append(("fp", "<u4", (fingerprints,)))
     return np.dtype(fields)
 
 
+def _fingerprints(rows: np.ndarray) -> int | None:
+    """The fingerprints a band table's rows carry; None for an exact table."""
+    if "text" not in rows.dtype.names:
+        return None
+    return rows.dtype["fp"].shape[0] if "fp" in rows.dtype.names else 0
+
+
 def bucket_entries(
-    kept: list[tuple[Position, str]], hasher, bands: int, rows: int, exact: bool, near: bool
+    kept: list[tuple[Position, str]], hasher, bands: int, rows: int, min_matches: int, exact: bool, near: bool
 ) -> tuple[Entries, Entries]:
     """``(position, text)`` pairs -> their exact-text bucket entries (key: ``exact_key``) and
-    their band bucket entries (a key per band, with the text key and band fingerprints); the
-    texts are MinHashed in one call."""
+    their band bucket entries (a key per band, with the text key and the fingerprints of the
+    bands ``fingerprint_window`` asks for); the texts are MinHashed in one call."""
     files = tuple(sorted({(source, file) for (source, file, _, _), _ in kept}))
     number = {file: i for i, file in enumerate(files)}
     n = len(kept)
@@ -158,7 +192,8 @@ def bucket_entries(
     keys = [exact_key(text) if exact else b"p" + hashlib.blake2b(repr(p).encode(), digest_size=12).digest()
             for p, text in kept]
     exact_rows = np.zeros(n if exact else 0, _dtype(EXACT_WIDTH))
-    band_rows = np.zeros(n * bands if near else 0, _dtype(BAND_KEY_WIDTH, bands))
+    width = fingerprint_window(bands, min_matches)
+    band_rows = np.zeros(n * bands if near else 0, _dtype(BAND_KEY_WIDTH, width))
     for table, copies in ((exact_rows, 1), (band_rows, bands)):
         if len(table):
             table["file"] = np.repeat([number[source, file] for (source, file, _, _), _ in kept], copies)
@@ -171,7 +206,9 @@ def bucket_entries(
         signatures = hasher.signatures([text for _, text in kept])
         band_rows["key"] = band_keys(signatures, bands, rows).ravel()
         band_rows["text"] = np.repeat(np.array([k[-TEXT_WIDTH:] for k in keys], f"S{TEXT_WIDTH}"), bands)
-        band_rows["fp"] = np.repeat(band_fingerprints(signatures, bands, rows), bands, axis=0)
+        if width:
+            fingerprints = band_fingerprints(signatures, bands, rows)
+            band_rows["fp"] = window_fingerprints(fingerprints, width).reshape(n * bands, width)
     return Entries(files, exact_rows), Entries(files, band_rows)
 
 
@@ -232,13 +269,14 @@ def _files(entries: Entries) -> tuple[tuple[str, str], ...]:
 def pack(exact: Entries, band: Entries) -> tuple:
     """A batch's entries of one key shard as plain values (names, bytes, ints), which Beam
     encodes without pickling."""
-    width, bands = band.rows.dtype["key"].itemsize, band.rows.dtype["fp"].shape[0] if len(band) else 0
-    return exact.files, exact.rows.tobytes(), band.files, band.rows.tobytes(), width, bands
+    width, fingerprints = band.rows.dtype["key"].itemsize, _fingerprints(band.rows) if len(band) else None
+    return exact.files, exact.rows.tobytes(), band.files, band.rows.tobytes(), width, fingerprints
 
 
 def unpack(packed: tuple) -> tuple[Entries, Entries]:
-    exact_files, exact, band_files, band, width, bands = packed
-    band_rows = np.frombuffer(band, _dtype(width, bands)) if bands else np.zeros(0, _dtype(EXACT_WIDTH))
+    exact_files, exact, band_files, band, width, fingerprints = packed
+    band_rows = (np.frombuffer(band, _dtype(width, fingerprints)) if fingerprints is not None
+                 else np.zeros(0, _dtype(EXACT_WIDTH)))
     return Entries(exact_files, np.frombuffer(exact, _dtype(EXACT_WIDTH))), Entries(band_files, band_rows)
 
 
@@ -360,7 +398,9 @@ def _band_facts(entries: Entries, min_matches: int, heads: int) -> Iterator[Fact
         # each member's candidates: its bucket's first ``heads`` members, padded with itself
         candidates = start[:, None] + np.arange(heads)
         candidates = np.where(np.arange(heads) < n[:, None], candidates, block[:, None])
-        shared = (rows["fp"][candidates] == rows["fp"][block][:, None, :]).sum(axis=2)
+        shared = 1  # the bucket's band; then those in the fingerprint window
+        if "fp" in rows.dtype.names:
+            shared += (rows["fp"][candidates] == rows["fp"][block][:, None, :]).sum(axis=2)
         ok = (shared >= min_matches) & (rows["text"][candidates] != rows["text"][block][:, None])
         found = ok.any(axis=1)
         member.append(block[found])

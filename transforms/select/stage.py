@@ -27,8 +27,8 @@ from transforms.records.shapes import (
     StageOutput,
     Tallied,
     origin,
-    pickled,
     paragraphs_of,
+    pickled,
     span_id,
     span_reject,
     span_source,
@@ -44,7 +44,7 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 # Kept paragraphs and duplicates meet per group of this many consecutive documents of a file:
 # one shuffle element a group, not one a document.
 GROUP_DOCS = 256
-# Bucket entries a worker gathers before it hands them on, per bundle (~3.6 KB a paragraph at
+# Bucket entries a worker gathers before it hands them on, per bundle (~2.1 KB a paragraph at
 # 25 bands): bounds its memory; fewer, larger shuffle elements below it.
 BUCKET_BUFFER_BYTES = 64 << 20
 
@@ -79,7 +79,7 @@ class ParagraphScorer:
         d = cfg.dedup
         words = d.shingles == "words" or (d.shingles == "auto" and lang.spaced)
         self.hasher = MinHasher(d.num_perm, d.word_ngram if words else d.char_ngram, words, d.seed)
-        self.bands, self.rows, _ = dedup.bands_of(d)
+        self.bands, self.rows, self.min_matches = dedup.bands_of(d)
 
     def reject_reason(
         self, text: str, stats: filters.TextStats, furniture_reason: Callable[[], str | None]
@@ -118,7 +118,7 @@ class ParagraphScorer:
         together."""
         d = self.cfg.dedup
         kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
-        return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, d.exact, d.near)
+        return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, self.min_matches, d.exact, d.near)
 
     def _decided(self, doc: Document) -> dict[int, tuple[str, dict | None]]:
         """Paragraphs rejected before any check: by the reader (its reasons first), or repeated
