@@ -218,9 +218,11 @@ def test_a_fact_seen_again_changes_no_component():
     facts = list(dedup.bucket_facts(entries_of(templated(5, 30, seed=5)), MATCHES))
     once = [sorted(rows, key=repr) for rows in dedup.local_components(facts)]
     assert [sorted(rows, key=repr) for rows in dedup.local_components(facts * 3)] == once
-    grouped = dedup.by_node_shard(facts, 7)
-    assert sorted((f for rows in grouped.values() for f in rows), key=repr) == sorted(facts, key=repr)
-    assert all(dedup.node_shard(f[0], 7) == s for s, rows in grouped.items() for f in rows)
+    for grouped in (dedup.by_node_shard(facts, 7), dedup.facts_by_node_shard(entries_of(templated(5, 30, seed=5)),
+                                                                            MATCHES, 4, 7)):
+        assert sorted((f for rows in grouped.values() for f in rows), key=repr) == sorted(facts, key=repr)
+        assert all(dedup.node_shard(f[0], 7) == s for s, rows in grouped.items() for f in rows)
+        assert len(grouped) == 7
 
 
 def test_one_paragraph_kept_per_template():

@@ -26,6 +26,7 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from itertools import groupby
 from typing import NamedTuple
 
@@ -309,9 +310,29 @@ class ShardBuffer:
         self.size = 0
 
 
+_SHARD_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+_MASK64 = (1 << 64) - 1
+
+
+@lru_cache(maxsize=4096)
+def _file_hash(source: str, file: str) -> int:
+    return zlib.crc32(f"{source}\0{file}".encode())
+
+
 def node_shard(position: Position, shards: int) -> int:
-    """The shard a paragraph's facts travel in."""
-    return zlib.crc32("\0".join(map(str, position)).encode()) % shards
+    """The shard a paragraph's facts and rows travel in: a multiplicative hash of its file's
+    name, document and index (``node_shards`` gives the same for a table's rows)."""
+    source, file, doc, index = position
+    a, b, c = _SHARD_MIX
+    return (((_file_hash(source, file) * a + doc * b + index * c) & _MASK64) >> 32) % shards
+
+
+def node_shards(files: tuple, rows: np.ndarray, shards: int) -> list[int]:
+    """``node_shard`` of each row's position, computed for the whole table at once."""
+    a, b, c = (np.uint64(k) for k in _SHARD_MIX)
+    h = np.array([_file_hash(*name) for name in files], np.uint64)[rows["file"]] * a
+    h += rows["doc"].astype(np.uint64) * b + rows["index"].astype(np.uint64) * c  # wraps mod 2**64
+    return ((h >> np.uint64(32)) % np.uint64(shards)).tolist()
 
 
 def by_node_shard(rows: Iterable[tuple], shards: int) -> dict[int, list]:
@@ -338,20 +359,35 @@ _VERIFY_BLOCK = 1 << 14  # band members compared with their bucket's heads at on
 def bucket_facts(
     batches: Iterable[tuple[Entries, Entries]], min_matches: int, heads: int = 4
 ) -> Iterator[Fact]:
+    """``facts_by_node_shard``'s facts, in the order they are made."""
+    return (fact for _, fact in _facts(batches, min_matches, heads, 1))
+
+
+def facts_by_node_shard(
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, heads: int, shards: int
+) -> dict[int, list[Fact]]:
     """One shard's bucket entries, ``(exact, band)`` per batch -> facts linking each bucket's
     members to its first (earliest) member: every later copy of an exact text; a band member
     whose text differs and that shares at least ``min_matches`` bands with one of the bucket's
     ``heads`` earliest members (the earliest such), which keeps the precision of counting pairs
     without the pairs. The entries are sorted by key and position and every member is compared
     with at most ``heads`` others: cost and memory grow with the entries, whatever the
-    duplication."""
+    duplication. Grouped by the node shard of the paragraph each is about, computed from the
+    entries' columns."""
+    grouped = defaultdict(list)
+    for s, fact in _facts(batches, min_matches, heads, shards):
+        grouped[s].append(fact)
+    return grouped
+
+
+def _facts(batches, min_matches: int, heads: int, shards: int) -> Iterator[tuple[int, Fact]]:
     batches = list(batches)
     exact = concat(e for e, _ in batches)
     if len(exact):
-        yield from _exact_facts(exact)
+        yield from _exact_facts(exact, shards)
     band = concat(b for _, b in batches)
     if len(band):
-        yield from _band_facts(band, min_matches, heads)
+        yield from _band_facts(band, min_matches, heads, shards)
 
 
 def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -372,21 +408,23 @@ def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Positi
             for f, doc, i in zip(picked["file"].tolist(), picked["doc"].tolist(), picked["index"].tolist())]
 
 
-def _exact_facts(entries: Entries) -> Iterator[Fact]:
+def _exact_facts(entries: Entries, shards: int) -> Iterator[tuple[int, Fact]]:
     rows, first, bucket = _buckets(entries.rows)
     size = np.diff(np.append(first, len(rows)))
     head = first[size >= 2]
-    for position, n, length in zip(_positions(entries.files, rows, head), size[size >= 2].tolist(),
-                                   rows["length"][head].tolist()):
-        yield position, None, n, length
+    for position, s, n, length in zip(_positions(entries.files, rows, head),
+                                      node_shards(entries.files, rows[head], shards),
+                                      size[size >= 2].tolist(), rows["length"][head].tolist()):
+        yield s, (position, None, n, length)
     later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
-    for position, parent, length in zip(_positions(entries.files, rows, later),
-                                        _positions(entries.files, rows, first[bucket[later]]),
-                                        rows["length"][later].tolist()):
-        yield position, parent, 0, length
+    for position, s, parent, length in zip(_positions(entries.files, rows, later),
+                                           node_shards(entries.files, rows[later], shards),
+                                           _positions(entries.files, rows, first[bucket[later]]),
+                                           rows["length"][later].tolist()):
+        yield s, (position, parent, 0, length)
 
 
-def _band_facts(entries: Entries, min_matches: int, heads: int) -> Iterator[Fact]:
+def _band_facts(entries: Entries, min_matches: int, heads: int, shards: int) -> Iterator[tuple[int, Fact]]:
     rows, first, bucket = _buckets(entries.rows)
     size = np.diff(np.append(first, len(rows)))
     later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
@@ -408,13 +446,16 @@ def _band_facts(entries: Entries, min_matches: int, heads: int) -> Iterator[Fact
     member, parent = np.concatenate(member), np.concatenate(parent)
     parents = np.unique(parent)
     marked = set()  # a bucket's first member is told once that it is a parent
-    for position, length in zip(_positions(entries.files, rows, parents), rows["length"][parents].tolist()):
+    for position, s, length in zip(_positions(entries.files, rows, parents),
+                                   node_shards(entries.files, rows[parents], shards),
+                                   rows["length"][parents].tolist()):
         if position not in marked:
             marked.add(position)
-            yield position, None, 1, length
-    for position, up, length in zip(_positions(entries.files, rows, member),
-                                    _positions(entries.files, rows, parent), rows["length"][member].tolist()):
-        yield position, up, 1, length
+            yield s, (position, None, 1, length)
+    for position, s, up, length in zip(_positions(entries.files, rows, member),
+                                       node_shards(entries.files, rows[member], shards),
+                                       _positions(entries.files, rows, parent), rows["length"][member].tolist()):
+        yield s, (position, up, 1, length)
 
 
 def local_components(facts: Iterable[Fact]) -> tuple[list, list, list]:
@@ -535,7 +576,7 @@ def find_duplicates(
             grouped[s].append(parts)
     facts = defaultdict(list)
     for parts in grouped.values():
-        for s, shard_facts in by_node_shard(bucket_facts(parts, min_matches, heads), shards).items():
+        for s, shard_facts in facts_by_node_shard(parts, min_matches, heads, shards).items():
             facts[s] += shard_facts
     own, boundary, summaries = {}, defaultdict(list), []
     for s, shard_facts in facts.items():
@@ -595,7 +636,7 @@ class _LinkBuckets(beam.DoFn):
     def process(self, element):
         (lang, _), batches = element
         min_matches, shards, heads, _ = self.params[lang]
-        by_shard = by_node_shard(bucket_facts(map(unpack, batches), min_matches, heads), shards)
+        by_shard = facts_by_node_shard(map(unpack, batches), min_matches, heads, shards)
         for s, facts in by_shard.items():
             yield (lang, s), pickled(facts)
 
@@ -675,7 +716,7 @@ class FindDuplicates(beam.PTransform):
     ``group(lang, source, file, doc)`` is the key their documents are joined under (default:
     the document).
 
-        entries --GroupByKey(key shard)--bucket_facts--> facts --GroupByKey(node shard)
+        entries --GroupByKey(key shard)--facts_by_node_shard--> facts --GroupByKey(node shard)
             --local_components--> own rows, boundary rows, summaries
         boundary --GroupByKey(node shard)--root_conflicts--> root links --GroupByKey(lang)
             --roots_union (at most max_union_roots)--> {root: component root} per language
