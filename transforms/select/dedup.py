@@ -221,6 +221,12 @@ def key_shards(rows: np.ndarray, shards: int) -> np.ndarray:
     return np.ascontiguousarray(raw).view("<u4").ravel() % shards
 
 
+def take(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``rows[order]`` for a structured array, copied as whole rows of bytes: numpy copies a
+    structured array's rows field by field, ~6x slower (500,000 band entries: 0.15 s, 0.02 s)."""
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize)))[order].view(rows.dtype)
+
+
 def by_shard(entries: Entries, shards: int) -> Iterator[tuple[int, Entries]]:
     """``(shard, its entries)`` for each key shard that ``entries`` has rows for."""
     if not len(entries):
@@ -229,7 +235,7 @@ def by_shard(entries: Entries, shards: int) -> Iterator[tuple[int, Entries]]:
     if shards <= 1 << 16:
         shard = shard.astype(np.uint16)  # numpy sorts 16-bit integers by radix: linear
     order = np.argsort(shard, kind="stable")
-    rows, shard = entries.rows[order], shard[order]
+    rows, shard = take(entries.rows, order), shard[order]
     cuts = np.flatnonzero(np.diff(shard)) + 1
     for part in np.split(np.arange(len(rows)), cuts):
         yield int(shard[part[0]]), Entries(entries.files, rows[part[0]:part[-1] + 1])
@@ -394,7 +400,7 @@ def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``rows`` sorted by key then position; the first row of each bucket, each row's bucket,
     and each bucket's size."""
     order = np.lexsort((rows["index"], rows["doc"], rows["file"], rows["key"]))
-    rows = rows[order]
+    rows = take(rows, order)
     keys = rows["key"]
     first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
     bucket = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(rows))))
@@ -403,9 +409,8 @@ def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Position]:
     """The positions of ``rows[which]`` as tuples (only linked rows become Python objects)."""
-    picked = rows[which]
-    return [(*files[f], doc, i)
-            for f, doc, i in zip(picked["file"].tolist(), picked["doc"].tolist(), picked["index"].tolist())]
+    return [(*files[f], doc, i) for f, doc, i in zip(rows["file"][which].tolist(), rows["doc"][which].tolist(),
+                                                     rows["index"][which].tolist())]
 
 
 def _exact_facts(entries: Entries, shards: int) -> Iterator[tuple[int, Fact]]:
@@ -413,12 +418,12 @@ def _exact_facts(entries: Entries, shards: int) -> Iterator[tuple[int, Fact]]:
     size = np.diff(np.append(first, len(rows)))
     head = first[size >= 2]
     for position, s, n, length in zip(_positions(entries.files, rows, head),
-                                      node_shards(entries.files, rows[head], shards),
+                                      node_shards(entries.files, take(rows, head), shards),
                                       size[size >= 2].tolist(), rows["length"][head].tolist()):
         yield s, (position, None, n, length)
     later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
     for position, s, parent, length in zip(_positions(entries.files, rows, later),
-                                           node_shards(entries.files, rows[later], shards),
+                                           node_shards(entries.files, take(rows, later), shards),
                                            _positions(entries.files, rows, first[bucket[later]]),
                                            rows["length"][later].tolist()):
         yield s, (position, parent, 0, length)
@@ -447,13 +452,13 @@ def _band_facts(entries: Entries, min_matches: int, heads: int, shards: int) -> 
     parents = np.unique(parent)
     marked = set()  # a bucket's first member is told once that it is a parent
     for position, s, length in zip(_positions(entries.files, rows, parents),
-                                   node_shards(entries.files, rows[parents], shards),
+                                   node_shards(entries.files, take(rows, parents), shards),
                                    rows["length"][parents].tolist()):
         if position not in marked:
             marked.add(position)
             yield s, (position, None, 1, length)
     for position, s, up, length in zip(_positions(entries.files, rows, member),
-                                       node_shards(entries.files, rows[member], shards),
+                                       node_shards(entries.files, take(rows, member), shards),
                                        _positions(entries.files, rows, parent), rows["length"][member].tolist()):
         yield s, (position, up, 1, length)
 
