@@ -247,7 +247,7 @@ class SaveStage(beam.PTransform):
             rejects | "AllRejects" >> beam.Flatten() | "ErrorBudget" >> beam.ParDo(
                 _WatchErrorBudget(self.stage, self.max_transient_share), beam.pvalue.AsDict(totals)
             )
-        every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints])
+        every_lang = files.pipeline | "EveryLang" >> beam.Create([(lang, None) for lang in self.fingerprints], reshuffle=False)
         markers = (
             {"files": files, "stats": stats, "lang": every_lang}
             | "Join" >> beam.CoGroupByKey()

@@ -78,7 +78,7 @@ class DatasetStats(beam.PTransform):
 
     def expand(self, records):
         zeros = records.pipeline | "EveryLang" >> beam.Create(
-            [((lang, "dataset.records"), 0) for lang in self.langs]
+            [((lang, "dataset.records"), 0) for lang in self.langs], reshuffle=False
         )
         pairs = records | "Pairs" >> beam.ParDo(_TallyDataset(self.extra))
         return (pairs, zeros) | "All" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
@@ -252,7 +252,7 @@ class WriteStats(beam.PTransform):
 
     def expand(self, pairs):
         every_lang = pairs.pipeline | "EveryLang" >> beam.Create(
-            [((lang, "paragraphs.read"), 0) for lang in self.configs]
+            [((lang, "paragraphs.read"), 0) for lang in self.configs], reshuffle=False
         )
         return (
             (pairs, every_lang)
@@ -350,7 +350,7 @@ class WritePerLang(beam.PTransform):
     def expand(self, lines):
         lines = parts(lines)  # each written where it is made: the local runner materialises a Flatten
         written = [part | f"Write{i or ''}" >> beam.ParDo(_WriteLines(self.directory)) for i, part in enumerate(lines)]
-        every_lang = lines[0].pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs])
+        every_lang = lines[0].pipeline | "EveryLang" >> beam.Create([(lang, "") for lang in self.langs], reshuffle=False)
         return (
             (*written, every_lang)
             | "All" >> beam.Flatten()

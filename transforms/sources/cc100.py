@@ -326,7 +326,7 @@ class ReadPieces(beam.PTransform):
         self.sources, self.match, self.read, self.batch_size = sources, match, read, batch_size
 
     def expand(self, pbegin):
-        pieces = pbegin | "Sources" >> beam.Create(self.sources) | "Match" >> beam.FlatMap(self.match)
+        pieces = pbegin | "Sources" >> beam.Create(self.sources, reshuffle=False) | "Match" >> beam.FlatMap(self.match)
         if not spreads(pbegin.pipeline):
             return pieces | "Read" >> beam.FlatMap(self.read, self.batch_size)
         return (
