@@ -143,9 +143,10 @@ def window_fingerprints(fingerprints: np.ndarray, width: int) -> np.ndarray:
 _ROW_MIX = np.random.default_rng(0).integers(0, 2**64, 4096, np.uint64, endpoint=False) | np.uint64(1)
 BAND_KEY_WIDTH = 8  # bytes of a band_keys key
 EXACT_WIDTH = 13  # bytes of an exact_key
-# bytes of a band entry's text key (an exact key's last 8): only compared within a bucket, where
-# a chance match (2**-64 a pair) would cost one band link between texts that differ
-TEXT_WIDTH = 8
+# bytes of a band entry's text key (an exact key's last 4): compared only within a bucket, to
+# skip a member's exact copies (their exact bucket links them); a chance match of two texts that
+# differ (2**-32 a comparison) costs that one comparison's link, never a wrong one
+TEXT_WIDTH = 4
 
 
 class Entries(NamedTuple):
@@ -363,7 +364,7 @@ _VERIFY_BLOCK = 1 << 14  # band members compared with their bucket's heads at on
 
 
 def bucket_facts(
-    batches: Iterable[tuple[Entries, Entries]], min_matches: int, heads: int = 4
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, heads: int = DedupConfig.bucket_heads
 ) -> Iterator[Fact]:
     """``facts_by_node_shard``'s facts, in the order they are made."""
     return (fact for _, fact in _facts(batches, min_matches, heads, 1))
@@ -569,7 +570,8 @@ def shard_duplicates(
 
 
 def find_duplicates(
-    batches: Iterable[tuple[Entries, Entries]], min_matches: int, shards: int = 1, heads: int = 4,
+    batches: Iterable[tuple[Entries, Entries]], min_matches: int, shards: int = 1,
+    heads: int = DedupConfig.bucket_heads,
     max_roots: float = math.inf,
 ) -> dict:
     """{duplicate position: (reason, kept position)} of one language's bucket entries (``(exact,

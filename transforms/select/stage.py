@@ -44,7 +44,7 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 # Kept paragraphs and duplicates meet per group of this many consecutive documents of a file:
 # one shuffle element a group, not one a document.
 GROUP_DOCS = 256
-# Bucket entries a worker gathers before it hands them on, per bundle (~2.1 KB a paragraph at
+# Bucket entries a worker gathers before it hands them on, per bundle (~2 KB a paragraph at
 # 25 bands): bounds its memory; fewer, larger shuffle elements below it.
 BUCKET_BUFFER_BYTES = 64 << 20
 
