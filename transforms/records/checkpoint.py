@@ -19,18 +19,16 @@ all: the run fails.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms import window
 
 from transforms.models.llm import LLM_ERROR
 from transforms.records.shapes import StageOutput, parts
 from transforms.records.write import (
-    FLUSH_CHARS,
     TEMP_PREFIX,
+    BundleFiles,
     commit,
     temp_path,
     to_json,
@@ -144,40 +142,26 @@ def write_rows(path: str, lang: str, rows: list[tuple[str, str]]) -> None:
         f.write(buffer.getvalue().to_pybytes())
 
 
-class _SaveRows(beam.DoFn):
+class _SaveRows(BundleFiles):
     """Records (or rejects) of a stage -> (lang, JSON line) for ``OUT/``, each serialised once.
-    The rows also go to a temporary Parquet file per language a bundle holds (more when they
-    pass ``FLUSH_CHARS``) in the stage's checkpoint, emitted as (lang, (kind, path, rows)) on
-    ``files`` once written; ``_write_marker`` renames them. A failed bundle's files are never
-    emitted: the marker step removes them."""
+    The rows also go to a temporary Parquet file per language a bundle holds in the stage's
+    checkpoint, emitted as (lang, (kind, path, rows)) on ``files`` once written;
+    ``_write_marker`` renames them."""
+
+    files_tag = "files"
 
     def __init__(self, output: str, stage: str, kind: str):
         self.output, self.stage, self.kind = output, stage, kind
 
-    def start_bundle(self):
-        self.rows: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.size = 0
-
     def process(self, record: dict):
         lang, line = record["lang"], to_json(record)
-        self.rows[lang].append((record["id"], line))
         yield lang, line
-        self.size += len(line)
-        if self.size >= FLUSH_CHARS:
-            for written in self._flush():
-                yield beam.pvalue.TaggedOutput("files", written)
+        yield from self.hold(lang, (record["id"], line), len(line))
 
-    def finish_bundle(self):
-        for written in self._flush():
-            yield beam.pvalue.TaggedOutput("files", window.GlobalWindows.windowed_value_at_end_of_window(written))
-
-    def _flush(self):
-        for lang, rows in self.rows.items():
-            path = temp_path(stage_dir(self.output, self.stage, lang), ".parquet")
-            write_rows(path, lang, rows)
-            yield lang, (self.kind, path, len(rows))
-        self.rows.clear()
-        self.size = 0
+    def write(self, lang: str, rows: list[tuple[str, str]]):
+        path = temp_path(stage_dir(self.output, self.stage, lang), ".parquet")
+        write_rows(path, lang, rows)
+        return lang, (self.kind, path, len(rows))
 
 
 def _write_marker(element, output: str, stage: str, fingerprints: dict[str, str],

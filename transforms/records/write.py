@@ -290,38 +290,59 @@ def commit(directory: str, temps: list[str], final: list[str]) -> None:
         FileSystems.delete([m.path for m in orphans])
 
 
-class _WriteLines(beam.DoFn):
-    """(lang, JSON line) -> a temporary file per language a bundle holds lines of (more when
-    they pass ``FLUSH_CHARS``) under ``{directory}/{lang}/``; emits (lang, its path) once
-    written. A failed bundle's files are never emitted: ``_finalize`` removes them."""
+class BundleFiles(beam.DoFn):
+    """Rows held per language over a bundle and written to a temporary file per language when
+    they pass ``FLUSH_CHARS`` of text and at the bundle's end (``write(lang, rows)`` writes one
+    and gives what to emit for it), emitted on the output ``files_tag`` names (None: the main
+    one). A failed bundle's files are never emitted: whoever commits them removes them."""
+
+    files_tag: str | None = None
+
+    def start_bundle(self):
+        self.held: dict[str, list] = defaultdict(list)
+        self.size = 0
+
+    def hold(self, lang: str, row, chars: int):
+        """Holds ``row``; yields what was written when the bundle's rows pass ``FLUSH_CHARS``."""
+        self.held[lang].append(row)
+        self.size += chars
+        if self.size >= FLUSH_CHARS:
+            yield from map(self._output, self._flush())
+
+    def finish_bundle(self):
+        for written in self._flush():
+            yield self._output(window.GlobalWindows.windowed_value_at_end_of_window(written))
+
+    def write(self, lang: str, rows: list):
+        raise NotImplementedError
+
+    def _flush(self):
+        for lang, rows in self.held.items():
+            yield self.write(lang, rows)
+        self.held.clear()
+        self.size = 0
+
+    def _output(self, value):
+        return value if self.files_tag is None else beam.pvalue.TaggedOutput(self.files_tag, value)
+
+
+class _WriteLines(BundleFiles):
+    """(lang, JSON line) -> a temporary file per language a bundle holds lines of, under
+    ``{directory}/{lang}/``; emits (lang, its path) once written (``_finalize`` renames them)."""
 
     def __init__(self, directory: str):
         self.directory = directory
 
-    def start_bundle(self):
-        self.lines: dict[str, list[str]] = defaultdict(list)
-        self.size = 0
-
     def process(self, element: tuple[str, str]):
         lang, line = element
-        self.lines[lang].append(line)
-        self.size += len(line)
-        if self.size >= FLUSH_CHARS:
-            yield from self._flush()
+        yield from self.hold(lang, line, len(line))
 
-    def finish_bundle(self):
-        for written in self._flush():
-            yield window.GlobalWindows.windowed_value_at_end_of_window(written)
-
-    def _flush(self):
-        for lang, lines in self.lines.items():
-            path = temp_path(f"{self.directory}/{lang}", ".jsonl")
-            with FileSystems.create(path) as f:
-                for start in range(0, len(lines), 1000):
-                    f.write("".join(line + "\n" for line in lines[start:start + 1000]).encode("utf-8"))
-            yield lang, path
-        self.lines.clear()
-        self.size = 0
+    def write(self, lang: str, lines: list[str]) -> tuple[str, str]:
+        path = temp_path(f"{self.directory}/{lang}", ".jsonl")
+        with FileSystems.create(path) as f:
+            for start in range(0, len(lines), 1000):
+                f.write("".join(line + "\n" for line in lines[start:start + 1000]).encode("utf-8"))
+        return lang, path
 
 
 def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
