@@ -334,11 +334,12 @@ def node_shard(position: Position, shards: int) -> int:
     return (((_file_hash(source, file) * a + doc * b + index * c) & _MASK64) >> 32) % shards
 
 
-def node_shards(files: tuple, rows: np.ndarray, shards: int) -> list[int]:
-    """``node_shard`` of each row's position, computed for the whole table at once."""
+def node_shards(files: tuple, file: np.ndarray, doc: np.ndarray, index: np.ndarray, shards: int) -> list[int]:
+    """``node_shard`` of each position given as columns (``file`` numbers ``files``), computed
+    for all of them at once."""
     a, b, c = (np.uint64(k) for k in _SHARD_MIX)
-    h = np.array([_file_hash(*name) for name in files], np.uint64)[rows["file"]] * a
-    h += rows["doc"].astype(np.uint64) * b + rows["index"].astype(np.uint64) * c  # wraps mod 2**64
+    h = np.array([_file_hash(*name) for name in files], np.uint64)[file] * a
+    h += doc.astype(np.uint64) * b + index.astype(np.uint64) * c  # wraps mod 2**64
     return ((h >> np.uint64(32)) % np.uint64(shards)).tolist()
 
 
@@ -414,17 +415,21 @@ def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Positi
                                                      rows["index"][which].tolist())]
 
 
+def _nodes(files: tuple, rows: np.ndarray, which: np.ndarray, shards: int) -> tuple[list[Position], list[int]]:
+    """The positions of ``rows[which]`` and their node shards."""
+    shard = node_shards(files, rows["file"][which], rows["doc"][which], rows["index"][which], shards)
+    return _positions(files, rows, which), shard
+
+
 def _exact_facts(entries: Entries, shards: int) -> Iterator[tuple[int, Fact]]:
     rows, first, bucket = _buckets(entries.rows)
     size = np.diff(np.append(first, len(rows)))
     head = first[size >= 2]
-    for position, s, n, length in zip(_positions(entries.files, rows, head),
-                                      node_shards(entries.files, take(rows, head), shards),
+    for position, s, n, length in zip(*_nodes(entries.files, rows, head, shards),
                                       size[size >= 2].tolist(), rows["length"][head].tolist()):
         yield s, (position, None, n, length)
     later = np.flatnonzero(np.arange(len(rows)) != first[bucket])
-    for position, s, parent, length in zip(_positions(entries.files, rows, later),
-                                           node_shards(entries.files, take(rows, later), shards),
+    for position, s, parent, length in zip(*_nodes(entries.files, rows, later, shards),
                                            _positions(entries.files, rows, first[bucket[later]]),
                                            rows["length"][later].tolist()):
         yield s, (position, parent, 0, length)
@@ -452,14 +457,12 @@ def _band_facts(entries: Entries, min_matches: int, heads: int, shards: int) -> 
     member, parent = np.concatenate(member), np.concatenate(parent)
     parents = np.unique(parent)
     marked = set()  # a bucket's first member is told once that it is a parent
-    for position, s, length in zip(_positions(entries.files, rows, parents),
-                                   node_shards(entries.files, take(rows, parents), shards),
+    for position, s, length in zip(*_nodes(entries.files, rows, parents, shards),
                                    rows["length"][parents].tolist()):
         if position not in marked:
             marked.add(position)
             yield s, (position, None, 1, length)
-    for position, s, up, length in zip(_positions(entries.files, rows, member),
-                                       node_shards(entries.files, take(rows, member), shards),
+    for position, s, up, length in zip(*_nodes(entries.files, rows, member, shards),
                                        _positions(entries.files, rows, parent), rows["length"][member].tolist()):
         yield s, (position, up, 1, length)
 
