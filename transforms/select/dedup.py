@@ -294,16 +294,14 @@ class ShardBuffer:
     not one a key shard and batch: 100,346 elements for the benchmark's 50,000 documents), and
     one sort by shard over the buffer instead of one a batch."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, shards: dict[str, int]):
+        self.max_bytes, self.shards = max_bytes, shards  # key shards per language
         self.held: dict[str, list[tuple[Entries, Entries]]] = defaultdict(list)
-        self.shards: dict[str, int] = {}
         self.size = 0
 
-    def add(self, lang: str, exact: Entries, band: Entries, shards: int) -> Iterator[tuple[tuple[str, int], tuple]]:
+    def add(self, lang: str, exact: Entries, band: Entries) -> Iterator[tuple[tuple[str, int], tuple]]:
         """Take a batch's entries; yields ``((lang, shard), packed)`` when the buffer is full."""
         self.held[lang].append((exact, band))
-        self.shards[lang] = shards
         self.size += exact.rows.nbytes + band.rows.nbytes
         if self.size >= self.max_bytes:
             yield from self.flush()

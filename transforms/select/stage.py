@@ -222,10 +222,11 @@ class ScoreParagraphs(_Tallied):
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
+        self.key_shards = {code: cfg.dedup.shards for code, (_, cfg) in self.langs.items()}
 
     def start_bundle(self):
         super().start_bundle()
-        self.buckets = dedup.ShardBuffer(BUCKET_BUFFER_BYTES)
+        self.buckets = dedup.ShardBuffer(BUCKET_BUFFER_BYTES, self.key_shards)
 
     def scorer(self, code: str) -> ParagraphScorer:
         if code not in self.scorers:
@@ -248,7 +249,7 @@ class ScoreParagraphs(_Tallied):
             for group, kept in groups.items():
                 yield group, pickled(kept)
             exact, band = scorer.buckets(lang_docs, scored)
-            for packed in self.buckets.add(code, exact, band, self.langs[code][1].dedup.shards):
+            for packed in self.buckets.add(code, exact, band):
                 yield beam.pvalue.TaggedOutput("buckets", packed)
         self.feed_progress()  # a local runner's bundle can be the whole stage
 
