@@ -13,7 +13,9 @@ duplication: every genuine paragraph a perturbed copy of one of the sample's 50 
 
 Each contender is a program of its own, timed from its start to its end (interpreter, imports,
 model loading included): the pipeline as users run it, and this file's ``plain`` and ``naive``
-modes (``select_bench.py plain|naive CORPUS OUT``).
+modes (``select_bench.py plain|naive CORPUS OUT``). The plain loop writes what a user gets from
+the pipeline's ``--until select`` (records, rejects, stats, report), and the run fails unless
+the two wrote the same; only the pipeline writes the stage checkpoint (it is there to resume).
 """
 
 from __future__ import annotations
@@ -39,14 +41,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import config as config_mod  # noqa: E402
+from pipeline.config import with_input  # noqa: E402
 from pipeline.languages import get  # noqa: E402
-from transforms.records.write import to_json  # noqa: E402
+from pipeline.methods.natural import run_config  # noqa: E402
+from pipeline.ops import report  # noqa: E402
+from transforms.records.write import build_stats, dataset_stats, to_json, write_json  # noqa: E402
 from transforms.select import dedup  # noqa: E402
 from transforms.select.stage import (  # noqa: E402
     ParagraphScorer,
     make_fragments,
     record_stats,
     reject_stat,
+    source_name,
 )
 from transforms.sources.cc100 import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
 
@@ -113,13 +119,18 @@ def _chunks(text: str, size: int = 4) -> list[str]:
 
 
 def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
-    """The select stage's work without Beam: same functions, in-memory grouping."""
+    """The select stage's work without Beam: same functions, in-memory grouping, and the same
+    outputs a user gets from ``--until select`` (records, rejects, ``stats/{lang}.json``,
+    ``report.md`` and its plots); not the stage checkpoint, which only the pipeline needs (to
+    resume), so its cost counts as the pipeline's."""
+    cfg = with_input(cfg, None, str(corpus / "{lang}.txt"))  # as the pipeline's stats record it
     records_total = 0
     for code in LANGS:
         lang, lang_cfg = get(code), cfg.for_lang(code).select
         scorer = ParagraphScorer(lang, lang_cfg)
         _, _, min_matches = dedup.bands_of(lang_cfg.dedup)
-        stats, kept_by_doc, entries, rejects = Counter(), {}, [], []
+        stats = Counter({"paragraphs.read": 0, "dataset.records": 0})  # what the pipeline counts
+        kept_by_doc, entries, rejects = {}, [], []
         with open(corpus / f"{code}.txt", "rb") as f:
             docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
         for start in range(0, len(docs), BATCH_DOCS):
@@ -128,6 +139,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
             entries.append(scorer.buckets(batch, scores))
             for doc, scored in zip(batch, scores, strict=True):
                 stats["paragraphs.read"] += len(doc.paragraphs)
+                stats[f"sources.{doc.source}.read"] += len(doc.paragraphs)
                 rejects += scored.rejects
                 if scored.kept:
                     kept_by_doc[(doc.file, doc.doc)] = scored.kept
@@ -142,13 +154,18 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
                 rejects += more
                 for record in records:
                     stats.update(dict(record_stats(record)))
+                    stats.update({name: n for (_, name), n in dataset_stats(record)})
                     data.write(to_json(record) + "\n")
                 records_total += len(records)
         with open(out / code / "rejects.jsonl", "w", encoding="utf-8") as f:
             for line in rejects:
                 name, n = reject_stat(line)
                 stats[name] += n
+                stats[f"sources.{source_name(line)}.rejected.{line['reason']}"] += n
                 f.write(to_json(line) + "\n")
+        (out / "stats").mkdir(exist_ok=True)
+        write_json(str(out / "stats" / f"{code}.json"), build_stats(code, stats, run_config(cfg, lang)))
+    report.write(str(out), list(LANGS), cfg.preset)
     return records_total
 
 
@@ -298,6 +315,9 @@ def main_bench() -> None:
         if beam_records != sorted_lines(work / kind / "loop", "*/data.jsonl"):
             raise SystemExit(f"{kind}: the pipeline's {len(beam_records)} records differ from "
                              f"the plain loop's {loop_records}")
+        for name in [f"stats/{code}.json" for code in LANGS] + ["report.md"]:
+            if (work / kind / "loop" / name).read_bytes() != (work / kind / "beam" / name).read_bytes():
+                raise SystemExit(f"{kind}: the pipeline's {name} differs from the plain loop's")
         times[kind] = (loop_wall, beam_wall, loop_cpu, beam_cpu)
         label = f"{kind} duplication ({sizes[kind]:.0f} MB, {loop_records:,} records)"
         rows.append(f"| {label}: plain Python loop | {loop_wall:.1f} | {loop_cpu:.1f} | {docs / loop_wall:,.0f} |")
