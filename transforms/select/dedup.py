@@ -409,14 +409,21 @@ def _buckets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _positions(files: tuple, rows: np.ndarray, which: np.ndarray) -> list[Position]:
     """The positions of ``rows[which]`` as tuples (only linked rows become Python objects)."""
-    return [(*files[f], doc, i) for f, doc, i in zip(rows["file"][which].tolist(), rows["doc"][which].tolist(),
-                                                     rows["index"][which].tolist())]
+    return _as_positions(files, *_position_columns(rows, which))
 
 
 def _nodes(files: tuple, rows: np.ndarray, which: np.ndarray, shards: int) -> tuple[list[Position], list[int]]:
-    """The positions of ``rows[which]`` and their node shards."""
-    shard = node_shards(files, rows["file"][which], rows["doc"][which], rows["index"][which], shards)
-    return _positions(files, rows, which), shard
+    """The positions of ``rows[which]`` and their node shards, from one gather of the columns."""
+    columns = _position_columns(rows, which)
+    return _as_positions(files, *columns), node_shards(files, *columns, shards)
+
+
+def _position_columns(rows: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return rows["file"][which], rows["doc"][which], rows["index"][which]
+
+
+def _as_positions(files: tuple, file: np.ndarray, doc: np.ndarray, index: np.ndarray) -> list[Position]:
+    return [(*files[f], d, i) for f, d, i in zip(file.tolist(), doc.tolist(), index.tolist())]
 
 
 def _exact_facts(entries: Entries, shards: int) -> Iterator[tuple[int, Fact]]:
