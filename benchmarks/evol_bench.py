@@ -36,10 +36,12 @@ import apache_beam as beam  # noqa: E402
 
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.options import SAMPLE_SEEDS  # noqa: E402
+from transforms import languages  # noqa: E402
 from transforms.models import evol, llm, tiny_models  # noqa: E402
-from transforms.models.evol_stages import EvolLlmStage  # noqa: E402
+from transforms.models.evol_stages import EVOLVE, JUDGE, TURNS  # noqa: E402
+from transforms.stages import Context  # noqa: E402
 
-LLM_STAGES = ("evolve", "turns", "judge")
+LLM_STAGES = (EVOLVE, TURNS, JUDGE)
 
 
 def planned(n: int, cfg) -> list[dict]:
@@ -71,15 +73,15 @@ def direct(states: list[dict], client: llm.LlmClient, cfg, batch: int) -> tuple[
     return time.perf_counter() - start, calls
 
 
-def through_pipeline(states: list[dict], llm_cfg, cfg) -> float:
+def through_pipeline(states: list[dict], config) -> float:
+    langs = tuple(languages.get(code) for code in ("tel", "hin", "jpn", "spa"))
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         with beam.Pipeline(runner="FnApiRunner") as p:
             records = p | beam.Create(states)
             for stage in LLM_STAGES:
-                records = records | f"Spread{stage}" >> beam.Reshuffle()
-                cfgs = {lang: cfg for lang in ("tel", "hin", "jpn", "spa")}
-                records = (records | stage.title() >> EvolLlmStage(stage, llm_cfg, cfgs, cache)).records
+                records = records | f"Spread{stage.name}" >> beam.Reshuffle()
+                records = (records | stage.name.title() >> stage.transform(Context(config, langs, cache))).records
         return time.perf_counter() - start
 
 
@@ -99,7 +101,8 @@ def main() -> None:
         direct(planned(8, cfg), client, cfg, llm_cfg.records_per_batch)  # warm up
         half = states[:args.conversations]
         seconds, calls = direct(half, client, cfg, llm_cfg.records_per_batch)
-        marginal = through_pipeline(states, llm_cfg, cfg) - through_pipeline(half, llm_cfg, cfg)
+        served = dataclasses.replace(config, llm=llm_cfg)
+        marginal = through_pipeline(states, served) - through_pipeline(half, served)
     finally:
         server.stop()
     rate_direct, rate_pipeline = len(half) / seconds, len(half) / marginal

@@ -30,14 +30,15 @@ sys.path.insert(0, str(ROOT))
 import apache_beam as beam  # noqa: E402
 
 from pipeline import config as config_mod  # noqa: E402
-from pipeline.languages import LANGUAGES  # noqa: E402
+from transforms.languages import LANGUAGES  # noqa: E402
 from transforms.models import (  # noqa: E402
     generate,
     llm,
     segment,
     tiny_models,  # noqa: E402
 )
-from transforms.models.translate import NllbTranslator, Translate, sentence_language  # noqa: E402
+from transforms.models.nllb import NllbTranslator  # noqa: E402
+from transforms.models.translate import Translate, sentence_language  # noqa: E402
 
 
 def sample_records(n: int) -> list[dict]:
@@ -89,7 +90,7 @@ def bench_generate(cfg: config_mod.Config, records: list[dict]) -> dict:
             client.complete(requests[i:i + llm_cfg.records_per_batch])
         direct = time.perf_counter() - start
         through = marginal_seconds(
-            records, lambda: generate.LlmStage("generate", llm_cfg, cfg.generate, cfg.judge)
+            records, lambda: generate.LlmStage(generate.GenerateStep(cfg.generate, llm_cfg.model), llm_cfg)
         )
     finally:
         server.stop()

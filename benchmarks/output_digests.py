@@ -24,38 +24,48 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CASES = ("sample", "low", "heavy", "demo", "evol", "dryrun")
+REUSE = False  # --reuse: digest the outputs a run of this script left in --workdir
 
 
 def _md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def sorted_lines_md5(directory: Path) -> str:
+def _placeless(text: str, work: Path) -> str:
+    """``text`` without the project's and ``work``'s own paths (an evol record names its seed
+    file), so two checkouts in two places compare."""
+    return text.replace(str(ROOT), "ROOT").replace(str(work), "WORK")
+
+
+def sorted_lines_md5(directory: Path, work: Path) -> str:
     lines = sorted(line for path in directory.glob("part-*") for line in path.read_text(encoding="utf-8").splitlines())
-    return _md5("\n".join(lines).encode("utf-8"))
+    return _md5(_placeless("\n".join(lines), work).encode("utf-8"))
 
 
-def digests(out: Path) -> dict[str, str]:
-    """Every output of a run in ``out``: per language its records, rejects and stats, the report."""
+def digests(out: Path, work: Path) -> dict[str, str]:
+    """Every output of a run in ``out``: per language its records, rejects and stats, the report.
+    Paths of the project and of ``work`` are replaced (``_placeless``)."""
     found = {}
     for kind in ("data", "rejects"):
         for lang_dir in sorted((out / kind).glob("*")):
-            found[f"{kind}/{lang_dir.name}"] = sorted_lines_md5(lang_dir)
-    for path in sorted((out / "stats").glob("*.json")):
-        found[f"stats/{path.name}"] = _md5(path.read_bytes())
-    for name in ("report.md", "dryrun.json"):
-        if (out / name).exists():
-            found[name] = _md5((out / name).read_bytes())
+            found[f"{kind}/{lang_dir.name}"] = sorted_lines_md5(lang_dir, work)
+    paths = sorted((out / "stats").glob("*.json")) + [p for p in (out / "report.md", out / "dryrun.json") if p.exists()]
+    for path in paths:
+        found[str(path.relative_to(out))] = _md5(_placeless(path.read_text(encoding="utf-8"), work).encode("utf-8"))
     return found
 
 
 def pipeline(out: Path, *args: str) -> str:
-    """``python -m pipeline.main ARGS --output OUT`` into an empty ``out``; its standard output."""
+    """``python -m pipeline.main ARGS --output OUT`` into an empty ``out``; its standard output
+    (with ``--reuse``, the run already there is taken as it is)."""
+    if REUSE and ((out / "stats").exists() or (out / "dryrun.json").exists()):
+        return (out / "stdout.txt").read_text(encoding="utf-8") if (out / "stdout.txt").exists() else ""
     subprocess.run(["rm", "-rf", str(out)], check=True)
     done = subprocess.run([sys.executable, "-m", "pipeline.main", *args, "--output", str(out)],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode:
         raise SystemExit(f"pipeline {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    (out / "stdout.txt").write_text(done.stdout, encoding="utf-8")
     return done.stdout
 
 
@@ -86,10 +96,10 @@ def run_case(case: str, work: Path, docs: int) -> dict[str, str]:
         found = {}
         for method in ("natural", "evol"):
             printed = pipeline(out / method, "--langs", "tel,hin,jpn,spa", "--dry-run", "--method", method)
-            found[f"{method}/stdout"] = _md5(printed.replace(str(out), "OUT").encode("utf-8"))
-            found[f"{method}/dryrun.json"] = _md5((out / method / "dryrun.json").read_bytes())
+            found[f"{method}/stdout"] = _md5(_placeless(printed, work).encode("utf-8"))
+            found.update({f"{method}/{k}": v for k, v in digests(out / method, work).items()})
         return found
-    return digests(out)
+    return digests(out, work)
 
 
 def main() -> int:
@@ -98,7 +108,10 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--workdir")
     ap.add_argument("--compare", help="a JSON file this script wrote before")
+    ap.add_argument("--reuse", action="store_true", help="digest the outputs already in --workdir")
     args = ap.parse_args()
+    global REUSE
+    REUSE = args.reuse
     work = Path(args.workdir or tempfile.mkdtemp(prefix="digests_"))
     result = {}
     for case in args.cases.split(","):

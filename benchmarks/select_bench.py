@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import config as config_mod  # noqa: E402
-from pipeline.config import with_input  # noqa: E402
-from pipeline.languages import get  # noqa: E402
+from pipeline.config import with_input
 from pipeline.methods.natural import run_config  # noqa: E402
 from pipeline.ops import report  # noqa: E402
+from transforms.languages import get  # noqa: E402
 from transforms.records.write import build_stats, dataset_stats, to_json, write_json  # noqa: E402
 from transforms.select import dedup  # noqa: E402
 from transforms.select.stage import (  # noqa: E402

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.select_bench import LANGS, corpus_dir  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
-from pipeline.languages import get  # noqa: E402
+from transforms.languages import get  # noqa: E402
 from transforms.select.stage import ParagraphScorer  # noqa: E402
 from transforms.sources.cc100 import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
 

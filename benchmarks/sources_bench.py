@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import ReadConfig, SourceConfig  # noqa: E402
-from pipeline.languages import LANGUAGES  # noqa: E402
+from transforms.languages import LANGUAGES  # noqa: E402
 from transforms.sources import inputs, tabular  # noqa: E402
 from transforms.sources.cc100 import InputFile, documents  # noqa: E402
+from transforms.sources.config import ReadConfig, SourceConfig
 
 WORDS = ("ప్రతి వ్యక్తికిని హక్కు గలదు స్వాతంత్ర్యము సమాచారం భాష నగరం రైతులు పుస్తకాలు "
          "चरित्र भारत देश भाषा किसान ज्ञान शहर answer question").split()

@@ -1,5 +1,5 @@
 """Prints the language table of docs/evol.md: M2Lingual's languages against our CC-100 registry
-(pipeline/languages.py) and what fastText lid.176 can identify.
+(transforms/languages.py) and what fastText lid.176 can identify.
 
     PYTHONPATH=. python docs/evol_languages.py
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.languages import LANGUAGES  # noqa: E402
+from transforms.languages import LANGUAGES  # noqa: E402
 from transforms.select.langid import default_model_path  # noqa: E402
 
 M2LINGUAL = ("zh ne uk ja zu ku ig mg fi si id sw ar sv ru yo en ht kn ta te sq mr am wo it tr ha pl el "

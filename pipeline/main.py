@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib
 import logging
 import os
 import sys
@@ -80,42 +79,22 @@ def _runs_here(beam_args: list[str]) -> bool:
     return _runner(beam_args) in (None, *LOCAL_RUNNERS)
 
 
-def _check_method(args, config) -> None:
-    """--until and --from-stage name stages of --method (the last one by default); evol reads
-    the bundled seeds by default and checks its config against the taxonomy."""
-    from pipeline.config import METHODS
-    from pipeline.options import SAMPLE_SEEDS, SAMPLE_TEMPLATE
-
-    stages = METHODS[args.method]
-    args.until = args.until or stages[-1]
+def _check_method(args, method) -> None:
+    """--until and --from-stage name stages of ``method`` (the last one by default)."""
+    args.until = args.until or method.names[-1]
     for flag, stage in (("--until", args.until), ("--from-stage", args.from_stage)):
-        if stage is not None and stage not in stages:
-            raise UsageError(f"{flag} {stage}: not a stage of --method {args.method} ({', '.join(stages)})")
-    if args.method == "evol":
-        from transforms.models import evol
-
-        if args.input == SAMPLE_TEMPLATE:
-            args.input = SAMPLE_SEEDS
-        if args.calibrate:
-            raise UsageError("--calibrate measures the natural method's stages; use --dry-run for evol")
-        for code in ["", *config.languages]:  # the evol section, and each language's overrides of it
-            try:
-                evol.check_config(config.for_lang(code).evol if code else config.evol)
-            except ValueError as e:
-                raise UsageError(f"config{f' (languages.{code})' if code else ''}: {e}") from e
+        if stage is not None and stage not in method.names:
+            raise UsageError(f"{flag} {stage}: not a stage of --method {method.name} ({', '.join(method.names)})")
+    if args.calibrate and not method.calibrate:
+        raise UsageError(f"--calibrate measures the natural method's stages; use --dry-run for {method.name}")
 
 
-FIRST_LLM_STAGE = {"natural": "generate", "evol": "evolve"}
+def _check_llm(config, stages, beam_args: list[str]) -> None:
+    """A local run whose ``stages`` call the LLM needs the vLLM environment, or an endpoint
+    (remote workers have their own: the container's)."""
+    from transforms.models.config import project_path
 
-
-def _check_llm(config, until: str, beam_args: list[str], method: str = "natural") -> None:
-    """A local run that reaches generate needs the vLLM environment, or an endpoint (remote
-    workers have their own: the container's)."""
-    from pipeline.config import METHODS, project_path
-
-    stages = METHODS[method]
-    if (stages.index(until) < stages.index(FIRST_LLM_STAGE[method]) or config.llm.endpoint
-            or not _runs_here(beam_args)):
+    if not any(stage.llm for stage in stages) or config.llm.endpoint or not _runs_here(beam_args):
         return
     python = project_path(config.llm.server_python)
     if not os.path.exists(python):
@@ -136,33 +115,20 @@ def _clear_outputs(output: str, langs) -> None:
                 FileSystems.delete([m.path for m in old])
 
 
-def _plan(args, langs, config):
+def _plan(args, method, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline.ops import resume
 
-    if args.method == "natural":
-        prints = resume.fingerprints(config, resume.source_identities(config.sources, langs), args.until)
-    else:
-        from transforms.sources.cc100 import input_pattern
-
-        patterns = {lang.code: input_pattern(args.input, lang) for lang in langs}
-        prints = resume.fingerprints(config, patterns, args.until, args.method)
+    prints = resume.fingerprints(config, method.inputs(config, args.input, langs), args.until, method)
     return prints, resume.plan(args.output, prints, args.from_stage)
-
-
-def _counters(result, namespace: str):
-    """(namespace, name, count) of the run's counters in ``namespace``, or in every namespace
-    below it when it ends with "/"."""
-    for counter in result.metrics().query()["counters"]:
-        found = counter.key.metric.namespace
-        if found == namespace or (namespace.endswith("/") and found.startswith(namespace)):
-            yield found, counter.key.metric.name, counter.committed or 0
 
 
 def _model_calls(result) -> dict[str, dict[str, int]]:
     """Model calls made and answered from the cache, per kind, from the run's metrics."""
+    from pipeline.methods.shared import counters
+
     calls: dict[str, dict[str, int]] = {}
-    for _, name, n in _counters(result, "model_calls"):
+    for _, name, n in counters(result, "model_calls"):
         kind, outcome = name.rsplit(".", 1)
         calls.setdefault(kind, {"made": 0, "cached": 0})[outcome] += n
     return dict(sorted(calls.items()))
@@ -210,31 +176,13 @@ def transient_summary(all_stats: list[dict]) -> str | None:
             "run the same command again to retry them (the model-call cache answers the rest)")
 
 
-def _rows_not_read(result) -> dict[str, dict[str, int]]:
-    """Rows of the tabular sources that belong to a language the run did not ask for
-    (``other_language``), per source, from the run's metrics: counted, not rejects."""
-    counts: dict[str, dict[str, int]] = {}
-    for namespace, name, n in _counters(result, "sources/"):
-        entry = counts.setdefault(namespace.split("/", 1)[1], {})
-        entry[name] = entry.get(name, 0) + n
-    return dict(sorted(counts.items()))
-
-
-def _unassigned_seeds(result) -> dict[str, int]:
-    """Seed rows of a shared seed file that no language of the run takes, per reason (another
-    language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
-    counts: dict[str, int] = {}
-    for _, name, n in _counters(result, "seeds"):
-        reason = name.removeprefix("unassigned.")
-        counts[reason] = counts.get(reason, 0) + n
-    return dict(sorted(counts.items()))
-
-
 def _model_copies(result) -> dict[str, dict[str, int]]:
     """Staged models copied to this machine's or the workers' disks (``transforms/models/model_store.py``),
     per model: copies made and bytes copied, from the run's metrics."""
+    from pipeline.methods.shared import counters
+
     copies: dict[str, dict[str, int]] = {}
-    for _, name, n in _counters(result, "models"):
+    for _, name, n in counters(result, "models"):
         kind, model = name.split(".", 1)
         copies.setdefault(model, {"copies": 0, "copied_bytes": 0})[kind] += n
     return dict(sorted(copies.items()))
@@ -247,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     # google-api-core (the dataflow extra) warns about Python 3.11's end of life on every import
     warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
     from pipeline import config as config_mod
-    from pipeline import languages, options
+    from pipeline import options
+    from pipeline.methods import METHODS
     from pipeline.ops.resume import ResumeError
+    from transforms import languages
 
     args, beam_args = options.parser().parse_known_args(argv)
     try:
@@ -262,64 +212,81 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.strict_input:
             config = config_mod.with_strict_input(config)
-        if args.method == "natural":  # its inputs: config sources, --input the cc100 one's path
-            config = config_mod.with_input(config, args.input, options.SAMPLE_TEMPLATE)
-        args.input = args.input or options.SAMPLE_TEMPLATE
-        _check_method(args, config)
+        method = METHODS[args.method]
+        config, args.input = method.configure(config, args.input)
+        _check_method(args, method)
         _check_beam_options(beam_args)
-        _check_inputs(config.sources if args.method == "natural" else (config_mod.SourceConfig(path=args.input),), langs)
+        _check_inputs(method.sources(config, args.input), langs)
         if args.calibrate:
             from pipeline.ops import calibrate
 
-            _check_llm(config, "qe", [])
+            _check_llm(config, method.stages, [])
             return calibrate.run(args, langs, config)
         if args.dry_run:
-            from pipeline.ops import dryrun
+            from pipeline.ops.dryrun import InputError
 
             try:
-                if args.method == "evol":
-                    from pipeline.ops import dryrun_evol
-
-                    return dryrun_evol.run(args, langs, config)
-                return dryrun.run(args, langs, config)
-            except dryrun.InputError as e:
+                return method.dry_run(args, langs, config)
+            except InputError as e:
                 raise UsageError(str(e)) from e
-        _check_llm(config, args.until, beam_args, args.method)
-        prints, plan = _plan(args, langs, config)
+        _check_llm(config, method.upto(args.until), beam_args)
+        prints, plan = _plan(args, method, langs, config)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(logging.INFO)
     for chatty in ("apache_beam", "httpx", "httpx2", "openai"):  # per-bundle, per-request lines
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    return run(args, beam_args, langs, config, prints, plan)
+    return run(args, beam_args, method, langs, config, prints, plan)
 
 
-def run(args, beam_args, langs, config, prints, plan) -> int:
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
-
-    from pipeline.ops import report
-    from transforms.models import llm
-    from transforms.records import checkpoint
-    from transforms.records.write import write_json
-
+def run(args, beam_args, method, langs, config, prints, plan) -> int:
+    """Run ``method``'s graph up to --until: clear what the run redoes, build and run the graph,
+    then write the report and ``run.json``. 0 once the data is whole; 1 (the cause on stderr,
+    the traceback in ``OUT/error.txt``) when the run failed."""
     if _runner(beam_args) is None:
         # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
         # engine it falls back to for batch pipelines, without the download.
         beam_args = [*beam_args, "--runner=FnApiRunner"]
-    _clear_outputs(args.output, langs)
-    for stage in plan.run:
-        for lang in langs:
-            checkpoint.clear(args.output, stage, lang.code)
-    if plan.reused:
-        logger.info("reusing the checkpoints of %s; running %s",
-                    ", ".join(plan.reused), ", ".join(plan.run) or "no stage")
+    _clear_redone(args.output, langs, plan)
     # Beam and the libraries leave ~1M long-lived objects; freezing them keeps every full
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
     gc.freeze()
+    from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
     options = PipelineOptions(beam_args)
+    result = _run_graph(args, options, method, langs, config, prints, plan)
+    if result is None:
+        return 1
+    if options.view_as(TestOptions).dry_run:
+        logger.info("dry run (--dry_run=True): the job was built, not submitted")
+        return 0
+    _summarise(args, method, langs, config, plan, result)
+    return 0
+
+
+def _clear_redone(output: str, langs, plan) -> None:
+    """The previous run's data and rejects of these languages, and the checkpoints of the stages
+    this run redoes: none of them mixes into this run's output."""
+    from transforms.records import checkpoint
+
+    _clear_outputs(output, langs)
+    for stage in plan.run:
+        for lang in langs:
+            checkpoint.clear(output, stage, lang.code)
+    if plan.reused:
+        logger.info("reusing the checkpoints of %s; running %s",
+                    ", ".join(plan.reused), ", ".join(plan.run) or "no stage")
+
+
+def _run_graph(args, options, method, langs, config, prints, plan):
+    """Build and run the graph: its result, or None when it failed (one line on stderr;
+    tracebacks, secrets scrubbed, in ``OUT/error.txt``)."""
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.models import llm
+
     errors = f"{args.output}/error.txt"
     if FileSystems.exists(errors):  # a previous run's
         FileSystems.delete([errors])
@@ -329,17 +296,14 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         handler.addFilter(trap)
     try:
         p = beam.Pipeline(options=options)
-        # only the method's own module: evol's imports RunInference and with it torch, seconds
-        # of start-up that a natural run stopping at select does not need
-        method = importlib.import_module(f"pipeline.methods.{args.method}")
-        method.build(p, langs, config, args.input, args.output, plan, prints)
+        method.build(p, method, langs, config, args.input, args.output, plan, prints)
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
         with FileSystems.create(errors) as f:
             f.write(llm.scrub("\n".join([*trap.kept, traceback.format_exc()]), hidden).encode("utf-8"))
         print(f"error: the run failed: {llm.scrub(one_line(e), hidden)} (traceback: {errors})", file=sys.stderr)
-        return 1
+        return None
     finally:
         for handler in logging.getLogger().handlers:
             handler.removeFilter(trap)
@@ -348,9 +312,14 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
         with FileSystems.create(errors) as f:
             f.write(llm.scrub("\n".join(trap.kept), hidden).encode("utf-8"))
         logger.warning("%d errors were logged and recovered from (tracebacks: %s)", len(trap.kept), errors)
-    if options.view_as(TestOptions).dry_run:
-        logger.info("dry run (--dry_run=True): the job was built, not submitted")
-        return 0
+    return result
+
+
+def _summarise(args, method, langs, config, plan, result) -> None:
+    """``OUT/report.md`` and ``OUT/run.json`` of a finished run, and its summary lines."""
+    from pipeline.ops import report
+    from transforms.records.write import write_json
+
     all_stats = report.write(args.output, [lang.code for lang in langs], config.preset)
     for stats in all_stats:
         para = stats["paragraphs"]
@@ -368,14 +337,7 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     calls = _model_calls(result)
     run_info = {"stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
                 "model_copies": _model_copies(result)}
-    if args.method == "natural":
-        run_info["sources_not_read"] = _rows_not_read(result)
-    if args.method == "evol":
-        run_info["method"] = "evol"
-        run_info["unassigned_seed_rows"] = _unassigned_seeds(result)
-        for reason, n in run_info["unassigned_seed_rows"].items():
-            logger.info("%d seed rows belong to no language of this run (%s): counted in %s/run.json",
-                           n, reason, args.output)
+    run_info.update(method.run_info(result, args.output))
     write_json(f"{args.output}/run.json", run_info)
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])
@@ -383,7 +345,6 @@ def run(args, beam_args, langs, config, prints, plan) -> int:
     summary = transient_summary(all_stats)
     if summary:
         logger.warning(summary.replace("OUT/", f"{args.output}/"))
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import METHODS, PRESETS, STAGES
+from pipeline.config import PRESETS
 
 SAMPLE_TEMPLATE = str(Path(__file__).parent / "sample" / "{lang}.txt.xz")
 # the evol method's default seeds: a few human-written examples per sample language
 SAMPLE_SEEDS = str(Path(__file__).parent / "sample" / "seeds.jsonl")
-# every method's stage names, for --until and --from-stage (main checks them against --method)
-ALL_STAGES = tuple(dict.fromkeys(stage for stages in METHODS.values() for stage in stages))
 
 
 def sample_langs() -> list[str]:
@@ -20,6 +18,11 @@ def sample_langs() -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from pipeline.methods import METHODS
+
+    natural, evol = METHODS["natural"].names, METHODS["evol"].names
+    # every method's stage names, for --until and --from-stage (main checks them against --method)
+    all_stages = tuple(dict.fromkeys(stage for method in METHODS.values() for stage in method.names))
     p = argparse.ArgumentParser(
         prog="python -m pipeline.main",
         description="Build instruction-tuning data from natural CC-100 text.",
@@ -42,13 +45,13 @@ def parser() -> argparse.ArgumentParser:
         "conversations evolved from seed examples (--input: JSONL or Parquet seed rows)",
     )
     p.add_argument(
-        "--until", choices=ALL_STAGES,
-        help=f"last stage to run; natural: {', '.join(STAGES)} (default qe); evol: "
-        f"{', '.join(METHODS['evol'])} (default {METHODS['evol'][-1]})",
+        "--until", choices=all_stages,
+        help=f"last stage to run; natural: {', '.join(natural)} (default {natural[-1]}); evol: "
+        f"{', '.join(evol)} (default {evol[-1]})",
     )
     p.add_argument(
         "--from-stage",
-        choices=ALL_STAGES,
+        choices=all_stages,
         help="redo this stage and the ones after it, reusing the checkpoints of those before "
         "it (by default a re-run reuses every stage whose checkpoint matches its config and input)",
     )

@@ -15,21 +15,17 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipeline.config import Config, to_dict
-from pipeline.languages import Language
-from pipeline.methods.shared import run_stages, write_outputs
+from pipeline.methods.shared import Method, counters, run_stages, write_outputs
 from pipeline.ops import resume
+from transforms.languages import Language
 from transforms.models import evol, llm
-from transforms.models.evol_stages import (
-    BalanceMix,
-    ConversationQc,
-    EvolLlmStage,
-    SelectSeeds,
-    final_record,
-)
+from transforms.models.evol_stages import BALANCE, EVOLVE, JUDGE, QC, SELECT, TURNS, SelectSeeds, final_record
 from transforms.records.shapes import StageOutput
 from transforms.select import langid
 from transforms.sources import seeds
 from transforms.sources.cc100 import input_pattern
+from transforms.sources.config import SourceConfig
+from transforms.stages import Context
 
 
 def run_config(config: Config, lang: Language) -> dict:
@@ -56,6 +52,7 @@ def record_mix(record: dict) -> list[tuple[str, int]]:
 
 def build(
     p: beam.Pipeline,
+    method: Method,
     langs: list[Language],
     config: Config,
     input_template: str,
@@ -63,19 +60,11 @@ def build(
     plan: resume.Plan,
     fingerprints: dict[str, dict[str, str]],
 ) -> None:
-    """One graph for all languages, as the natural method's: reused stages from their
+    """One graph of ``method``'s stages (``EVOL``'s) for all languages, as the natural method's: reused stages from their
     checkpoints, then those of ``plan.run`` in order, each saving its checkpoint."""
     codes = [lang.code for lang in langs]
-    cfgs = {lang.code: config.for_lang(lang.code).evol for lang in langs}  # overrides applied
-    cache = f"{output}/cache"
-    lid = {lang.code: config.for_lang(lang.code).select.lid for lang in langs}
-
-    def make_stage(stage: str) -> beam.PTransform:
-        if stage == "qc":
-            return ConversationQc(lid, cfgs)
-        if stage == "balance":
-            return BalanceMix(cfgs)
-        return EvolLlmStage(stage, config.llm, cfgs, cache)
+    context = Context(config, tuple(langs), f"{output}/cache")
+    cfgs = context.per_lang(lambda cfg: cfg.evol)  # overrides applied
 
     def select() -> StageOutput:
         files = seeds.seed_files(input_template, {lang.code: input_pattern(input_template, lang) for lang in langs})
@@ -88,6 +77,48 @@ def build(
         )
         return StageOutput(out.records, out.rejects, out.stats)
 
-    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage)
+    stages = run_stages(p, method, context, output, plan, fingerprints, select)
     write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs},
+                  list(fingerprints),
                   finish=lambda state: final_record(state, cfgs, config.preset), extra=record_mix)
+
+
+def _configure(config: Config, template: str | None) -> tuple[Config, str]:
+    """The seeds: ``--input``, or the bundled ones."""
+    from pipeline.options import SAMPLE_SEEDS, SAMPLE_TEMPLATE
+
+    return config, SAMPLE_SEEDS if template in (None, SAMPLE_TEMPLATE) else template
+
+
+def _dry_run(args, langs, config) -> int:
+    from pipeline.ops import dryrun_evol
+
+    return dryrun_evol.run(args, langs, config)
+
+
+def _run_info(result, output: str) -> dict:
+    """Seed rows of a shared seed file that no language of the run takes, per reason (another
+    language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
+    import logging
+
+    counts: dict[str, int] = {}
+    for _, name, n in counters(result, "seeds"):
+        reason = name.removeprefix("unassigned.")
+        counts[reason] = counts.get(reason, 0) + n
+    for reason, n in sorted(counts.items()):
+        logging.getLogger("pipeline").info("%d seed rows belong to no language of this run (%s): counted in "
+                                           "%s/run.json", n, reason, output)
+    return {"method": "evol", "unassigned_seed_rows": dict(sorted(counts.items()))}
+
+
+EVOL = Method(
+    name="evol",
+    stages=(SELECT, EVOLVE, TURNS, QC, JUDGE, BALANCE),
+    build=build,
+    configure=_configure,
+    sources=lambda config, template: (SourceConfig(path=template),),
+    inputs=lambda config, template, langs: {lang.code: input_pattern(template, lang) for lang in langs},
+    dry_run=_dry_run,
+    run_info=_run_info,
+    fingerprint_tag=("evol",),
+)

@@ -1,20 +1,26 @@
-"""The natural method's wiring: per language, read -> select -> ... -> write, each stage
-saved as a checkpoint, or read back from one (``pipeline/ops/resume.py`` decides which)."""
+"""The natural method's wiring: per language, read -> select -> translate -> generate -> judge
+-> backtranslate -> qe -> write, each stage saved as a checkpoint, or read back from one
+(``pipeline/ops/resume.py`` decides which). Each stage is declared in its own module; this one
+lists them in order."""
 
 from __future__ import annotations
 
 import apache_beam as beam
 
 from pipeline.config import Config, to_dict, with_input
-from pipeline.languages import Language
-from pipeline.methods.shared import run_stages, write_outputs
+from pipeline.methods.shared import Method, counters, run_stages, write_outputs
 from pipeline.ops import resume
+from transforms.languages import Language
 from transforms.models import llm
+from transforms.models.generate import GENERATE, JUDGE
+from transforms.models.qe import QE
+from transforms.models.translate import BACKTRANSLATE, TRANSLATE
 from transforms.records.shapes import StageOutput
 from transforms.select import dedup, langid
-from transforms.select.stage import Select
+from transforms.select.stage import SELECT, Select
 from transforms.sources.cc100 import BATCH_DOCS
 from transforms.sources.inputs import ReadSources
+from transforms.stages import Context
 
 
 def run_config(config: Config, lang: Language) -> dict:
@@ -45,6 +51,7 @@ def run_config(config: Config, lang: Language) -> dict:
 
 def build(
     p: beam.Pipeline,
+    method: Method,
     langs: list[Language],
     config: Config,
     input_template: str,
@@ -52,37 +59,57 @@ def build(
     plan: resume.Plan,
     fingerprints: dict[str, dict[str, str]],
 ) -> None:
-    """One graph for all languages: the language travels with each element. The stages of
+    """One graph of ``method``'s stages (``NATURAL``'s) for all languages: the language travels with
+    each element. The stages of
     ``plan.reused`` are read back from their checkpoints; those of ``plan.run`` run in order,
     each saving its checkpoint; every stage adds its rejects and counts to the same outputs.
     The inputs are ``config.sources``; without any, one CC-100 source reads ``input_template``."""
     config = with_input(config, None, input_template)
     per_lang = {lang.code: (lang, config.for_lang(lang.code).select) for lang in langs}
-    codes = list(per_lang)
-    cache = f"{output}/cache"
-
-    def make_stage(stage: str):
-        # imported here: the model stages' modules import Beam's RunInference and with it torch,
-        # seconds of start-up (measured) that a run stopping at select does not need
-        from transforms.models.generate import LlmStage
-        from transforms.models.qe import QualityEstimate
-        from transforms.models.translate import Translate
-
-        return {
-            "translate": lambda: Translate(config.translate, config.qe, cache_dir=cache),
-            "generate": lambda: LlmStage("generate", config.llm, config.generate, config.judge, cache),
-            "judge": lambda: LlmStage("judge", config.llm, config.generate, config.judge, cache),
-            "backtranslate": lambda: Translate(
-                config.translate, None, "backtranslate", "instruction_en", "instruction", to_english=False,
-                cache_dir=cache,
-            ),
-            "qe": lambda: QualityEstimate(config.qe, cache),
-        }[stage]()
 
     def select() -> StageOutput:
         read = {code: cfg.read for code, (_, cfg) in per_lang.items()}
         documents = p | "Read" >> ReadSources(config.sources, langs, read, BATCH_DOCS)
         return documents | "Select" >> Select(per_lang)
 
-    stages = run_stages(p, config, output, plan, fingerprints, select, make_stage)
-    write_outputs(stages, output, codes, {lang.code: run_config(config, lang) for lang in langs})
+    context = Context(config, tuple(langs), f"{output}/cache")
+    stages = run_stages(p, method, context, output, plan, fingerprints, select)
+    write_outputs(stages, output, list(per_lang), {lang.code: run_config(config, lang) for lang in langs},
+                  list(fingerprints))
+
+
+def _configure(config: Config, template: str | None) -> tuple[Config, str]:
+    """The sources: config's, ``--input`` the path of the one named cc100 (the bundled sample
+    without either)."""
+    from pipeline.options import SAMPLE_TEMPLATE
+
+    return with_input(config, template, SAMPLE_TEMPLATE), template or SAMPLE_TEMPLATE
+
+
+def _dry_run(args, langs, config) -> int:
+    from pipeline.ops import dryrun
+
+    return dryrun.run(args, langs, config)
+
+
+def _run_info(result, output: str) -> dict:
+    """Rows of the tabular sources that belong to a language the run did not ask for
+    (``other_language``), per source, from the run's metrics: counted, not rejects."""
+    counts: dict[str, dict[str, int]] = {}
+    for namespace, name, n in counters(result, "sources/"):
+        entry = counts.setdefault(namespace.split("/", 1)[1], {})
+        entry[name] = entry.get(name, 0) + n
+    return {"sources_not_read": dict(sorted(counts.items()))}
+
+
+NATURAL = Method(
+    name="natural",
+    stages=(SELECT, TRANSLATE, GENERATE, JUDGE, BACKTRANSLATE, QE),
+    build=build,
+    configure=_configure,
+    sources=lambda config, template: config.sources,
+    inputs=lambda config, template, langs: resume.source_identities(config.sources, langs),
+    dry_run=_dry_run,
+    run_info=_run_info,
+    calibrate=True,
+)

@@ -4,8 +4,9 @@ stats) that every stage feeds."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
@@ -14,19 +15,52 @@ from pipeline.ops import resume
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.records.write import DatasetStats, WritePerLang, WriteStats, json_line
+from transforms.stages import Context
+from transforms.stages import Stage as StageDeclaration
 
 
-def resource_hints(config: Config, stage: str) -> dict[str, str]:
-    """The Beam resource hints of a model stage of either method (GPU type and count, memory)
-    from the preset: the runner schedules only these stages on the workers that have them. A
-    stage without a model (evol's qc) has none."""
-    section = {"translate": config.translate, "backtranslate": config.translate, "qe": config.qe,
-               "generate": config.llm, "judge": config.llm, "evolve": config.llm,
-               "turns": config.llm}.get(stage)
-    if section is None:
-        return {}
-    hints = {"accelerator": section.accelerator, "min_ram": section.min_ram}
-    return {name: value for name, value in hints.items() if value}
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A way of making the dataset: its stages in order (each declared in its own module,
+    ``transforms/stages.py``) and what the command line asks of it. ``pipeline/main.py`` asks the
+    method, never its name."""
+
+    name: str
+    stages: tuple[StageDeclaration, ...]
+    # (p, method, langs, config, input, output, plan, fingerprints): the graph, read to written
+    build: Callable[..., None]
+    # (config, --input) -> (config, input): the method's inputs settled (defaults, --input's place)
+    configure: Callable[[Config, str | None], tuple[Config, str]]
+    # (config, input) -> the SourceConfigs whose files must exist before the run starts
+    sources: Callable[[Config, str], tuple]
+    # (config, input, langs) -> per language what its first stage reads (select's fingerprint)
+    inputs: Callable[[Config, str, list], dict]
+    # (args, langs, config) -> exit status: --dry-run
+    dry_run: Callable[..., int]
+    # (a finished run's result, output) -> what OUT/run.json adds for this method
+    run_info: Callable[[Any, str], dict]
+    fingerprint_tag: tuple[str, ...] = ()  # a method's first stage differs from another's
+    calibrate: bool = False  # --calibrate measures its stages
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.stages)
+
+    def stage(self, name: str) -> StageDeclaration:
+        return self.stages[self.names.index(name)]
+
+    def upto(self, until: str) -> tuple[StageDeclaration, ...]:
+        """The stages up to and including ``until``."""
+        return self.stages[: self.names.index(until) + 1]
+
+
+def counters(result, namespace: str):
+    """(namespace, name, count) of the run's counters in ``namespace``, or in every namespace
+    below it when it ends with "/"."""
+    for counter in result.metrics().query()["counters"]:
+        found = counter.key.metric.namespace
+        if found == namespace or (namespace.endswith("/") and found.startswith(namespace)):
+            yield found, counter.key.metric.name, counter.committed or 0
 
 
 class Stage(NamedTuple):
@@ -48,24 +82,25 @@ def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[Stage]
     ]
 
 
-def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
-               fingerprints: dict[str, dict[str, str]], select: Callable[[], StageOutput],
-               make_stage: Callable[[str], beam.PTransform]) -> list[Stage]:
-    """Every stage of a method, in order: those of ``plan.reused`` read back from their
+def run_stages(p: beam.Pipeline, method: Method, context: Context, output: str, plan: resume.Plan,
+               fingerprints: dict[str, dict[str, str]], select: Callable[[], StageOutput]) -> list[Stage]:
+    """Every stage of ``method``, in order: those of ``plan.reused`` read back from their
     checkpoints, then those of ``plan.run``, each saving its checkpoint. ``select()`` builds the
-    first stage from the input; ``make_stage(stage)`` builds a later one, run after a fusion
+    first stage from the input; a later one is its declaration's transform, run after a fusion
     break (the records spread over all the workers afresh, its checkpoint not fused with the
     next stage's work), with the stage's Beam resource hints."""
+    config = context.config
     stages = load_reused(p, output, plan)
     for stage in plan.run:
         inputs = None  # the stage's records, counted before the fusion break: its error budget's base
-        if stage == "select":
+        declared = method.stage(stage)
+        if declared is method.stages[0]:
             out = select()
         else:
             inputs = stages[-1].out.records
             records = inputs | f"Spread{stage.title()}" >> beam.Reshuffle()
-            hints = resource_hints(config, stage)
-            out = records | stage.title() >> make_stage(stage).with_resource_hints(**hints)
+            transform = declared.transform(context).with_resource_hints(**declared.hints(config))
+            out = records | stage.title() >> transform
         save = checkpoint.SaveStage(output, stage, fingerprints[stage],
                                     config.max_transient_error_share, inputs)
         stages.append(Stage(out, out | f"Save{stage.title()}" >> save))
@@ -73,10 +108,10 @@ def run_stages(p: beam.Pipeline, config: Config, output: str, plan: resume.Plan,
 
 
 def write_outputs(stages: list[Stage], output: str, codes: list[str], configs: dict[str, dict],
-                  finish=None, extra=None) -> None:
+                  order: list[str], finish=None, extra=None) -> None:
     """The last stage's records to ``data/``, every stage's rejects to ``rejects/`` and every
     stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
-    stats record about the run's parameters). A method may give ``finish`` (its records' final
+    stats record about the run's parameters; ``order``: the stages' names). A method may give ``finish`` (its records' final
     shape) and ``extra`` (its own dataset counts of a final record). Lines a checkpoint saved
     are written as they are: each record is serialised once."""
     last = stages[-1]
@@ -97,4 +132,4 @@ def write_outputs(stages: list[Stage], output: str, codes: list[str], configs: d
     tuple(rejects) | "WriteRejects" >> WritePerLang(output, "rejects", codes)  # Beam: a tuple, not a list
     dataset = records | "DatasetStats" >> DatasetStats(codes, extra)
     stats = [*(stage.out.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
-    stats | "WriteStats" >> WriteStats(output, configs)
+    stats | "WriteStats" >> WriteStats(output, configs, order)

@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 
 from pipeline.config import Config
-from pipeline.languages import Language
+from transforms.languages import Language
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Measure:
 
 def _translate(handler, model, records: list[dict], measure: Measure) -> list:
     """NLLB on ``records``: the encoder alone on the stage's sentences, then the stage."""
-    from pipeline.languages import LANGUAGES
+    from transforms.languages import LANGUAGES
     from transforms.models import segment
     from transforms.models.translate import sentence_language
 
@@ -199,14 +199,11 @@ def _llm(handler, client, records: list[dict], measure: Measure) -> list:
 
 def measure(records: list[dict], config: Config) -> tuple[dict[str, Measure], dict[str, tuple[int, int]]]:
     """Every model stage on ``records``: per model its Measure, per check (records in, kept)."""
-    from transforms.models.generate import LlmHandler, judge_threshold
-    from transforms.models.qe import (
-        QE_INSTRUCTION_LOW,
-        QE_RESPONSE_LOW,
-        QeHandler,
-        below_threshold,
-    )
-    from transforms.models.translate import NllbHandler
+    from transforms.models.comet import QeHandler
+    from transforms.models.generate import GenerateStep, JudgeStep, judge_threshold
+    from transforms.models.llm_handler import LlmHandler
+    from transforms.models.nllb import NllbHandler
+    from transforms.models.qe import QE_INSTRUCTION_LOW, QE_RESPONSE_LOW, below_threshold
 
     m = {"nllb": Measure(), "comet": Measure(), "llm": Measure()}
     checks: dict[str, tuple[int, int]] = {}
@@ -227,10 +224,10 @@ def measure(records: list[dict], config: Config) -> tuple[dict[str, Measure], di
     scored = _score(comet_handler, comet, translated, m["comet"])
     kept = check("qe_response_pass_rate", len(records), scored,
                  lambda r: below_threshold(r, "qe_response", config.qe.min_response, QE_RESPONSE_LOW))
-    generate = LlmHandler("generate", config.llm, config.generate, config.judge)
+    generate = LlmHandler(GenerateStep(config.generate, config.llm.model), config.llm)
     client = generate.load_model()
     kept = check("generate_pass_rate", len(kept), _llm(generate, client, kept, m["llm"]) if kept else [])
-    judge = LlmHandler("judge", config.llm, config.generate, config.judge)
+    judge = LlmHandler(JudgeStep(config.judge, config.generate.seed, config.llm.model), config.llm)
     kept = check("judge_pass_rate", len(kept), _llm(judge, client, kept, m["llm"]) if kept else [],
                  lambda r: judge_threshold(r, config.judge.min_score))
     back = NllbHandler(config.translate, "instruction_en", "instruction", False)

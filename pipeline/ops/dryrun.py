@@ -18,20 +18,14 @@ import string
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
-from typing import NamedTuple
 
-from pipeline.config import (
-    STAGES,
-    Config,
-    ConfigError,
-    CostConfig,
-    ReadConfig,
-    SelectConfig,
-    build,
-)
-from pipeline.languages import Language
+from pipeline.config import Config, ConfigError, CostConfig, build
+from transforms.languages import Language
 from transforms.records.write import write_json
+from transforms.select.config import SelectConfig
 from transforms.sources.cc100 import BATCH_DOCS
+from transforms.sources.config import ReadConfig
+from transforms.stages import Pricing, PromptChars
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
@@ -290,15 +284,6 @@ def _note(documents: int, files: int, limit: int | None, estimated: float) -> st
 # --- the model stages -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PromptChars:
-    """A prompt's fixed text in characters: ``shared`` before its first field (the same for every
-    request, so vLLM's prefix cache computes it once) and ``own`` after it."""
-
-    shared: float
-    own: float
-
-
 def prompt_chars(template: str) -> PromptChars:
     """The fixed text of a ``str.format`` template, split at its first field."""
     shared, own, seen_field = 0, 0, False
@@ -319,18 +304,15 @@ def message_chars(prompt) -> PromptChars:
     return PromptChars(system + user.shared, user.own)
 
 
-def prompt_lengths(config: Config) -> tuple[PromptChars, PromptChars]:
-    """(generate, judge) prompt text; generate's is the mean over its tasks, by weight."""
+def prompt_mean(weights: dict[str, float]) -> PromptChars:
+    """The fixed text of the prompts named in ``weights``, their mean by weight (generate's
+    task prompts; one prompt's own)."""
     import prompts
 
-    tasks = config.generate.tasks
-    total = sum(tasks.values())
-    per_task = {name: message_chars(prompts.load(name)) for name in tasks}
-    generate = PromptChars(
-        sum(per_task[n].shared * w for n, w in tasks.items()) / total,
-        sum(per_task[n].own * w for n, w in tasks.items()) / total,
-    )
-    return generate, message_chars(prompts.load(config.judge.prompt))
+    total = sum(weights.values())
+    chars = {name: message_chars(prompts.load(name)) for name in weights}
+    return PromptChars(sum(chars[n].shared * w for n, w in weights.items()) / total,
+                       sum(chars[n].own * w for n, w in weights.items()) / total)
 
 
 @dataclass(frozen=True)
@@ -346,61 +328,40 @@ class StageEstimate:
     usd: float = 0.0
 
 
-class Call(NamedTuple):
-    """A stage's call of one model, per record: tokens sent, how many of them the model
-    computes (not a prompt prefix the server has cached), and tokens generated."""
-
-    engine: str
-    sent: float
-    computed: float
-    generated: float = 0.0
-
-
-def _pass(threshold, rate: float) -> float:
-    """The share a check keeps: its expected rate, or all when its threshold is off."""
-    return 1.0 if threshold is None else rate
-
-
-def stage_calls(config: Config, response_chars: float, generate: PromptChars,
-                judge: PromptChars) -> dict[str, tuple[float, list[Call]]]:
-    """stage -> (share of records kept, its model calls per record), for records of
-    ``response_chars`` characters on average."""
+def pricing(config: Config, response_chars: float, prompt=prompt_mean) -> Pricing:
+    """Tokens per record of R_x, R_en, I_en and I_x for records of ``response_chars``
+    characters on average, from the language's ``cost`` figures."""
     cost = config.cost
-    src = response_chars / cost.chars_per_token  # R_x
-    en = response_chars * cost.english_chars_ratio / cost.english_chars_per_token  # R_en
-    instr_en = cost.instruction_en_chars / cost.english_chars_per_token
-    instr_x = cost.instruction_en_chars / cost.english_chars_ratio / cost.chars_per_token
-
-    def llm(prompt: PromptChars, fields: float, generated: float) -> Call:
-        fixed = (prompt.shared + prompt.own) / cost.english_chars_per_token
-        return Call("llm", fixed + fields, prompt.own / cost.english_chars_per_token + fields, generated)
-
-    return {
-        "translate": (_pass(config.qe.min_response, cost.qe_response_pass_rate),
-                      [Call("nllb", src, src, en), Call("comet", src + en, src + en)]),
-        "generate": (cost.generate_pass_rate, [llm(generate, en, instr_en)]),
-        "judge": (_pass(config.judge.min_score, cost.judge_pass_rate),
-                  [llm(judge, instr_en + en, cost.judge_output_tokens)]),
-        "backtranslate": (1.0, [Call("nllb", instr_en, instr_en, instr_x)]),
-        "qe": (_pass(config.qe.min_instruction, cost.qe_instruction_pass_rate),
-               [Call("comet", instr_en + instr_x, instr_en + instr_x)]),
-    }
+    return Pricing(
+        config,
+        src=response_chars / cost.chars_per_token,
+        en=response_chars * cost.english_chars_ratio / cost.english_chars_per_token,
+        instr_en=cost.instruction_en_chars / cost.english_chars_per_token,
+        instr_x=cost.instruction_en_chars / cost.english_chars_ratio / cost.chars_per_token,
+        prompt=prompt,
+    )
 
 
-def estimate(selection: Selection, config: Config, engine: dict[str, Engine],
-             generate: PromptChars, judge: PromptChars, until: str = "qe") -> list[StageEstimate]:
+def estimate(selection: Selection, config: Config, engine: dict[str, Engine], until: str = "qe",
+             prompt=prompt_mean, method=None) -> list[StageEstimate]:
     """Per stage up to ``until``: records in and out, tokens, GPU-hours and dollars, for one
     language whose ``config`` (``config.for_lang``) holds its cost figures. Each stage works
-    on the records the previous one kept, of the selection's mean length."""
+    on the records the previous one kept, of the selection's mean length; what a stage calls
+    and keeps is its declaration's ``calls`` and ``pass_rate`` (the natural method's stages by
+    default)."""
+    from pipeline.methods import METHODS
+
+    method = method or METHODS["natural"]
     n = selection.records
     mean_chars = selection.response_chars / n if n else 0.0
-    calls = stage_calls(config, mean_chars, generate, judge)
-    out = [StageEstimate("select", selection.paragraphs, n)]
-    for stage in STAGES[1:STAGES.index(until) + 1]:
-        kept, stage_work = calls[stage]
+    per_record = pricing(config, mean_chars, prompt)
+    select, *later = method.upto(until)
+    out = [StageEstimate(select.name, selection.paragraphs, n)]
+    for stage in later:
+        kept, stage_work = stage.pass_rate(config), stage.calls(per_record)
         costs = [engine[c.engine].cost(n * c.computed, n * c.generated) for c in stage_work]
         out.append(StageEstimate(
-            stage, n, n * kept,
+            stage.name, n, n * kept,
             tokens_in=n * sum(c.sent for c in stage_work),
             tokens_out=n * sum(c.generated for c in stage_work),
             gpu_hours=sum(hours for hours, _ in costs),
@@ -542,14 +503,15 @@ def document(preset: str, results: dict[str, tuple[Selection, list[StageEstimate
 def run(args, langs: list[Language], config: Config) -> int:
     """``--dry-run``: select on the input (or a sample), estimate the model stages up to
     ``--until``, print the table and write ``OUT/dryrun.json``."""
+    from pipeline.methods import METHODS
+
     engine = engines(config.cost)
-    generate, judge = prompt_lengths(config)
     results, costs = {}, {}
     for lang in langs:
         lang_config = config.for_lang(lang.code)
         selection = select_sources(lang, config.sources, lang_config.select, lang_config.cost.sample_documents,
                                    langs[0].code)
-        stages = estimate(selection, lang_config, engine, generate, judge, args.until)
+        stages = estimate(selection, lang_config, engine, args.until, method=METHODS[args.method])
         results[lang.code] = (selection, stages)
         costs[lang.code] = lang_config.cost
     print(table(config.preset, results, engine, config.cost))

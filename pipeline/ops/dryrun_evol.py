@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pipeline.config import EVOL_STAGES, Config
-from pipeline.languages import Language
+from pipeline.config import Config
+from pipeline.methods.evol import EVOL
 from pipeline.ops.dryrun import Selection, StageEstimate, document, engines, table
+from transforms.languages import Language
 from transforms.models import evol
 from transforms.records.write import write_json
 from transforms.sources import seeds
@@ -52,7 +53,7 @@ def conversation_calls(state: dict, config: Config) -> dict[str, list[tuple[floa
     makes, built by the pipeline's request builders on stand-in messages."""
     cost, cfg = config.cost, config.evol
     message = "x" * int(min(cost.evol_message_chars, cfg.max_turn_chars))
-    stage_of = {"evolve": "evolve", "user": "turns", "assistant": "turns", "judge": "judge"}
+    stage_of = {step: stage.name for stage in EVOL.stages for step in stage.steps}
     calls: dict[str, list] = defaultdict(list)
     while True:
         step, request = evol.next_request(state, cfg)
@@ -73,34 +74,28 @@ def conversation_calls(state: dict, config: Config) -> dict[str, list[tuple[floa
 
 
 def estimate(selection: Selection, planned: list[dict], config: Config, engine, until: str) -> list[StageEstimate]:
-    """Per stage up to ``until``: conversations in and out, tokens, GPU-hours and dollars."""
-    cost, cfg = config.cost, config.evol
+    """Per stage up to ``until``: conversations in and out, tokens, GPU-hours and dollars. A
+    stage keeps its declaration's ``pass_rate`` of the conversations; an LLM stage making several
+    calls a conversation keeps it only when every call passes (``pass_rate`` a call)."""
     per_stage: dict[str, list[tuple[float, float, float, int]]] = defaultdict(list)  # + calls
     for state in planned:
         for stage, calls in conversation_calls(state, config).items():
             per_stage[stage].append((sum(c[0] for c in calls), sum(c[1] for c in calls),
                                      sum(c[2] for c in calls), len(calls)))
-    kept_share = {
-        "evolve": cost.evol_call_pass_rate,
-        "turns": None,  # per conversation: every one of its calls must pass
-        "qc": 1.0 if cfg.min_turn_lid_confidence is None else cost.evol_qc_pass_rate,
-        "judge": 1.0 if cfg.judge_min_score is None else cost.judge_pass_rate,
-        "balance": 1.0,  # drops only a task mix skewed by the checks before it: none assumed
-    }
-    out = [StageEstimate("select", selection.paragraphs, selection.records)]
+    select, *later = EVOL.upto(until)
+    out = [StageEstimate(select.name, selection.paragraphs, selection.records)]
     share = 1.0  # of the planned conversations still in
     n = len(planned)
-    for stage in EVOL_STAGES[1:EVOL_STAGES.index(until) + 1]:
-        work = per_stage.get(stage, [])
+    for stage in later:
+        work = per_stage.get(stage.name, [])
         sent = share * sum(w[0] for w in work)
         computed = share * sum(w[1] for w in work)
         generated = share * sum(w[2] for w in work)
         hours, usd = engine["llm"].cost(computed, generated)
-        if stage == "turns":
-            kept = sum(cost.evol_call_pass_rate ** w[3] for w in work) / max(len(work), 1)
-        else:
-            kept = kept_share[stage]
-        out.append(StageEstimate(stage, share * n, share * n * kept, sent, generated, hours, usd))
+        kept = stage.pass_rate(config)
+        if any(w[3] > 1 for w in work):
+            kept = sum(kept ** w[3] for w in work) / len(work)
+        out.append(StageEstimate(stage.name, share * n, share * n * kept, sent, generated, hours, usd))
         share *= kept
     return out
 

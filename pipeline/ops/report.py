@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import METHODS
-from pipeline.languages import LANGUAGES
+from transforms.languages import LANGUAGES
 
 LICENCE_NOTE = (
     "CC-100 is built from Common Crawl snapshots; Common Crawl's terms of use apply to the "
@@ -58,37 +57,18 @@ def is_evol(stats: list[dict]) -> bool:
 
 
 def _stages_run(stats: list[dict]) -> list[str]:
-    """The model stages that counted anything in any language, in pipeline order."""
-    seen = {stage for s in stats for stage in s["stages"]}
-    return [stage for stage in METHODS["evol" if is_evol(stats) else "natural"] if stage in seen]
+    """The model stages that counted anything in any language, in pipeline order (the stats
+    list them in it)."""
+    return list(dict.fromkeys(stage for s in stats for stage in s["stages"]))
 
 
 def stage_models(config: dict, stages: list[str]) -> list[tuple[str, str, str]]:
-    """(stage, model, prompts) of the stages that ran, from the run's config."""
+    """(stage, model, prompts) of the first stage and the ``stages`` that ran, as each stage's
+    declaration reports itself from the run's config."""
+    from pipeline.methods import METHODS
 
-    def setting(section: str, key: str) -> str:
-        return config.get(section, {}).get(key, "?")
-
-    tasks = ", ".join(f"{t} ({w:g})" for t, w in config.get("generate", {}).get("tasks", {}).items())
-    evol = config.get("evol", {})
-    if config.get("method") == "evol":
-        lid = config.get("resolved", {}).get("lid", {}).get("model", "?")
-        used = {"evolve": (setting("llm", "model"), f"{evol.get('evolve_prompt')} + the task's operation"),
-                "turns": (setting("llm", "model"), f"{evol.get('user_turn_prompt')}, "
-                          f"{evol.get('assistant_turn_prompt')} + the dialogue structure"),
-                "qc": (f"language ID: {lid}", ""),
-                "judge": (setting("llm", "model"), evol.get("judge_prompt", "?")),
-                "balance": (f"task mix: max deviation {evol.get('max_mix_deviation')}", "")}
-        return [("select", "seed dedup: MinHash", "")] + [(stage, *used[stage]) for stage in stages]
-    used = {
-        "translate": (f"{setting('translate', 'model')}; COMET {setting('qe', 'model')}", ""),
-        "generate": (setting("llm", "model"), tasks),
-        "judge": (setting("llm", "model"), setting("judge", "prompt")),
-        "backtranslate": (setting("translate", "model"), ""),
-        "qe": (setting("qe", "model"), ""),
-    }
-    lid = config.get("resolved", {}).get("lid", {}).get("model", "?")
-    return [("select", f"language ID: {lid}", "")] + [(stage, *used[stage]) for stage in stages]
+    method = METHODS[config.get("method", "natural")]
+    return [(stage.name, *stage.report(config)) for stage in (method.stages[0], *map(method.stage, stages))]
 
 
 def uses_stand_ins(stats: list[dict], preset: str) -> bool:

@@ -1,9 +1,9 @@
 """Which stages a run can take from its checkpoints, and which it must (re)do.
 
 A stage's fingerprint hashes what determines its output: the fingerprint of the stage before
-it, and its own config (model, prompts' text, sampling, thresholds; not batch sizes, devices
-or endpoints, which do not change what comes out). The select stage starts from the input
-files' names, sizes and modification times. So a change to a stage's config, or to its input,
+it, and its own config (model, prompts' text, sampling, thresholds; not the fields marked
+``operational``: batch sizes, devices or endpoints, which do not change what comes out). The
+select stage starts from the input files' names, sizes and modification times. So a change to a stage's config, or to its input,
 redoes that stage and every one after it; anything else is read back from the checkpoint.
 """
 
@@ -14,93 +14,16 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-import prompts
-from pipeline.config import CC100_SOURCE, METHODS, Config, SourceConfig, to_dict
-from pipeline.languages import Language
+from pipeline.config import Config, to_dict
+from transforms.languages import Language
 from transforms.records import checkpoint
 from transforms.records.cache import digest
+from transforms.sources.config import CC100_SOURCE, SourceConfig
 
 logger = logging.getLogger(__name__)
 
-# Settings that change how fast a stage runs or where, never what it outputs.
-OPERATIONAL = frozenset({
-    "device", "records_per_batch", "batch_tokens", "sort_by_length", "share_model", "batch_size",
-    "threads", "shards", "endpoint", "api_key_env", "server_python", "server_env",
-    "startup_timeout_s", "concurrency", "timeout_s", "retries", "backoff_s",
-})
-
-
 class ResumeError(ValueError):
     pass
-
-
-def _semantic(section) -> dict:
-    """A config section without its operational settings (recursively)."""
-    data = to_dict(section)
-    if not isinstance(data, dict):
-        return data
-    return {k: _semantic(v) if isinstance(v, dict) else v for k, v in data.items() if k not in OPERATIONAL}
-
-
-def _prompt_texts(names) -> dict[str, dict]:
-    return {name: to_dict(prompts.load(name)) for name in sorted(names)}
-
-
-def stage_config(config: Config, stage: str, lang: str) -> dict:
-    """What, besides its input, determines ``stage``'s output for ``lang``."""
-    cfg = config.for_lang(lang)
-    if stage == "select":
-        return {"select": _semantic(cfg.select)}
-    if stage in ("translate", "backtranslate"):
-        parts = {"translate": _semantic(cfg.translate)}
-        if stage == "translate":  # the R_x -> R_en QE threshold applies in this stage
-            parts["qe"] = _semantic(cfg.qe)
-        return parts
-    if stage == "generate":
-        return {"llm": _semantic(cfg.llm), "generate": _semantic(cfg.generate),
-                "prompts": _prompt_texts(cfg.generate.tasks)}
-    if stage == "judge":
-        return {"llm": _semantic(cfg.llm), "judge": _semantic(cfg.judge), "seed": cfg.generate.seed,
-                "prompts": _prompt_texts([cfg.judge.prompt])}
-    return {"qe": _semantic(cfg.qe)}
-
-
-# The evol method's settings (``evol:``) that each of its stages depends on: the plan
-# (operation, structure, turns) is drawn at select, so its weights belong there.
-EVOL_STAGE_KEYS = {
-    "select": ("seeds_per_lang", "min_user_turns", "max_user_turns", "task_weights", "operation_weights",
-               "structure_weights", "unknown_task", "seed", "max_seed_chars", "length_buckets",
-               "dedup_threshold", "dedup_num_perm", "dedup_bands", "dedup_char_ngram"),
-    "evolve": ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars", "max_turn_similarity",
-               "evolve_prompt"),
-    "turns": ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars", "max_turn_similarity",
-              "user_turn_prompt", "assistant_turn_prompt"),
-    "qc": ("min_turn_lid_confidence", "dedup_threshold", "dedup_num_perm", "dedup_bands", "dedup_char_ngram"),
-    "judge": ("seed", "judge_max_tokens", "judge_temperature", "max_turn_chars", "judge_min_score",
-              "judge_prompt"),
-    "balance": ("task_weights", "operation_weights", "max_mix_deviation", "max_mix_drop", "seed"),
-}
-
-
-def _taxonomy_text() -> str:
-    """A digest of every file of the evol taxonomy (``prompts/evol/``): a changed prompt,
-    operation or structure redoes the model stages."""
-    from prompts import taxonomy
-
-    return digest([[str(p.relative_to(taxonomy.ROOT)), p.read_text(encoding="utf-8")]
-                   for p in sorted(taxonomy.ROOT.rglob("*.yaml"))])
-
-
-def evol_stage_config(config: Config, stage: str, lang: str) -> dict:
-    """What, besides its input, determines the evol method's ``stage`` output for ``lang``."""
-    cfg = config.for_lang(lang)
-    evol = to_dict(cfg.evol)
-    parts: dict = {"evol": {k: evol[k] for k in EVOL_STAGE_KEYS[stage]}}
-    if stage in ("evolve", "turns", "judge"):
-        parts.update(llm=_semantic(cfg.llm), taxonomy=_taxonomy_text())
-    if stage == "qc":
-        parts["lid"] = _semantic(cfg.select.lid)
-    return parts
 
 
 def input_identity(pattern: str) -> list:
@@ -127,19 +50,21 @@ def source_identities(sources: tuple[SourceConfig, ...], langs: list[Language]) 
     return out
 
 
-def fingerprints(config: Config, inputs: dict[str, str | list], until: str,
-                 method: str = "natural") -> dict[str, dict[str, str]]:
-    """stage -> lang -> fingerprint, for the stages of ``method`` up to ``until``; ``inputs``:
-    per language, its input pattern (one CC-100 source, or evol's seeds) or its
+def fingerprints(config: Config, inputs: dict[str, str | list], until: str, method=None) -> dict[str, dict[str, str]]:
+    """stage -> lang -> fingerprint, for the stages of ``method`` (``pipeline/methods``; the
+    natural one by default) up to ``until``, each from its declaration's ``fingerprint``;
+    ``inputs``: per language, its input pattern (one CC-100 source, or evol's seeds) or its
     ``source_identities``."""
-    stages = METHODS[method]
-    of_stage = evol_stage_config if method == "evol" else stage_config
+    if method is None:
+        from pipeline.methods import METHODS
+
+        method = METHODS["natural"]
     out: dict[str, dict[str, str]] = {}
     previous = {lang: digest(input_identity(x) if isinstance(x, str) else x) for lang, x in inputs.items()}
-    tag = [] if method == "natural" else [method]  # a method's select differs from the other's
-    for stage in stages[: stages.index(until) + 1]:
-        previous = out[stage] = {
-            lang: digest([previous[lang], *tag, stage, of_stage(config, stage, lang)]) for lang in inputs
+    for stage in method.upto(until):
+        previous = out[stage.name] = {
+            lang: digest([previous[lang], *method.fingerprint_tag, stage.name, stage.fingerprint(config.for_lang(lang))])
+            for lang in inputs
         }
     return out
 

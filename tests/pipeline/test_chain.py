@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import STAGES
+from pipeline.methods import NATURAL
+
+STAGES = NATURAL.names
 from pipeline.main import main
 from tests.pipeline.conftest import load_with_datasets, read_jsonl, require_vllm_env
 from tests.pipeline.test_llm_client import FlakyServer

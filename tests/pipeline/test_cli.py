@@ -94,7 +94,8 @@ def test_a_language_the_sample_lacks_says_what_it_holds_and_that_input_is_needed
 
 
 def test_the_vllm_environment_is_found_from_any_directory(tmp_path):
-    from pipeline.config import PROJECT_DIR, load, project_path
+    from pipeline.config import load
+    from transforms.models.config import PROJECT_DIR, project_path
 
     python = load("demo").llm.server_python
     if not (PROJECT_DIR / python).exists():

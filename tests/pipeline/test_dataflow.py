@@ -10,12 +10,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline import config as config_mod
-from pipeline import languages
-from pipeline.config import STAGES
+from pipeline.methods import NATURAL
+
+STAGES = NATURAL.names
 from pipeline.methods import natural
 from pipeline.ops import resume
 from pipeline.options import SAMPLE_TEMPLATE
 from tests.pipeline.test_chain import ROOT
+from transforms import languages
 from transforms.sources.cc100 import input_pattern
 
 IMAGE = "us-docker.pkg.dev/example-project/images/natural-instruct:1"
@@ -36,7 +38,7 @@ def paper_job():
     ])
     runner = DataflowRunner()
     p = beam.Pipeline(runner=runner, options=options)
-    natural.build(p, [tel], config, "gs://bucket/cc100/{cc100}.txt.xz", "gs://bucket/out", resume.Plan({}, STAGES), prints)
+    natural.build(p, NATURAL, [tel], config, "gs://bucket/cc100/{cc100}.txt.xz", "gs://bucket/out", resume.Plan({}, STAGES), prints)
     p.run()
     return config, runner.proto_pipeline
 

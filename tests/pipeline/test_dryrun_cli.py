@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import STAGES
+from pipeline.methods import NATURAL
+
+STAGES = NATURAL.names
 from pipeline.main import main
 from tests.pipeline.conftest import SAMPLE_LANGS, read_jsonl
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import EVOL_STAGES, load
+from pipeline.config import load
+from pipeline.methods import EVOL
+
+EVOL_STAGES = EVOL.names
 from pipeline.main import main
 from pipeline.options import SAMPLE_SEEDS
 from prompts import taxonomy

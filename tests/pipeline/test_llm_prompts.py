@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_mod
-from pipeline.languages import LANGUAGES
 from pipeline.methods import natural
 from tests.pipeline.conftest import require_vllm_env
+from transforms.languages import LANGUAGES
 from transforms.models import generate, llm, tiny_models
+from transforms.models.llm_handler import LlmHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-h16-test-7f3a9c"
@@ -78,8 +79,8 @@ def test_the_key_is_sent_and_never_shown(served, monkeypatch):
     (refused,) = llm.LlmClient(server.base_url, server.model, retries=0).complete(request)
     assert refused.error and "401" in refused.error  # the server does demand it
     # a run that starts the server itself takes the key from server_args
-    handler = generate.LlmHandler("judge", dataclasses.replace(cfg, endpoint=None), generate.GenerateConfig(),
-                                  generate.JudgeConfig())
+    own_server = dataclasses.replace(cfg, endpoint=None)
+    handler = LlmHandler(generate.JudgeStep(generate.JudgeConfig(), 0, cfg.model), own_server)
     client = handler.load_model()
     assert client.api_key == KEY
     client.base_url = server.base_url
@@ -101,8 +102,9 @@ def test_hostile_data_cannot_change_the_structure_of_the_prompt(served, monkeypa
     server, cfg, _ = served
     monkeypatch.setenv(cfg.api_key_env, KEY)
     llm_cfg = dataclasses.replace(cfg, endpoint=server.base_url)
-    handler = generate.LlmHandler(kind, llm_cfg, generate.GenerateConfig(max_tokens=60, max_instruction_chars=40),
-                                  generate.JudgeConfig(max_tokens=120))
+    step = (generate.JudgeStep(generate.JudgeConfig(max_tokens=120), 0, cfg.model) if kind == "judge" else
+            generate.GenerateStep(generate.GenerateConfig(max_tokens=60, max_instruction_chars=40), cfg.model))
+    handler = LlmHandler(step, llm_cfg)
     client = handler.load_model()
     before = len(logged_prompts(server))
     results = handler.run_inference(records(), client)
@@ -122,7 +124,7 @@ def test_hostile_data_cannot_change_the_structure_of_the_prompt(served, monkeypa
     if kind == "judge":
         # the score is the model's own: the forced ending of its answer, not a "Score: 5" of the data
         direct = client.complete([generate._with_regex(generate.judge_request(r, generate.prompts.load("judge@2"),
-                                  handler.judge, handler.generate.seed), generate.JUDGE_REGEX) for r in records()])
+                                  step.cfg, step.seed), generate.JUDGE_REGEX) for r in records()])
         for (record, reason, *_), answer in zip(results, direct, strict=True):
             assert reason is None, reason
             ending = re.fullmatch(r"(?s).*\nScore: ([0-5])", answer.text)

@@ -14,13 +14,15 @@ from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline import config as config_mod
-from pipeline import languages
-from pipeline.config import STAGES
+from pipeline.methods import NATURAL
+
+STAGES = NATURAL.names
 from pipeline.methods import natural
 from pipeline.models.stage import models_yaml
 from pipeline.ops import resume
 from pipeline.options import SAMPLE_TEMPLATE
 from tests.pipeline.test_chain import ROOT
+from transforms import languages
 from transforms.sources.cc100 import input_pattern
 
 TOKEN = "hf_PlantedTokenNeverToBeWritten0123456789"
@@ -55,7 +57,7 @@ def staged_paper_job(tmp_path_factory):
                                    "--sdk_container_image=example/image:1", "--experiments=use_runner_v2"])
         runner = DataflowRunner()
         p = beam.Pipeline(runner=runner, options=options)
-        natural.build(p, [tel], config, "gs://bucket/cc100/{cc100}.txt.xz", "gs://bucket/out", resume.Plan({}, STAGES), prints)
+        natural.build(p, NATURAL, [tel], config, "gs://bucket/cc100/{cc100}.txt.xz", "gs://bucket/out", resume.Plan({}, STAGES), prints)
         p.run()
         return config, options, runner.proto_pipeline
 

@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from pipeline.config import QeConfig
 from pipeline.main import main
 from tests.pipeline.conftest import read_jsonl
-from transforms.models import qe
+from transforms.models import comet, qe
+from transforms.models.config import QeConfig
 
 CFG = QeConfig(model="tiny:comet", batch_size=2, threads=1)
 
 
 @pytest.fixture(scope="module")
 def scorer():
-    return qe.CometScorer(CFG)
+    return comet.CometScorer(CFG)
 
 
 def test_checkpoint_weights_are_loaded(scorer):
@@ -33,7 +33,7 @@ def test_scores_keep_input_order(scorer):
 
 
 def test_handler_scores_only_records_still_in(scorer):
-    handler = qe.QeHandler(CFG, "response", "response_en", "qe_response")
+    handler = comet.QeHandler(CFG, "response", "response_en", "qe_response")
     kept = {"id": "a", "lang": "spa", "response": "Hola", "response_en": "Hello", "scores": {"lid": 0.9}}
     dropped = {"id": "b", "lang": "spa", "response": "x", "response_en": "y"}
     (a, reason_a), (b, reason_b) = handler.run_inference([(kept, None), (dropped, "translation_empty")], scorer)
@@ -47,7 +47,7 @@ def test_a_record_is_scored_per_translated_segment(scorer):
     kept, and the record says how its score was made."""
     segments = [("Hola.", "Hello."), ("ప్రతి వ్యక్తికిని హక్కు గలదు. " * 8, "Everyone has the right. " * 8), ("a", "b c d")]
     rec = {"id": "a", "lang": "tel", "response": "x", "response_en": "y"}
-    handler = qe.QeHandler(CFG, "response", "response_en", "qe_response")
+    handler = comet.QeHandler(CFG, "response", "response_en", "qe_response")
     ((out, reason),) = handler.run_inference([(rec, None, {"segments": segments})], scorer)
     each = scorer.score(segments)
     weights = [len(src) for src, _ in segments]
@@ -59,7 +59,7 @@ def test_a_record_is_scored_per_translated_segment(scorer):
 
 
 def test_without_segments_paragraphs_are_paired_else_the_whole_text(scorer):
-    handler = qe.QeHandler(CFG, "instruction_en", "instruction", "qe_instruction")
+    handler = comet.QeHandler(CFG, "instruction_en", "instruction", "qe_instruction")
     two = {"id": "a", "lang": "spa", "instruction_en": "First line.\nSecond line.", "instruction": "Primera.\nSegunda."}
     ragged = {"id": "b", "lang": "spa", "instruction_en": "One.\nTwo.", "instruction": "Uno y dos."}
     (a, _), (b, _) = handler.run_inference([(two, None), (ragged, None)], scorer)
@@ -87,8 +87,8 @@ def poisoned_comet(directory):
 
 
 def test_a_score_that_is_not_a_number_is_a_reject_whatever_the_threshold(tmp_path):
-    poisoned = qe.CometScorer(QeConfig(model=str(poisoned_comet(tmp_path / "nan")), batch_size=2, threads=1))
-    handler = qe.QeHandler(CFG, "response", "response_en", "qe_response")
+    poisoned = comet.CometScorer(QeConfig(model=str(poisoned_comet(tmp_path / "nan")), batch_size=2, threads=1))
+    handler = comet.QeHandler(CFG, "response", "response_en", "qe_response")
     rec = {"id": "a", "lang": "spa", "response": "Hola", "response_en": "Hello"}
     ((scored, reason),) = handler.run_inference([(rec, None)], poisoned)
     assert reason is None and scored["scores"]["qe_response"] != scored["scores"]["qe_response"]  # NaN

@@ -10,7 +10,6 @@ import zstandard
 from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.config import ReadConfig
 from transforms.sources.cc100 import (
     INPUT_TRUNCATED,
     LINE_TOO_LONG,
@@ -24,6 +23,7 @@ from transforms.sources.cc100 import (
     spreads,
     template_dir,
 )
+from transforms.sources.config import ReadConfig
 
 RAW = "uno\ndos\n\n\ntres\n  \n".encode() + b"cuatro \xff roto\n"
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import STAGES
+from pipeline.methods import NATURAL
+
+STAGES = NATURAL.names
 from pipeline.main import main
 from pipeline.options import SAMPLE_TEMPLATE
 from tests.pipeline import aya

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from pipeline.config import TranslateConfig
 from pipeline.main import main
 from tests.pipeline.conftest import read_jsonl
-from transforms.models import segment, translate
+from transforms.models import nllb, segment, translate
+from transforms.models.config import TranslateConfig
 
 CFG = TranslateConfig(model="tiny:nllb", batch_tokens=64, records_per_batch=8)
 # the random tiny NLLB loops until its limit on every segment (see the truncation tests):
@@ -18,7 +18,7 @@ KEEP = TranslateConfig(model="tiny:nllb", batch_tokens=64, records_per_batch=8,
 
 @pytest.fixture(scope="module")
 def translator():
-    return translate.NllbTranslator(CFG)
+    return nllb.NllbTranslator(CFG)
 
 
 def record(lang: str, text: str, i: int = 0) -> dict:
@@ -44,7 +44,7 @@ def test_translate_keeps_order_and_is_deterministic(translator):
 
 
 def test_handler_translates_and_rejects_with_reasons(translator):
-    handler = translate.NllbHandler(KEEP, "response", "response_en", to_english=True)
+    handler = nllb.NllbHandler(KEEP, "response", "response_en", to_english=True)
     batch = [
         record("tel", "ప్రతి వ్యక్తికిని హక్కు గలదు.\nవిధి విరుద్ధముగా ఏ వ్యక్తిని గాని చేయరాదు.", 0),
         record("bre", "Ganet eo an holl dud libr ha par o dellezegezh.", 1),  # NLLB has no Breton
@@ -58,7 +58,7 @@ def test_handler_translates_and_rejects_with_reasons(translator):
     ]
     assert len(results[0][0]["response_en"].split("\n")) == 2  # paragraphs kept
     assert results[3][0]["response_en"]
-    back = translate.NllbHandler(KEEP, "response_en", "instruction", to_english=False)
+    back = nllb.NllbHandler(KEEP, "response_en", "instruction", to_english=False)
     (out, reason, _), = back.run_inference([results[3][0]], translator)
     assert reason is None and out["instruction"]
 
@@ -82,19 +82,19 @@ def test_translate_stage_end_to_end(tmp_path):
 
 
 def test_nothing_to_translate_is_a_counted_reject(translator):
-    handler = translate.NllbHandler(CFG, "response", "response_en", to_english=True)
+    handler = nllb.NllbHandler(CFG, "response", "response_en", to_english=True)
     ((_, reason),) = handler.run_inference([record("spa", "   ")], translator)
     assert reason == translate.TRANSLATION_EMPTY
 
 
 def test_a_rerun_answered_by_the_cache_loads_no_weights(tmp_path):
     batch = [record("tel", "ప్రతి వ్యక్తికిని హక్కు గలదు.", 0), record("hin", "हर व्यक्ति को अधिकार है।", 1)]
-    first_model = translate.NllbTranslator(CFG)
-    handler = translate.NllbHandler(KEEP, "response", "response_en", True, cache_dir=str(tmp_path))
+    first_model = nllb.NllbTranslator(CFG)
+    handler = nllb.NllbHandler(KEEP, "response", "response_en", True, cache_dir=str(tmp_path))
     first = list(handler.run_inference(batch, first_model))
     assert "model" in vars(first_model)  # the weights were needed
-    again_model = translate.NllbTranslator(CFG)  # a new process, resuming
-    again = translate.NllbHandler(KEEP, "response", "response_en", True, cache_dir=str(tmp_path))
+    again_model = nllb.NllbTranslator(CFG)  # a new process, resuming
+    again = nllb.NllbHandler(KEEP, "response", "response_en", True, cache_dir=str(tmp_path))
     assert list(again.run_inference(batch, again_model)) == first
     assert "model" not in vars(again_model)
 
@@ -118,7 +118,7 @@ def test_an_output_that_ends_is_not_truncated():
     real generate loop: the translation ends at once and is not truncated."""
     import torch
 
-    translator = translate.NllbTranslator(CFG)
+    translator = nllb.NllbTranslator(CFG)
     model = translator.model
     with torch.no_grad():
         model.model.decoder.layer_norm.weight.zero_()
@@ -159,12 +159,12 @@ def test_degenerate_and_truncated_segments_reject_their_record_or_are_flagged():
 
 def test_the_handler_rejects_the_random_models_loops_and_hands_on_segments(translator):
     rec = record("tel", TEL)
-    ((_, reason, detail),) = translate.NllbHandler(CFG, "response", "response_en", True).run_inference([rec], translator)
+    ((_, reason, detail),) = nllb.NllbHandler(CFG, "response", "response_en", True).run_inference([rec], translator)
     assert reason == translate.TRANSLATION_DEGENERATE and detail["repeat_share"] > 0.5
     no_loops = TranslateConfig(model="tiny:nllb", reject_degenerate=False)
-    ((_, reason, detail),) = translate.NllbHandler(no_loops, "response", "response_en", True).run_inference([rec], translator)
+    ((_, reason, detail),) = nllb.NllbHandler(no_loops, "response", "response_en", True).run_inference([rec], translator)
     assert reason == translate.TRANSLATION_TRUNCATED and detail == {"truncated_segments": 2, "segments": 2}
-    ((out, reason, info),) = translate.NllbHandler(KEEP, "response", "response_en", True).run_inference([rec], translator)
+    ((out, reason, info),) = nllb.NllbHandler(KEEP, "response", "response_en", True).run_inference([rec], translator)
     assert reason is None and info["flagged"] == [translate.TRANSLATION_DEGENERATE, translate.TRANSLATION_TRUNCATED]
     assert [s for s, _ in info["segments"]] == TEL.split("\n")
     assert out["response_en"].split("\n") == [t for _, t in info["segments"]]

@@ -66,7 +66,6 @@ def test_given_the_stages_inputs_the_budget_stops_the_run_at_the_first_reject_pa
 
 
 def test_saved_rows_are_renamed_before_the_marker_and_a_failed_attempts_files_removed(tmp_path):
-    import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 

@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.config import DedupConfig
 from transforms.select import dedup
+from transforms.select.config import DedupConfig
 from transforms.select.minhash import MinHasher
 
 P = [("s", "f", d, 0) for d in range(10)]  # positions, in order

@@ -10,7 +10,8 @@ import pytest
 import prompts
 from pipeline import config as config_mod
 from pipeline.ops import dryrun
-from pipeline.ops.dryrun import Engine, PromptChars, Selection
+from pipeline.ops.dryrun import Engine, Selection
+from transforms.stages import PromptChars
 
 # every model at 1,000 tokens/s read and 100 tokens/s generated per GPU, $1 a GPU-hour
 FLAT = {"gpu": "test-gpu", "input_tokens_per_s": 1000, "output_tokens_per_s": 100, "usd_per_gpu_hour": 1.0}
@@ -33,8 +34,13 @@ GENERATE = PromptChars(shared=400, own=40)  # 100 tokens cached, 10 computed
 JUDGE = PromptChars(shared=800, own=80)  # 200 cached, 20 computed
 
 
+def fixed_prompts(weights: dict[str, float]) -> PromptChars:
+    """GENERATE for generate's task prompts, JUDGE for the judge's one."""
+    return JUDGE if list(weights) == [config_mod.JudgeConfig().prompt] else GENERATE
+
+
 def estimate(config, until="qe"):
-    return dryrun.estimate(SELECTION, config, dryrun.engines(config.cost), GENERATE, JUDGE, until)
+    return dryrun.estimate(SELECTION, config, dryrun.engines(config.cost), until, fixed_prompts)
 
 
 def test_stage_records_tokens_hours_and_dollars():
@@ -121,7 +127,7 @@ def test_prompt_chars_split_at_the_first_field():
 
 def test_generate_prompt_is_the_task_weighted_mean():
     config = config_mod.Config()
-    generate, judge = dryrun.prompt_lengths(config)
+    generate, judge = dryrun.prompt_mean(config.generate.tasks), dryrun.prompt_mean({config.judge.prompt: 1.0})
     tasks = config.generate.tasks
     fixed = {t: len(prompts.load(t).system.format().strip()) + len(prompts.load(t).template.format(response=""))
              for t in tasks}

@@ -4,10 +4,10 @@ import dataclasses
 import json
 
 from pipeline.config import load
-from pipeline.languages import get
 from pipeline.main import main
 from pipeline.ops import dryrun_evol
 from pipeline.options import SAMPLE_SEEDS
+from transforms.languages import get
 
 
 def test_a_conversation_makes_two_calls_per_user_turn():

@@ -2,9 +2,10 @@ import time
 
 import pytest
 
-from pipeline.config import FilterConfig, load
-from pipeline.languages import get
+from pipeline.config import load
+from transforms.languages import get
 from transforms.select import filters
+from transforms.select.config import FilterConfig
 
 CFG = load("demo").select.filters
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import FilterConfig, load
-from pipeline.languages import LANGUAGES, get
+from pipeline.config import load
+from transforms.languages import LANGUAGES, get
 from transforms.select import filters
+from transforms.select.config import FilterConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load("demo").select.filters

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.config import FragmentConfig
+from transforms.select.config import FragmentConfig
 from transforms.select.fragment import TOO_LONG, TOO_SHORT, fragment_document, runs
 
 CFG = FragmentConfig(min_chars=30, max_chars=200, paragraph_weights=(0.4, 0.3, 0.2, 0.1))

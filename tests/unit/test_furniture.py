@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import regex
 
-from pipeline.config import FurnitureConfig, SelectConfig
-from pipeline.languages import LANGUAGES, get
+from transforms.languages import LANGUAGES, get
 from transforms.select import furniture
+from transforms.select.config import FurnitureConfig, SelectConfig
 from transforms.select.furniture import (
     NAVIGATION,
     NO_SENTENCE_END,

@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 
 import prompts
-from pipeline.config import GenerateConfig, JudgeConfig
 from transforms.models import generate
+from transforms.models.config import GenerateConfig, JudgeConfig
 
 CFG = GenerateConfig()
 RESPONSE = ("Everyone has the right to education. Education shall be free, at least in the "

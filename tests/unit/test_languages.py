@@ -1,7 +1,7 @@
 import pytest
 import regex
 
-from pipeline import languages
+from transforms import languages
 from transforms.select.filters import _script_pattern
 
 

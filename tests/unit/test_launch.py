@@ -193,8 +193,7 @@ def parse(argv: list[str]):
 
 
 def test_dataflow_sh_job_mode_puts_the_presets_gpus_on_every_worker(recorder):
-    from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptions, SetupOptions,
-                                                      WorkerOptions)
+    from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, SetupOptions, WorkerOptions
 
     tool, calls = recorder
     result = run(LAUNCH / "dataflow.sh", "--job_name=test", **DATAFLOW_ENV, PYTHON=tool, GPU_MODE="job",

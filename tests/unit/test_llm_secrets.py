@@ -3,9 +3,10 @@
 import dataclasses
 
 from pipeline import config as config_mod
-from pipeline.languages import LANGUAGES
 from pipeline.methods import natural
+from transforms.languages import LANGUAGES
 from transforms.models import generate, llm
+from transforms.models.llm_handler import LlmHandler
 
 ARGS = ("--max-model-len", "4096", "--api-key", "sk-one", "sk-two", "--hf-token=hf_abcdef",
         "--dtype", "float32", "--served-model-name", "tiny")
@@ -27,20 +28,22 @@ def test_secret_values_are_scrubbed_from_any_text(monkeypatch):
     assert llm.scrub(text, found) == "non-default args: {'api_key': ['***', '***']} *** *** float32"
 
 
+def judge_step(cfg) -> generate.JudgeStep:
+    return generate.JudgeStep(generate.JudgeConfig(), 0, cfg.model)
+
+
 def test_the_client_sends_the_key_the_server_was_started_with(monkeypatch):
     assert llm.server_api_key(ARGS) == "sk-one"
     assert llm.server_api_key(("--api-key=sk-eq",)) == "sk-eq"
     assert llm.server_api_key((), {"VLLM_API_KEY": "sk-env"}) == "sk-env"
     assert llm.server_api_key(("--dtype", "float32")) is None
     cfg = config_mod.LlmConfig(server_args=ARGS)
-    handler = generate.LlmHandler("judge", cfg, generate.GenerateConfig(), generate.JudgeConfig())
+    handler = LlmHandler(judge_step(cfg), cfg)
     assert handler.load_model().api_key == "sk-one"
     monkeypatch.setenv("LLM_API_KEY", "sk-endpoint")  # an endpoint's key comes from the environment
     with_endpoint = dataclasses.replace(cfg, endpoint="http://127.0.0.1:1/v1")
-    assert generate.LlmHandler("judge", with_endpoint, generate.GenerateConfig(),
-                               generate.JudgeConfig()).load_model().api_key == "sk-endpoint"
-    assert generate.LlmHandler("judge", config_mod.LlmConfig(), generate.GenerateConfig(),
-                               generate.JudgeConfig()).load_model().api_key == "EMPTY"
+    assert LlmHandler(judge_step(with_endpoint), with_endpoint).load_model().api_key == "sk-endpoint"
+    assert LlmHandler(judge_step(config_mod.LlmConfig()), config_mod.LlmConfig()).load_model().api_key == "EMPTY"
 
 
 def test_the_stats_config_holds_no_secret():

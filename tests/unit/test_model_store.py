@@ -143,8 +143,8 @@ def test_the_local_comet_copy_loads_its_own_encoder_with_the_same_weights(bucket
     encoder (not the original build's), and COMET loads the same weights and scores."""
     import torch
 
-    from pipeline.config import QeConfig
-    from transforms.models.qe import CometScorer
+    from transforms.models.comet import CometScorer
+    from transforms.models.config import QeConfig
 
     staged = CometScorer(QeConfig(model=str(bucket / "comet"), device="cpu"))
     original = CometScorer(QeConfig(model="tiny:comet", device="cpu"))
@@ -187,8 +187,8 @@ def test_the_stage_command_line(tmp_path):
 def test_models_staged_in_place_for_an_image_load_where_they_are(tmp_path, cache):
     """--in-place (the Dockerfile's bake): no manifest, so no copy at worker start; COMET's
     encoder path absolute, so it loads from any working directory."""
-    from pipeline.config import QeConfig
-    from transforms.models.qe import CometScorer
+    from transforms.models.comet import CometScorer
+    from transforms.models.config import QeConfig
 
     path = stage.stage(config_mod.load("demo"), str(tmp_path / "image-models"), in_place=True)
     config = config_mod.load("demo", path)

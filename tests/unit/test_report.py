@@ -5,6 +5,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from pipeline.methods import EVOL, NATURAL
+
+STAGES, EVOL_STAGES = NATURAL.names, EVOL.names
 from pipeline.ops import report
 from transforms.records.shapes import score_stats
 from transforms.records.write import build_stats, dataset_stats
@@ -63,7 +66,7 @@ def test_select_only_stats_keep_the_contract_and_add_nothing():
 
 
 def test_stats_have_score_histograms_and_final_record_statistics():
-    stats = build_stats("tel", full_sums(), CONFIG)
+    stats = build_stats("tel", full_sums(), CONFIG, STAGES)
     assert stats["stages"]["qe"] == {"in": 24, "out": 3, "rejected": {"qe_instruction_low": 21}}
     assert list(stats["scores"]) == ["qe_response", "judge", "qe_instruction"]
     judge = stats["scores"]["judge"]
@@ -85,7 +88,7 @@ def test_stats_have_score_histograms_and_final_record_statistics():
 
 def stats_of(sums: dict[str, int], lang: str = "tel", config: dict = CONFIG) -> dict:
     # the stats as report.write reads them back: JSON
-    return json.loads(json.dumps(build_stats(lang, sums, config)))
+    return json.loads(json.dumps(build_stats(lang, sums, config, STAGES)))
 
 
 def test_render_has_funnel_lengths_scores_tasks_and_card():
@@ -126,7 +129,7 @@ def write_stats(out, stats: dict) -> None:
 
 
 def test_write_puts_report_and_valid_pngs_under_output(tmp_path):
-    write_stats(tmp_path, build_stats("tel", full_sums(), CONFIG))
+    write_stats(tmp_path, build_stats("tel", full_sums(), CONFIG, STAGES))
     write_stats(tmp_path, build_stats("hin", SELECT_SUMS, CONFIG))
     stats = report.write(str(tmp_path), ["tel", "hin"], "demo")
     assert [s["lang"] for s in stats] == ["tel", "hin"]
@@ -155,8 +158,8 @@ def test_an_evol_run_reports_its_seeds_and_conversation_mix():
         sums[f"stages.{stage}.in"] = sums[f"stages.{stage}.out"] = n
     for name, n in evol.record_stats(record):
         sums[name] += n
-    stats = build_stats("tel", dict(sums), {"preset": "demo", "method": "evol", "evol": {"judge_min_score": 3},
-                                            "llm": {"model": "tiny:llama"}})
+    config = {"preset": "demo", "method": "evol", "evol": {"judge_min_score": 3}, "llm": {"model": "tiny:llama"}}
+    stats = build_stats("tel", dict(sums), config, EVOL_STAGES)
     assert stats["seeds"] == {"read": 9, "kept": 6, "rejected": {"seed_not_sampled": 3}}
     assert list(stats["stages"]) == ["evolve", "turns", "qc", "judge", "balance"]
     assert stats["evol"]["turn_chars"]["2"]["assistant"] == {"messages": 1, "mean_chars": 40.0}

@@ -6,12 +6,13 @@ import json
 import pytest
 
 from pipeline import config
-from pipeline.config import ConfigError, SourceConfig
-from pipeline.languages import LANGUAGES
+from pipeline.config import ConfigError
 from pipeline.main import main
 from pipeline.ops import resume
+from transforms.languages import LANGUAGES
 from transforms.records.shapes import record_id, span_id
 from transforms.sources import inputs, tabular
+from transforms.sources.config import SourceConfig
 
 AYA = """sources:
   - name: aya

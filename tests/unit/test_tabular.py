@@ -4,7 +4,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.languages import LANGUAGES
+from transforms.languages import LANGUAGES
 from transforms.sources import tabular
 from transforms.sources.tabular import Spec
 

@@ -33,9 +33,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from pipeline import languages
-from pipeline.config import EvolConfig
 from prompts import taxonomy
+from transforms import languages
+from transforms.models.config import EvolConfig
+from transforms.models.config import weight as _weight
 from transforms.models.llm import LlmRequest
 from transforms.select.minhash import MinHasher, normalize
 
@@ -67,44 +68,6 @@ SEED_REASONS = (SEED_MISSING_FIELD, SEED_LANG_UNKNOWN, SEED_TOO_LONG, SEED_TASK_
 CONVERSATION_REASONS = (EVOL_UNPARSEABLE, EVOL_UNCHANGED, TURN_EMPTY, TURN_TRUNCATED, TURN_TOO_LONG,
                         TURN_REPEATED, TURN_LID_MISMATCH, TURN_LID_LOW_CONFIDENCE, JUDGE_UNPARSEABLE,
                         JUDGE_LOW, CONVERSATION_EXACT_DUPLICATE, CONVERSATION_NEAR_DUPLICATE, MIX_OVER_WEIGHT)
-
-
-def check_config(cfg: EvolConfig) -> None:
-    """A ValueError naming the first setting that cannot work with the taxonomy."""
-    if not 2 <= cfg.min_user_turns <= cfg.max_user_turns:
-        raise ValueError(f"evol needs 2 <= min_user_turns <= max_user_turns, got "
-                         f"{cfg.min_user_turns}..{cfg.max_user_turns}")
-    known_ops = {op for task in taxonomy.tasks() for op in taxonomy.operations(task)}
-    for what, weights, known in (("task_weights", cfg.task_weights, set(taxonomy.tasks())),
-                                 ("operation_weights", cfg.operation_weights, known_ops),
-                                 ("structure_weights", cfg.structure_weights, set(taxonomy.structures()))):
-        if set(weights) - known:
-            raise ValueError(f"evol.{what}: unknown {sorted(set(weights) - known)}; known: {sorted(known)}")
-        if any(w < 0 for w in weights.values()):
-            raise ValueError(f"evol.{what}: weights must be >= 0")
-    if cfg.unknown_task is not None and cfg.unknown_task not in taxonomy.tasks():
-        raise ValueError(f"evol.unknown_task: unknown task {cfg.unknown_task!r}")
-    if not any(_weight(cfg.structure_weights, s) > 0 for s in taxonomy.structures()):
-        raise ValueError("evol.structure_weights: every dialogue structure has weight 0")
-    for task in taxonomy.tasks():
-        if _weight(cfg.task_weights, task) > 0 and not any(
-                _weight(cfg.operation_weights, op) > 0 for op in taxonomy.operations(task)):
-            raise ValueError(f"evol.operation_weights: every operation of task {task} has weight 0")
-    if cfg.dedup_bands < 1 or cfg.dedup_num_perm // cfg.dedup_bands < 1:
-        raise ValueError("evol.dedup_bands must be in 1..dedup_num_perm")
-    for key in ("dedup_threshold", "max_turn_similarity"):
-        if not 0 < getattr(cfg, key) <= 1:
-            raise ValueError(f"evol.{key} must be in (0, 1]")
-    if cfg.max_mix_deviation is not None and not 0 <= cfg.max_mix_deviation <= 1:
-        raise ValueError("evol.max_mix_deviation must be in [0, 1] or null")
-    if not 0 <= cfg.max_mix_drop <= 1:
-        raise ValueError("evol.max_mix_drop must be in [0, 1]")
-    if cfg.length_buckets < 1 or (cfg.seeds_per_lang is not None and cfg.seeds_per_lang < 0):
-        raise ValueError("evol.length_buckets must be >= 1 and seeds_per_lang >= 0")
-
-
-def _weight(weights: dict[str, float], name: str) -> float:
-    return float(weights.get(name, 1.0))
 
 
 # ---------------------------------------------------------------- neutralising data

@@ -2,10 +2,10 @@
 
 - ``SelectSeeds``: (lang, rows) groups -> planned conversations, seed rejects and counts
   (``seeds.read``, ``seeds.kept``, ``seeds.rejected.{reason}``, ``selected_records``).
-- ``EvolLlmStage``: evolve (step 1), turns (step 2) or judge. Its handler is the natural
-  method's ``LlmHandler`` (the same server, client, call cache and error handling) with its
-  own ``run_inference``: a batch's conversations advance together, one round of concurrent
-  calls per step, so a conversation's next turn is asked once the one before it is in.
+- ``EvolLlmStage``: evolve (step 1), turns (step 2) or judge. Its handler
+  (``llm_handler.EvolHandler``) is the natural method's ``LlmHandler`` (the same server, client,
+  call cache and error handling) with its own ``run_inference``: a batch's conversations advance
+  together, one round of concurrent calls per step.
 - ``ConversationQc``: per-message language ID, then near-duplicate conversations per language.
 - ``BalanceMix``: the excess of tasks over their weight in a language's kept conversations.
 
@@ -14,20 +14,19 @@ Every stage returns a ``StageOutput`` whose rejects are ``evol.conversation_reje
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 import apache_beam as beam
-from apache_beam.ml.inference.base import RunInference
 
-from pipeline.config import EvolConfig, LidConfig, LlmConfig
-from pipeline.languages import get as get_language
+from transforms.languages import get as get_language
 from transforms.models import evol, llm
-from transforms.models.generate import LlmHandler
-from transforms.records.shapes import Tallied, route, with_provenance
+from transforms.models.config import EvolConfig, LlmConfig
+from transforms.records.cache import digest
+from transforms.records.shapes import Tallied, route
 from transforms.select import langid
+from transforms.select.config import LidConfig
+from transforms.settings import semantic
+from transforms.stages import Stage, pass_rate, section_hints
 
-# the steps (``evol.next_step``) each LLM stage takes
-STAGE_STEPS = {"evolve": ("evolve",), "turns": ("user", "assistant"), "judge": ("judge",)}
+SEED_STAGE = "select"  # the evol method's first stage: seeds read and drawn (``SELECT``)
 
 
 def conversation_reject(state: dict, stage: str, reason: str, detail: dict | None = None) -> dict:
@@ -38,7 +37,7 @@ def row_reject(lang: str, source: dict, fields: dict, reason: str, detail: dict 
     """The reject line of a seed row that never became a seed."""
     text = fields.get("instruction")
     line = {"id": evol.stable_id("seed-row", source["file"], str(source["row"])), "lang": lang,
-            "stage": "select", "reason": reason, "text": text if isinstance(text, str) else "",
+            "stage": SEED_STAGE, "reason": reason, "text": text if isinstance(text, str) else "",
             "source": source}
     if detail:
         line["detail"] = detail
@@ -50,7 +49,7 @@ class SelectSeeds(Tallied):
     (main), reject lines (``rejects``) and counts (``stats``): every row read is a kept seed
     or a counted reject. ``cfgs``: each language's ``EvolConfig`` (its overrides applied)."""
 
-    stage = "select"
+    stage = SEED_STAGE
 
     def __init__(self, cfgs: dict[str, EvolConfig]):
         self.cfgs = cfgs
@@ -81,42 +80,6 @@ class SelectSeeds(Tallied):
         self.feed_progress()
 
 
-class EvolHandler(LlmHandler):
-    """Conversations -> (conversation with the stage's steps done, None) or (conversation,
-    reason, detail): the first rejected answer drops the conversation."""
-
-    def __init__(self, stage: str, llm_cfg: LlmConfig, cfgs: dict[str, EvolConfig], cache_dir: str | None = None):
-        super().__init__(stage, llm_cfg, None, None, cache_dir)
-        self.cfgs, self.steps = cfgs, STAGE_STEPS[stage]
-
-    def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
-        states = list(batch)
-        outcome: list[tuple | None] = [None] * len(states)
-        while True:
-            pending = []
-            for i, state in enumerate(states):
-                if outcome[i] is None:
-                    step, request = evol.next_request(state, self.cfgs[state["lang"]])
-                    if step in self.steps:
-                        pending.append((i, step, request))
-            if not pending:
-                break
-            answers = self.answers(model, [request for _, _, request in pending])
-            for (i, step, _), answer in zip(pending, answers, strict=True):
-                if answer["error"]:
-                    outcome[i] = (states[i], llm.LLM_ERROR, {"error": answer["error"], "attempts": answer["attempts"],
-                                                             "step": step})
-                    continue
-                state, reason, detail = evol.apply_answer(states[i], step, answer["text"],
-                                                          answer.get("finish_reason"), self.cfgs[states[i]["lang"]])
-                if reason:
-                    outcome[i] = (states[i], reason, detail)
-                else:
-                    states[i] = state
-        return [out or (with_provenance(state, self.kind, self.llm_cfg.model), None)
-                for state, out in zip(states, outcome, strict=True)]
-
-
 def judge_threshold(result, cfgs: dict[str, EvolConfig]):
     """``judge_min_score`` on the stored score (the score stays on the record either way)."""
     state, reason, *detail = result
@@ -127,18 +90,25 @@ def judge_threshold(result, cfgs: dict[str, EvolConfig]):
 
 
 class EvolLlmStage(beam.PTransform):
-    """evolve, turns or judge: conversations -> StageOutput."""
+    """evolve, turns or judge (``stage``, taking the LLM ``steps`` of ``evol.next_step``):
+    conversations -> StageOutput; ``judged``: apply ``judge_min_score`` to the stored score."""
 
-    def __init__(self, stage: str, llm_cfg: LlmConfig, cfgs: dict[str, EvolConfig], cache_dir: str | None = None):
+    def __init__(self, stage: str, steps: tuple[str, ...], llm_cfg: LlmConfig, cfgs: dict[str, EvolConfig],
+                 cache_dir: str | None = None, judged: bool = False):
         super().__init__()
-        self.stage, self.cfgs = stage, cfgs
-        self.handler = EvolHandler(stage, llm_cfg, cfgs, cache_dir)
+        self.stage, self.steps, self.llm_cfg, self.cfgs = stage, steps, llm_cfg, cfgs
+        self.cache_dir, self.judged = cache_dir, judged
 
     def expand(self, states):
-        results = states | "Infer" >> RunInference(self.handler)
-        if self.stage == "judge":
+        from apache_beam.ml.inference.base import RunInference
+
+        from transforms.models.llm_handler import EvolHandler
+
+        handler = EvolHandler(self.stage, self.steps, self.llm_cfg, self.cfgs, self.cache_dir)
+        results = states | "Infer" >> RunInference(handler)
+        if self.judged:
             results = results | "Threshold" >> beam.Map(judge_threshold, self.cfgs)
-        return route(results, self.stage, conversation_reject)
+        return route(results, self.stage, conversation_reject, ("judge",) if self.judged else ())
 
 
 class TurnLid(beam.DoFn):
@@ -197,7 +167,7 @@ class ConversationQc(beam.PTransform):
             | "Group" >> beam.GroupByKey()
             | "Dedup" >> beam.FlatMap(_dedup, self.cfgs)
         )
-        return route((failed, passed) | "All" >> beam.Flatten(), "qc", conversation_reject)
+        return route((failed, passed) | "All" >> beam.Flatten(), QC.name, conversation_reject)
 
 
 def _balance(element, cfgs: dict[str, EvolConfig]):
@@ -227,7 +197,7 @@ class BalanceMix(beam.PTransform):
             | "Group" >> beam.GroupByKey()
             | "Balance" >> beam.FlatMap(_balance, self.cfgs)
         )
-        return route(balanced, "balance", conversation_reject)
+        return route(balanced, BALANCE.name, conversation_reject)
 
 
 def final_record(state: dict, cfgs: dict[str, EvolConfig], preset: str) -> dict:
@@ -241,3 +211,87 @@ def final_record(state: dict, cfgs: dict[str, EvolConfig], preset: str) -> dict:
         record["evol"]["turns"] = state["evol"]["turns"]
     return record
 
+
+
+# ---------------------------------------------------------------- the stages, declared
+
+
+def _fingerprint(keys: tuple[str, ...], llm: bool = False, lid: bool = False):
+    """A stage's fingerprint: the ``evol`` settings it reads (``keys``); an LLM stage adds the
+    LLM's settings and the whole taxonomy (a changed prompt, operation or structure redoes it)."""
+    def fingerprint(cfg) -> dict:
+        settings = semantic(cfg.evol)
+        parts: dict = {"evol": {k: settings[k] for k in keys}}
+        if llm:
+            parts.update(llm=semantic(cfg.llm), taxonomy=_taxonomy_text())
+        if lid:
+            parts["lid"] = semantic(cfg.select.lid)
+        return parts
+    return fingerprint
+
+
+def _taxonomy_text() -> str:
+    """A digest of every file of the evol taxonomy (``prompts/evol/``)."""
+    from prompts import taxonomy
+
+    return digest([[str(p.relative_to(taxonomy.ROOT)), p.read_text(encoding="utf-8")]
+                   for p in sorted(taxonomy.ROOT.rglob("*.yaml"))])
+
+
+def _llm_stage(name: str, steps: tuple[str, ...], keys: tuple[str, ...], prompts, pass_rate, judged=False):
+    """An LLM stage of the method: evolve, turns or judge."""
+    return Stage(
+        name,
+        fingerprint=_fingerprint(keys, llm=True),
+        report=lambda c: (c.get("llm", {}).get("model", "?"), prompts(c.get("evol", {}))),
+        transform=lambda ctx: EvolLlmStage(name, steps, ctx.config.llm, ctx.per_lang(lambda cfg: cfg.evol), ctx.cache,
+                                           judged),
+        hints=lambda config: section_hints(config.llm),
+        llm=True,
+        pass_rate=pass_rate,
+        steps=steps,
+        reasons=(llm.LLM_ERROR, *evol.CONVERSATION_REASONS),
+    )
+
+
+# the plan (operation, structure, turns) is drawn at select, so its weights belong there
+SELECT = Stage(
+    SEED_STAGE,
+    fingerprint=_fingerprint(("seeds_per_lang", "min_user_turns", "max_user_turns", "task_weights",
+                              "operation_weights", "structure_weights", "unknown_task", "seed", "max_seed_chars",
+                              "length_buckets", "dedup_threshold", "dedup_num_perm", "dedup_bands",
+                              "dedup_char_ngram")),
+    report=lambda c: ("seed dedup: MinHash", ""),
+    reasons=evol.SEED_REASONS,
+)
+# every one of a conversation's calls must pass: the dry run raises pass_rate to their number
+EVOLVE = _llm_stage("evolve", ("evolve",), ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars",
+                                             "max_turn_similarity", "evolve_prompt"),
+                    lambda e: f"{e.get('evolve_prompt')} + the task's operation",
+                    lambda cfg: cfg.cost.evol_call_pass_rate)
+TURNS = _llm_stage("turns", ("user", "assistant"), ("seed", "max_tokens", "temperature", "top_p", "max_turn_chars",
+                                                    "max_turn_similarity", "user_turn_prompt", "assistant_turn_prompt"),
+                   lambda e: f"{e.get('user_turn_prompt')}, {e.get('assistant_turn_prompt')} + the dialogue structure",
+                   lambda cfg: cfg.cost.evol_call_pass_rate)
+QC = Stage(
+    "qc",
+    fingerprint=_fingerprint(("min_turn_lid_confidence", "dedup_threshold", "dedup_num_perm", "dedup_bands",
+                              "dedup_char_ngram"), lid=True),
+    report=lambda c: (f"language ID: {c.get('resolved', {}).get('lid', {}).get('model', '?')}", ""),
+    transform=lambda ctx: ConversationQc(ctx.per_lang(lambda cfg: cfg.select.lid), ctx.per_lang(lambda cfg: cfg.evol)),
+    pass_rate=lambda cfg: pass_rate(cfg.evol.min_turn_lid_confidence, cfg.cost.evol_qc_pass_rate),
+    reasons=(evol.TURN_LID_MISMATCH, evol.TURN_LID_LOW_CONFIDENCE, evol.CONVERSATION_EXACT_DUPLICATE,
+             evol.CONVERSATION_NEAR_DUPLICATE),
+)
+JUDGE = _llm_stage("judge", ("judge",), ("seed", "judge_max_tokens", "judge_temperature", "max_turn_chars",
+                                         "judge_min_score", "judge_prompt"),
+                   lambda e: e.get("judge_prompt", "?"),
+                   lambda cfg: pass_rate(cfg.evol.judge_min_score, cfg.cost.judge_pass_rate), judged=True)
+# drops only a task mix skewed by the checks before it: the dry run assumes none
+BALANCE = Stage(
+    "balance",
+    fingerprint=_fingerprint(("task_weights", "operation_weights", "max_mix_deviation", "max_mix_drop", "seed")),
+    report=lambda c: (f"task mix: max deviation {c.get('evol', {}).get('max_mix_deviation')}", ""),
+    transform=lambda ctx: BalanceMix(ctx.per_lang(lambda cfg: cfg.evol)),
+    reasons=(evol.MIX_OVER_WEIGHT,),
+)

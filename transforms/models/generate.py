@@ -1,6 +1,7 @@
 """The LLM stages: generate (an English instruction I_en for each R_en) and judge (a 5-point
-additive rating of the pair). Pure functions build requests and parse answers; ``LlmHandler``
-runs a batch through the one async client; ``LlmStage`` is the Beam shell.
+additive rating of the pair). Pure functions build requests and parse answers, ``GenerateStep``
+and ``JudgeStep`` hold them per stage; ``LlmHandler`` (``llm_handler.py``) runs a batch of a
+step through the one async client; ``LlmStage`` is the Beam shell.
 
 Prompts put the task or rubric in a system message and the data, neutralised, between
 delimiters in the user message (``prompts.Prompt.messages``). Every answer is validated even
@@ -15,18 +16,17 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import prompts
-from pipeline.config import GenerateConfig, JudgeConfig, LlmConfig, project_path
-from transforms.models import llm, model_store
+from transforms.models import llm
+from transforms.models.config import GenerateConfig, JudgeConfig, LlmConfig
 from transforms.models.qe import below_threshold
-from transforms.records.cache import CallCache
 from transforms.records.shapes import route, with_provenance
+from transforms.stages import Stage, fingerprint_of, pass_rate, prompt_texts, section_hints
 
 LLM_UNPARSEABLE = "llm_unparseable"
 INSTRUCTION_EMPTY = "instruction_empty"
@@ -134,93 +134,52 @@ def parse_score(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
-    """Records -> (record + the stage's fields, None) or (record, reason), for ``kind``
-    generate or judge. ``load_model`` connects to ``llm.endpoint`` or to the machine's vLLM
-    server from ``llm.server_python`` (started by the first process that asks)."""
+class GenerateStep:
+    """The generate stage's requests and answers, for ``LlmHandler``: an English instruction
+    I_en for each R_en, with a task prompt drawn per record."""
 
-    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
-                 cache_dir: str | None = None):
-        # full batches: a batch waits for its slowest request (a timeout, at worst), and Beam's
-        # adaptive sizes (from 1, doubling) kept most batches far under the concurrency
-        n = llm_cfg.records_per_batch
-        super().__init__(min_batch_size=n, max_batch_size=n)
-        self.kind, self.llm_cfg, self.generate, self.judge = kind, llm_cfg, generate, judge
-        # the model and every request field (prompt, sampling, seed) make the key
-        self.cache = CallCache(cache_dir, kind, {"model": llm_cfg.model, "server_args": llm_cfg.server_args})
+    name = "generate"  # the stage's (GENERATE)
 
-    def load_model(self) -> llm.LlmClient:
-        import os
+    def __init__(self, cfg: GenerateConfig, model: str):
+        self.cfg, self.model = cfg, model
 
-        cfg = self.llm_cfg
-        # without an endpoint, the server starts when a batch first needs it (not when the
-        # cache answers every request), and wants the key it was started with, if any
-        if cfg.endpoint:
-            api_key = os.environ.get(cfg.api_key_env, "EMPTY")
-        else:
-            api_key = llm.server_api_key(cfg.server_args, cfg.server_env) or "EMPTY"
-        model = model_store.resolve(cfg.model)
-        return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries,
-                             cfg.backoff_s)
+    def requests(self, batch: Sequence[dict]) -> tuple[list[llm.LlmRequest], list[prompts.Prompt]]:
+        """Each record's request, and the task prompt it was built from."""
+        tasks = [prompts.load(draw_task(r["id"], self.cfg.tasks, self.cfg.seed)) for r in batch]
+        return [generate_request(r, p, self.cfg) for r, p in zip(batch, tasks, strict=True)], tasks
 
-    def _server_url(self) -> str:
-        cfg = self.llm_cfg
-        return llm.server_url(project_path(cfg.server_python), model_store.resolve(cfg.model),
-                              cfg.server_args, cfg.server_env, cfg.startup_timeout_s)
-
-    def answers(self, model: llm.LlmClient, requests: Sequence[llm.LlmRequest]) -> list[dict]:
-        """Each request's answer as ``{text, error, attempts, finish_reason}``: from the call
-        cache, or from the server (started, or restarted if it died, when the cache lacks some)."""
-        def call(missing: list[llm.LlmRequest]) -> list[dict]:
-            if not self.llm_cfg.endpoint:  # the machine's server: started, or restarted if it died
-                model.base_url = self._server_url()
-            return [_plain(answer) for answer in model.complete(missing)]
-
-        return self.cache.run(requests, call, keep=lambda answer: answer["error"] is None)
-
-    def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
-        if self.kind == "generate":
-            tasks = [prompts.load(draw_task(r["id"], self.generate.tasks, self.generate.seed)) for r in batch]
-            requests = [generate_request(r, p, self.generate) for r, p in zip(batch, tasks, strict=True)]
-        else:
-            prompt = prompts.load(self.judge.prompt)
-            requests = [judge_request(r, prompt, self.judge, self.generate.seed) for r in batch]
-            if self.judge.constrain:
-                requests = [_with_regex(q, JUDGE_REGEX) for q in requests]
-        answers = self.answers(model, requests)
-        results = []
-        for k, (record, answer) in enumerate(zip(batch, answers, strict=True)):
-            if answer["error"]:
-                results.append((record, llm.LLM_ERROR, {"error": answer["error"], "attempts": answer["attempts"]}))
-            elif self.kind == "generate":
-                results.append(self._generated(record, tasks[k], answer["text"]))
-            else:
-                results.append(self._judged(record, answer["text"]))
-        return results
-
-    def _generated(self, record: dict, prompt: prompts.Prompt, text: str | None):
-        instruction, reason, detail = parse_instruction(text, prompt, record["response_en"], self.generate)
+    def parse(self, record: dict, prompt: prompts.Prompt, text: str | None):
+        instruction, reason, detail = parse_instruction(text, prompt, record["response_en"], self.cfg)
         if reason:
             return record, reason
         out = {**record, "instruction_en": instruction, "task": prompt.id}
         if detail:
             out["task_detail"] = detail
-        return with_provenance(out, "generate", self.llm_cfg.model, prompt.name), None
+        return with_provenance(out, self.name, self.model, prompt.name), None
 
-    def _judged(self, record: dict, text: str | None):
+
+class JudgeStep:
+    """The judge stage's requests and answers, for ``LlmHandler``: a 5-point additive rating of
+    each (I_en, R_en) pair, its ``Score: N`` ending forced by a regex where ``constrain``."""
+
+    name = "judge"  # the stage's (JUDGE)
+
+    def __init__(self, cfg: JudgeConfig, seed: int, model: str):
+        self.cfg, self.seed, self.model = cfg, seed, model
+
+    def requests(self, batch: Sequence[dict]) -> tuple[list[llm.LlmRequest], list[None]]:
+        prompt = prompts.load(self.cfg.prompt)
+        requests = [judge_request(r, prompt, self.cfg, self.seed) for r in batch]
+        if self.cfg.constrain:
+            requests = [_with_regex(q, JUDGE_REGEX) for q in requests]
+        return requests, [None] * len(batch)
+
+    def parse(self, record: dict, _, text: str | None):
         score = parse_score(text)
         if score is None:
             return record, JUDGE_UNPARSEABLE
         out = {**record, "scores": {**record.get("scores", {}), "judge": score}}
-        return with_provenance(out, "judge", self.llm_cfg.model, self.judge.prompt), None
-
-    def get_metrics_namespace(self) -> str:
-        return self.kind
-
-
-def _plain(answer: llm.LlmResult) -> dict:
-    return {"text": answer.text, "error": answer.error, "attempts": answer.attempts,
-            "finish_reason": answer.finish_reason}
+        return with_provenance(out, self.name, self.model, self.cfg.prompt), None
 
 
 def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
@@ -233,17 +192,52 @@ def judge_threshold(result, min_score: int | None):
 
 
 class LlmStage(beam.PTransform):
-    """generate or judge: records -> StageOutput (judge applies lambda = ``judge.min_score``
-    to the stored score)."""
+    """generate or judge (``step``): records -> StageOutput; ``min_score``: judge's lambda,
+    applied to the stored score."""
 
-    def __init__(self, kind: str, llm_cfg: LlmConfig, generate: GenerateConfig, judge: JudgeConfig,
-                 cache_dir: str | None = None):
+    def __init__(self, step: GenerateStep | JudgeStep, llm_cfg: LlmConfig, cache_dir: str | None = None,
+                 min_score: int | None = None):
         super().__init__()
-        self.kind, self.judge = kind, judge
-        self.handler = LlmHandler(kind, llm_cfg, generate, judge, cache_dir)
+        self.step, self.llm_cfg, self.cache_dir, self.min_score = step, llm_cfg, cache_dir, min_score
 
     def expand(self, records):
-        results = records | "Infer" >> RunInference(self.handler)
-        if self.kind == "judge":
-            results = results | "Lambda" >> beam.Map(judge_threshold, self.judge.min_score)
-        return route(results, self.kind)
+        from apache_beam.ml.inference.base import RunInference
+
+        from transforms.models.llm_handler import LlmHandler
+
+        results = records | "Infer" >> RunInference(LlmHandler(self.step, self.llm_cfg, self.cache_dir))
+        if isinstance(self.step, JudgeStep):
+            results = results | "Lambda" >> beam.Map(judge_threshold, self.min_score)
+        return route(results, self.step.name, scores=("judge",) if isinstance(self.step, JudgeStep) else ())
+
+
+def _model(config: dict) -> str:
+    return config.get("llm", {}).get("model", "?")
+
+
+GENERATE = Stage(
+    "generate",
+    fingerprint=lambda cfg: {**fingerprint_of("llm", "generate")(cfg), "prompts": prompt_texts(cfg.generate.tasks)},
+    report=lambda c: (_model(c), ", ".join(f"{t} ({w:g})" for t, w in c.get("generate", {}).get("tasks", {}).items())),
+    transform=lambda ctx: LlmStage(GenerateStep(ctx.config.generate, ctx.config.llm.model), ctx.config.llm, ctx.cache),
+    hints=lambda config: section_hints(config.llm),
+    llm=True,
+    pass_rate=lambda cfg: cfg.cost.generate_pass_rate,
+    calls=lambda p: [p.llm(p.config.generate.tasks, p.en, p.instr_en)],
+    reasons=(llm.LLM_ERROR, LLM_UNPARSEABLE, INSTRUCTION_EMPTY, INSTRUCTION_TOO_LONG, INSTRUCTION_COPIES_RESPONSE,
+             MCQ_INVALID),
+)
+
+JUDGE = Stage(
+    "judge",
+    fingerprint=lambda cfg: {**fingerprint_of("llm", "judge")(cfg), "seed": cfg.generate.seed,
+                             "prompts": prompt_texts([cfg.judge.prompt])},
+    report=lambda c: (_model(c), c.get("judge", {}).get("prompt", "?")),
+    transform=lambda ctx: LlmStage(JudgeStep(ctx.config.judge, ctx.config.generate.seed, ctx.config.llm.model),
+                                   ctx.config.llm, ctx.cache, ctx.config.judge.min_score),
+    hints=lambda config: section_hints(config.llm),
+    llm=True,
+    pass_rate=lambda cfg: pass_rate(cfg.judge.min_score, cfg.cost.judge_pass_rate),
+    calls=lambda p: [p.llm({p.config.judge.prompt: 1.0}, p.instr_en + p.en, p.config.cost.judge_output_tokens)],
+    reasons=(llm.LLM_ERROR, JUDGE_UNPARSEABLE, JUDGE_LOW),
+)

@@ -208,7 +208,6 @@ SCORES = {
     "judge": ScoreScale(1, 5, 0, ("judge", "min_score")),
     "qe_instruction": ScoreScale(20, 20, 2, ("qe", "min_instruction")),
 }
-STAGE_SCORES = {"translate": ("qe_response",), "judge": ("judge",), "qe": ("qe_instruction",)}
 SCORE_SUM_SCALE = 10_000  # score sums travel as integers, in units of 1e-4 (COMET's rounding)
 
 
@@ -231,17 +230,18 @@ def score_stats(scores: dict[str, float], names: tuple[str, ...]) -> list[tuple[
 class RouteResults(Tallied):
     """(record, reject reason or None[, detail]) -> kept records (main), reject lines
     (``rejects``) and counts ``stages.{stage}.in``, ``.out``, ``.rejected.{reason}``, and the
-    histograms of the scores this stage produced (``STAGE_SCORES``), taken before its
-    threshold, so they show where the threshold cuts."""
+    histograms of the scores this stage produced (``scores``: names in ``SCORES``), taken before
+    its threshold, so they show where the threshold cuts."""
 
-    def __init__(self, stage: str, make_reject=record_reject):
+    def __init__(self, stage: str, make_reject=record_reject, scores: tuple[str, ...] = ()):
         self.stage, self.make_reject = stage, make_reject  # (record, stage, reason, detail) -> line
+        self.scores = scores
 
     def process(self, result):
         record, reason, *detail = result
         prefix = f"stages.{self.stage}"
         self.tally[record["lang"], f"{prefix}.in"] += 1
-        for name, n in score_stats(record.get("scores", {}), STAGE_SCORES.get(self.stage, ())):
+        for name, n in score_stats(record.get("scores", {}), self.scores):
             self.tally[record["lang"], name] += n
         if reason:
             self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
@@ -262,10 +262,11 @@ def with_provenance(record: dict, stage: str, model: str, prompt: str | None = N
     return {**record, "provenance": out}
 
 
-def route(results, stage: str, make_reject=record_reject) -> StageOutput:
+def route(results, stage: str, make_reject=record_reject, scores: tuple[str, ...] = ()) -> StageOutput:
     """(record, reason or None[, detail]) -> StageOutput; ``make_reject`` gives a rejected
-    record's line (a method whose records have another shape brings its own)."""
-    routed = results | f"Route{stage.title()}" >> beam.ParDo(RouteResults(stage, make_reject)).with_outputs(
+    record's line (a method whose records have another shape brings its own); ``scores``: the
+    scores the stage produced, whose histograms the stats keep."""
+    routed = results | f"Route{stage.title()}" >> beam.ParDo(RouteResults(stage, make_reject, scores)).with_outputs(
         "rejects", "stats", main="records"
     )
     return StageOutput(routed.records, routed.rejects, routed.stats)

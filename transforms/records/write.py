@@ -6,12 +6,12 @@ import json
 import math
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 
-from pipeline.config import METHODS
 from transforms.records.shapes import SCORE_SUM_SCALE, SCORES, parts
 
 
@@ -96,7 +96,7 @@ def _with_prefix(sums: dict[str, int], prefix: str) -> dict[str, int]:
     return {k[len(prefix):]: v for k, v in sorted(sums.items()) if k.startswith(prefix)}
 
 
-def _stage_counts(sums: dict[str, int]) -> dict[str, dict]:
+def _stage_counts(sums: dict[str, int], order: Sequence[str] = ()) -> dict[str, dict]:
     stages: dict[str, dict] = {}
     for key, n in sorted(sums.items()):
         if key.startswith("stages."):
@@ -106,9 +106,9 @@ def _stage_counts(sums: dict[str, int]) -> dict[str, dict]:
                 entry.setdefault(kind, {})[reason[0]] = n
             else:
                 entry[kind] = n
-    # in the order of the method whose stages these are
-    order = next((m for m in METHODS.values() if set(stages) <= set(m)), sorted(stages))
-    return {stage: stages[stage] for stage in order if stage in stages}
+    # in the method's order (``order``: its stage names), any other after them
+    ordered = [s for s in order if s in stages] + sorted(s for s in stages if s not in order)
+    return {stage: stages[stage] for stage in ordered}
 
 
 def score_summary(sums: dict[str, int], config: dict) -> dict[str, dict]:
@@ -192,8 +192,9 @@ def evol_summary(sums: dict[str, int]) -> dict | None:
     }
 
 
-def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
-    """The stats document of one language from summed (name, count) pairs."""
+def build_stats(lang: str, sums: dict[str, int], config: dict, order: Sequence[str] = ()) -> dict:
+    """The stats document of one language from summed (name, count) pairs; ``order``: the
+    method's stage names, the order its stages' counts are listed in."""
     records = sums.get("selected_records", 0)
     histogram = {int(k): v for k, v in _with_prefix(sums, "response_chars.hist.").items()}
     lengths = mean_std(sums.get("response_chars.sum", 0), sums.get("response_chars.sumsq", 0), records)
@@ -206,7 +207,7 @@ def build_stats(lang: str, sums: dict[str, int], config: dict) -> dict:
         },
         "selected_records": records,
         "sources": source_summary(sums),
-        "stages": _stage_counts(sums),
+        "stages": _stage_counts(sums, order),
         "lengths": {
             "response_chars": {
                 **lengths,
@@ -235,20 +236,20 @@ def write_json(path: str, document: dict) -> None:
         f.write((json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
 
-def _write_lang_stats(element, output: str, configs: dict[str, dict]) -> str:
+def _write_lang_stats(element, output: str, configs: dict[str, dict], order: Sequence[str]) -> str:
     lang, pairs = element
     path = f"{output}/stats/{lang}.json"
-    write_json(path, build_stats(lang, dict(pairs), configs[lang]))
+    write_json(path, build_stats(lang, dict(pairs), configs[lang], order))
     return path
 
 
 class WriteStats(beam.PTransform):
     """((lang, name), count) pairs -> ``{output}/stats/{lang}.json`` for every language in
-    ``configs`` (written even when all its counts are 0)."""
+    ``configs`` (written even when all its counts are 0); ``order``: the method's stage names."""
 
-    def __init__(self, output: str, configs: dict[str, dict]):
+    def __init__(self, output: str, configs: dict[str, dict], order: Sequence[str] = ()):
         super().__init__()
-        self.output, self.configs = output, configs
+        self.output, self.configs, self.order = output, configs, tuple(order)
 
     def expand(self, pairs):
         every_lang = pairs.pipeline | "EveryLang" >> beam.Create(
@@ -260,7 +261,7 @@ class WriteStats(beam.PTransform):
             | "Sum" >> beam.CombinePerKey(sum)
             | "ByLang" >> beam.MapTuple(lambda key, n: (key[0], (key[1], n)))
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.Map(_write_lang_stats, self.output, self.configs)
+            | "Write" >> beam.Map(_write_lang_stats, self.output, self.configs, self.order)
         )
 
 

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import apache_beam as beam
 import numpy as np
 
-from pipeline.config import DedupConfig
 from transforms.records.shapes import pickled, unpickled
+from transforms.select.config import DedupConfig
 from transforms.select.minhash import normalize
 
 EXACT_DUPLICATE = "exact_duplicate"

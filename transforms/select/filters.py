@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import regex
 
-from pipeline.config import FilterConfig
-from pipeline.languages import Language
+from transforms.languages import Language
+from transforms.select.config import FilterConfig
 
 # Stable reason names, in the order the checks run. Documented in the README.
 INVALID_UTF8 = "invalid_utf8"

@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.config import FragmentConfig
+from transforms.select.config import FragmentConfig
 
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"

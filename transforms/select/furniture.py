@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import regex
 
-from pipeline.config import FurnitureConfig
-from pipeline.languages import Language
+from transforms.languages import Language
+from transforms.select.config import FurnitureConfig
 from transforms.select.filters import code_point_mask
 
 # Stable reason names, in the order the checks run. Documented in the README.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from pipeline.config import LidConfig
-from pipeline.languages import Language
+from transforms.languages import Language
+from transforms.select.config import LidConfig
 
 LID_MISMATCH = "lid_mismatch"
 LID_LOW_CONFIDENCE = "lid_low_confidence"

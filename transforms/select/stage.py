@@ -21,8 +21,7 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.transforms import window
 
-from pipeline.config import SelectConfig
-from pipeline.languages import Language
+from transforms.languages import Language
 from transforms.records.shapes import (
     StageOutput,
     Tallied,
@@ -35,8 +34,10 @@ from transforms.records.shapes import (
     unpickled,
 )
 from transforms.select import dedup, filters, furniture, langid
+from transforms.select.config import SelectConfig
 from transforms.select.fragment import fragment_document
 from transforms.sources.cc100 import Document
+from transforms.stages import Stage, fingerprint_of
 
 STAGE = "select"
 # Histogram edges (characters) of response lengths in the stats.
@@ -319,3 +320,11 @@ class Select(beam.PTransform):
         )
         stats = (scored.stats, made.stats) | "Stats" >> beam.Flatten()
         return StageOutput(made.records, (scored.rejects, made.rejects), stats)
+
+
+def _report(config: dict) -> tuple[str, str]:
+    return f"language ID: {config.get('resolved', {}).get('lid', {}).get('model', '?')}", ""
+
+
+# The natural method's first stage: built by the method from its sources (``Select`` above).
+SELECT = Stage(STAGE, fingerprint=fingerprint_of("select"), report=_report)

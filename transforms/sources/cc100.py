@@ -37,9 +37,9 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import ReadConfig
-from pipeline.languages import Language
+from transforms.languages import Language
 from transforms.records.shapes import origin, pickled
+from transforms.sources.config import ReadConfig
 
 logger = logging.getLogger(__name__)
 

@@ -32,12 +32,18 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline.config import ReadConfig, SourceConfig
-from pipeline.languages import Language
+from transforms.languages import Language
 from transforms.sources import tabular
 from transforms.sources.cc100 import (
-    Document, ReadCC100, ReadPieces, batches, input_pattern, relative_name, template_dir,
+    Document,
+    ReadCC100,
+    ReadPieces,
+    batches,
+    input_pattern,
+    relative_name,
+    template_dir,
 )
+from transforms.sources.config import ReadConfig, SourceConfig
 
 SHOWN_CHARS = 1000  # of a rejected row's non-string text, kept in its reject line
 

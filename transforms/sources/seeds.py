@@ -62,7 +62,7 @@ def assign(fields: dict, file_lang: str | None, run_langs: set[str]) -> tuple[st
         return file_lang, (SEED_LANG_MISMATCH if lang and lang != file_lang else None)
     if lang in run_langs:
         return lang, None
-    from pipeline import languages
+    from transforms import languages
 
     if not lang:
         return None, "seed_missing_field"

@@ -117,7 +117,7 @@ def text_verdict(text: Any) -> tuple[str | None, str | None]:
 def _all_values(spec: Spec) -> set[str]:
     """Every value the source may write for a CC-100 language: its explicit ``lang_values``,
     our codes, and the names, two-letter and script-tagged codes of the language registry."""
-    from pipeline.languages import LANGUAGES
+    from transforms.languages import LANGUAGES
 
     values = set(spec.lang_values.values())
     for lang in LANGUAGES.values():
