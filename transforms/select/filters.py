@@ -220,7 +220,7 @@ def _is_set(value) -> bool:
 
 
 def _has_urls(text: str, stats: TextStats, cfg: FilterConfig) -> bool:
-    return bool(_URL_PART.search(text)) and len(_URL.findall(text)) > cfg.max_urls
+    return _URL_PART.search(text) is not None and len(_URL.findall(text)) > cfg.max_urls
 
 
 def _has_capitals(text: str, stats: TextStats, cfg: FilterConfig) -> bool:
@@ -235,13 +235,13 @@ FILTERS: tuple[ParagraphFilter, ...] = (
     ParagraphFilter("control_chars", CONTROL_CHARS, lambda text, stats, cfg: stats.controls > 0),
     ParagraphFilter(
         "special_tokens", SPECIAL_TOKENS,
-        lambda text, stats, cfg: bool(_special_tokens(cfg.special_tokens).search(text)),
+        lambda text, stats, cfg: _special_tokens(cfg.special_tokens).search(text) is not None,
         ("special_tokens",), off_if="escape_special_tokens",  # then escaped instead
     ),
     ParagraphFilter("contains_url", CONTAINS_URL, _has_urls, ("max_urls",)),
     ParagraphFilter(
         "boilerplate_phrases", BOILERPLATE,
-        lambda text, stats, cfg: bool(_phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold())),
+        lambda text, stats, cfg: _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()) is not None,
         ("boilerplate_phrases",),
     ),
     ParagraphFilter(
