@@ -43,6 +43,7 @@ def baseline_scorer_class(ref: str) -> type:
         ).stdout
         module = types.ModuleType(f"baseline_{name}")
         module.__file__ = str(ROOT / "transforms" / "select" / f"{name}.py")  # langid's model path
+        sys.modules[module.__name__] = module  # a dataclass looks its module up there
         exec(compile(source, f"{ref}:transforms/select/{name}.py", "exec"), module.__dict__)  # noqa: S102
         modules[name] = module
     for name in ("filters", "furniture", "langid"):

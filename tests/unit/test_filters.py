@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import pytest
@@ -188,3 +189,90 @@ def test_special_tokens_escaped_by_config_are_kept_and_broken_up(token):
 def test_brackets_and_angles_in_prose_are_not_special_tokens():
     text = "Si a < b y b > c, entonces [1] dice que <b> no es |x| en la sección [INSTRUCCIONES]."
     assert filters.paragraph_reject_reason(text, get("spa"), FilterConfig(max_symbol_ratio=None)) is None
+
+
+# Filters as units (``filters.FILTERS``): per filter, a Spanish paragraph that fails it.
+SPA = get("spa")
+FAILS = {
+    "invalid_utf8": "Un texto con un byte roto \ufffd en medio de la frase larga.",
+    "control_chars": "Todos los seres humanos nacen libres\x07 e iguales en dignidad y derechos.",
+    "special_tokens": "Todos los seres humanos nacen libres <|eot_id|> e iguales en dignidad y derechos.",
+    "contains_url": "Voir la suite sur http://example.com/page/1 pour les détails.",
+    "boilerplate_phrases": "Copyright 2014 Mi Sitio. All Rights Reserved.",
+    "menu_separators": "Inicio | Nosotros | Servicios | Contacto",
+    "repeated_chars": "jajajajajajajajajajajajajajaja que risa me dio todo esto",
+    "too_many_symbols": "★ precio ★ oferta ★ ### envío | gratis | <<ya>> ★",
+    "too_many_digits": "Teléfono 555 123 4567 fax 555 765 4321 código 28001",
+    "too_many_capitals": "ENVÍO GRATIS EN TODOS LOS PEDIDOS COMPRE AHORA",
+    "wrong_script": "Это предложение написано по-русски, а не по-испански.",
+}
+# Today's order: the first failing check wins.
+ORDER = ["invalid_utf8", "control_chars", "special_tokens", "contains_url", "boilerplate_phrases",
+         "menu_separators", "repeated_chars", "too_many_symbols", "too_many_digits",
+         "too_many_capitals", "wrong_script"]
+
+
+def _named(name: str) -> filters.ParagraphFilter:
+    return next(f for f in filters.FILTERS if f.name == name)
+
+
+def test_filters_run_in_the_order_of_before():
+    assert [f.name for f in filters.FILTERS] == ORDER
+    assert [f.reason for f in filters.FILTERS] == [
+        filters.INVALID_UTF8, filters.CONTROL_CHARS, filters.SPECIAL_TOKENS, filters.CONTAINS_URL,
+        filters.BOILERPLATE, filters.BOILERPLATE, filters.REPEATED_CHARS, filters.TOO_MANY_SYMBOLS,
+        filters.TOO_MANY_DIGITS, filters.TOO_MANY_CAPITALS, filters.WRONG_SCRIPT]
+    assert set(FAILS) == set(ORDER)  # a failing text for every filter
+    assert all(hasattr(CFG, name) for f in filters.FILTERS for name in f.fields)
+
+
+@pytest.mark.parametrize("f", filters.FILTERS, ids=lambda f: f.name)
+def test_each_filter_rejects_a_failing_text_with_its_reason(f):
+    text = FAILS[f.name]
+    stats = filters.batch_text_stats([text], SPA.scripts, CFG.max_repeats)[0]
+    assert f.enabled(CFG) and f.check(text, stats, CFG)
+    assert filters.paragraph_reject_reason(text, SPA, CFG) == f.reason
+    assert filters.paragraph_reject_reason(GENUINE["spa"], SPA, CFG) is None
+
+
+@pytest.mark.parametrize("f", [f for f in filters.FILTERS if f.fields], ids=lambda f: f.name)
+def test_each_filter_is_off_when_its_threshold_is_none(f):
+    off = dataclasses.replace(CFG, **dict.fromkeys(f.fields))
+    assert not f.enabled(off) and f not in filters.enabled_filters(off)
+    assert filters.paragraph_reject_reason(FAILS[f.name], SPA, off) is None  # it failed only this one
+
+
+def test_filters_without_thresholds_are_always_on_and_special_tokens_off_when_escaped():
+    none = FilterConfig(**{name: None for f in filters.FILTERS for name in f.fields})
+    assert [f.name for f in filters.enabled_filters(none)] == ["invalid_utf8", "control_chars"]
+    assert not _named("special_tokens").enabled(FilterConfig(escape_special_tokens=True))
+    assert not _named("special_tokens").enabled(FilterConfig(special_tokens=""))
+    assert not _named("boilerplate_phrases").enabled(FilterConfig(boilerplate_phrases=()))
+    assert _named("contains_url").enabled(FilterConfig(max_urls=0))  # 0 is a threshold, not off
+
+
+@pytest.mark.parametrize(
+    "text, failed",
+    [
+        ("Un texto roto \ufffd con un enlace http://example.com/page/1 y más.", ["invalid_utf8", "contains_url"]),
+        ("Todos los seres humanos nacen libres\x07 e iguales <|eot_id|> en dignidad y derechos.",
+         ["control_chars", "special_tokens"]),
+        ("Todos nacen libres <|eot_id|> e iguales, ver http://example.com/page/1 hoy.",
+         ["special_tokens", "contains_url"]),
+        ("Visita www.tienda.com | Inicio | Blog | Tienda | Contacto", ["contains_url", "menu_separators"]),
+        ("Copyright 2014 Mi Sitio | Inicio | Blog | Tienda | All Rights Reserved.",
+         ["boilerplate_phrases", "menu_separators"]),
+        ("★★ jajajajajajajajaja ★★ ## ¡qué risa! ★★", ["repeated_chars", "too_many_symbols"]),
+        ("★ ENVÍO ★ 555 123 4567 ★ GRATIS ★ 999 888 777 ★ PEDIDOS AHORA ★",
+         ["too_many_symbols", "too_many_digits", "too_many_capitals"]),
+        ("ЭТО ПРЕДЛОЖЕНИЕ НАПИСАНО ПО-РУССКИ, А НЕ ПО-ИСПАНСКИ.", ["too_many_capitals", "wrong_script"]),
+    ],
+)
+def test_the_first_failing_filter_wins(text, failed):
+    """``text`` fails the filters ``failed`` (in ``FILTERS``' order): each names the reason
+    while the ones before it are left out, then the text is kept."""
+    enabled = list(filters.enabled_filters(CFG))
+    for name in failed:
+        assert filters.paragraph_reject_reason(text, SPA, CFG, enabled=enabled) == _named(name).reason
+        enabled.remove(_named(name))
+    assert filters.paragraph_reject_reason(text, SPA, CFG, enabled=enabled) is None

@@ -1,5 +1,5 @@
 """The batch path of the filters (``batch_text_stats``: code point tables, numpy) against the
-per-text regex path (``text_stats``): the same counts, so the same reasons, on the bundled
+per-text regexes (``text_stats``, the oracle): the same counts, so the same reasons, on the bundled
 sample, the furniture development set and random text in every script set of the languages."""
 
 import json
@@ -84,7 +84,8 @@ def test_batch_counts_equal_regex_counts_on_the_sample_and_the_furniture_dev_set
         batch = filters.batch_text_stats(texts, lang.scripts, max_repeats)
         assert batch == [filters.text_stats(t, lang.scripts, max_repeats) for t in texts]
     batch = filters.batch_text_stats(texts, lang.scripts, CFG.max_repeats)
-    reasons = [filters.paragraph_reject_reason(t, lang, CFG) for t in texts]
+    reasons = [filters.paragraph_reject_reason(t, lang, CFG, filters.text_stats(t, lang.scripts, CFG.max_repeats))
+               for t in texts]
     assert [filters.paragraph_reject_reason(t, lang, CFG, s) for t, s in zip(texts, batch)] == reasons
     if code in SAMPLE:  # junk among its paragraphs: several checks fire
         assert len(set(reasons)) > 2
@@ -113,7 +114,8 @@ def test_random_text_reaches_every_ratio_check():
         lang = get(code)
         for cfg in (CFG, loose):
             batch = filters.batch_text_stats(texts, lang.scripts, cfg.max_repeats)
-            reasons = [filters.paragraph_reject_reason(t, lang, cfg) for t in texts]
+            reasons = [filters.paragraph_reject_reason(t, lang, cfg, filters.text_stats(t, lang.scripts, cfg.max_repeats))
+                       for t in texts]
             assert [filters.paragraph_reject_reason(t, lang, cfg, s) for t, s in zip(texts, batch)] == reasons
         assert {filters.REPEATED_CHARS, filters.TOO_MANY_SYMBOLS, filters.WRONG_SCRIPT} <= set(reasons)
 

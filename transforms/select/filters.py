@@ -4,13 +4,15 @@ Built for short paragraphs in any script, not whole documents (see the README's 
 every ratio is over the paragraph's own characters, and nothing counts words, so scripts
 written without spaces are judged the same way.
 
-``paragraph_reject_reason`` runs the checks cheapest and most specific first and returns the
-stable name of the first that fails (a reason from ``REASONS``), or None to keep the paragraph.
-Each threshold comes from ``FilterConfig``; a threshold of None disables its check.
+Each check is a ``ParagraphFilter``: a name, the check, the reason it rejects with and the
+``FilterConfig`` fields it reads (None turns it off). ``FILTERS`` lists them in the order they
+run, cheapest and most specific first; ``paragraph_reject_reason`` returns the reason of the
+first enabled one a paragraph fails, or None to keep it. To add a filter: one entry in
+``FILTERS`` where it should run, its threshold a field of ``FilterConfig``.
 
-The repeat and ratio checks read a paragraph's ``TextStats``: ``text_stats`` counts them for one
-text with regexes; ``batch_text_stats`` gives the same numbers for a batch of paragraphs at once
-(a code point table per script set, counted with numpy), the select stage's path.
+The repeat and ratio checks read a paragraph's ``TextStats``, counted once for a batch of
+paragraphs by ``batch_text_stats`` (a code point table per script set, counted with numpy).
+``text_stats`` counts the same with regexes, one text at a time: the tests' independent oracle.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +30,7 @@ import regex
 from transforms.languages import Language
 from transforms.select.config import FilterConfig
 
-# Stable reason names, in the order the checks run. Documented in the README.
+# Stable reason names, in the order the checks run (``FILTERS``). Documented in the README.
 INVALID_UTF8 = "invalid_utf8"
 CONTROL_CHARS = "control_chars"
 SPECIAL_TOKENS = "special_tokens"
@@ -141,7 +144,8 @@ def escape_special_tokens(text: str, cfg: FilterConfig) -> str:
 
 
 class TextStats(NamedTuple):
-    """What the checks count in one paragraph, each count a character class."""
+    """What the checks count in one paragraph: whether a unit of characters repeats, then the
+    characters of each class (``_COUNTS``)."""
 
     repeated_chars: bool  # a unit of 1-8 characters follows itself more than max_repeats times
     controls: int  # ``_CONTROL``
@@ -155,78 +159,141 @@ class TextStats(NamedTuple):
     script_letters: int  # ... of the language's scripts
 
 
+# The counts of ``TextStats``, each of one character class.
+_COUNTS = TextStats._fields[1:]
+
+
 def text_stats(text: str, scripts: tuple[str, ...], max_repeats: int | None) -> TextStats:
-    """The ``TextStats`` of one text, counted with the regexes."""
+    """The ``TextStats`` of one text, counted with the regexes: the tests' oracle for
+    ``batch_text_stats`` (which the stage runs), not a path of the pipeline."""
     return TextStats(
-        max_repeats is not None and _has_repeated_chars(text, max_repeats),
-        len(_CONTROL.findall(text)),
-        len(_MENU.findall(text)),
-        len("".join(text.split())),
-        len(_SYMBOL.findall(text)),
-        len(_DIGIT.findall(text)),
-        len(_UPPER.findall(text)),
-        len(_CASED.findall(text)),
-        len(_NOT_LETTER.sub("", text)),  # counting by deletion: no list of matches
-        len(_script_pattern(scripts).sub("", text)),
+        repeated_chars=max_repeats is not None and _has_repeated_chars(text, max_repeats),
+        controls=len(_CONTROL.findall(text)),
+        menu_separators=len(_MENU.findall(text)),
+        visible=len("".join(text.split())),
+        symbols=len(_SYMBOL.findall(text)),
+        digits=len(_DIGIT.findall(text)),
+        upper=len(_UPPER.findall(text)),
+        cased=len(_CASED.findall(text)),
+        letters=len(_NOT_LETTER.sub("", text)),  # counting by deletion: no list of matches
+        script_letters=len(_script_pattern(scripts).sub("", text)),
     )
 
 
 def script_ratio(text: str, scripts: tuple[str, ...]) -> float:
     """Share of the letters (and combining marks) of ``text`` that belong to ``scripts``."""
-    return _script_share(text_stats(text, scripts, None))
+    return _script_share(batch_text_stats([text], scripts, None)[0])
 
 
 def _script_share(stats: TextStats) -> float:
     return stats.script_letters / stats.letters if stats.letters else 0.0
 
 
-def paragraph_reject_reason(
-    text: str, lang: Language, cfg: FilterConfig, stats: TextStats | None = None
-) -> str | None:
-    """The reason to drop one paragraph, or None to keep it. ``stats``: its ``TextStats`` when
-    counted already (``batch_text_stats``), else counted here."""
-    if "\ufffd" in text:  # the reader decodes invalid UTF-8 as U+FFFD
-        return INVALID_UTF8
-    if stats is None:
-        stats = text_stats(text, lang.scripts, cfg.max_repeats)
-    if stats.controls:
-        return CONTROL_CHARS
-    if (
-        cfg.special_tokens
-        and not cfg.escape_special_tokens
-        and _special_tokens(cfg.special_tokens).search(text)
-    ):
-        return SPECIAL_TOKENS
-    if (
-        cfg.max_urls is not None
-        and _URL_PART.search(text)
-        and len(_URL.findall(text)) > cfg.max_urls
-    ):
-        return CONTAINS_URL
-    if cfg.boilerplate_phrases and _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()):
-        return BOILERPLATE
-    if cfg.max_menu_separators is not None and stats.menu_separators > cfg.max_menu_separators:
-        return BOILERPLATE
-    if cfg.max_repeats is not None and (
-        stats.repeated_chars or _has_repeated_words(text, cfg.max_repeats)
-    ):
-        return REPEATED_CHARS
-    visible = stats.visible
-    if cfg.max_symbol_ratio is not None and _share(stats.symbols, visible) > cfg.max_symbol_ratio:
-        return TOO_MANY_SYMBOLS
-    if cfg.max_digit_ratio is not None and _share(stats.digits, visible) > cfg.max_digit_ratio:
-        return TOO_MANY_DIGITS
-    if cfg.max_upper_ratio is not None:
-        cased = stats.cased
-        if cased >= _MIN_CASED_LETTERS and _share(stats.upper, cased) > cfg.max_upper_ratio:
-            return TOO_MANY_CAPITALS
-    if cfg.min_script_ratio is not None and _script_share(stats) < cfg.min_script_ratio:
-        return WRONG_SCRIPT
-    return None
-
-
 def _share(count: int, total: int) -> float:
     return count / total if total else 0.0
+
+
+Check = Callable[[str, TextStats, FilterConfig], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ParagraphFilter:
+    """One heuristic check. ``check(text, stats, cfg)`` is true when the paragraph fails it,
+    then rejected as ``reason``; it reads the ``FilterConfig`` fields named in ``fields`` and is
+    off when one of them is None (or an empty pattern or list of phrases), or when the flag
+    ``off_if`` is set."""
+
+    name: str
+    reason: str
+    check: Check
+    fields: tuple[str, ...] = ()
+    off_if: str | None = None
+
+    def enabled(self, cfg: FilterConfig) -> bool:
+        if self.off_if is not None and getattr(cfg, self.off_if):
+            return False
+        return all(_is_set(getattr(cfg, name)) for name in self.fields)
+
+
+def _is_set(value) -> bool:
+    return value is not None and not (isinstance(value, (str, tuple, list)) and not value)
+
+
+def _has_urls(text: str, stats: TextStats, cfg: FilterConfig) -> bool:
+    return _URL_PART.search(text) is not None and len(_URL.findall(text)) > cfg.max_urls
+
+
+def _has_capitals(text: str, stats: TextStats, cfg: FilterConfig) -> bool:
+    cased = stats.cased
+    return cased >= _MIN_CASED_LETTERS and _share(stats.upper, cased) > cfg.max_upper_ratio
+
+
+# The filters in the order they run: the first a paragraph fails names its reason.
+FILTERS: tuple[ParagraphFilter, ...] = (
+    # the reader decodes invalid UTF-8 as U+FFFD
+    ParagraphFilter("invalid_utf8", INVALID_UTF8, lambda text, stats, cfg: "\ufffd" in text),
+    ParagraphFilter("control_chars", CONTROL_CHARS, lambda text, stats, cfg: stats.controls > 0),
+    ParagraphFilter(
+        "special_tokens", SPECIAL_TOKENS,
+        lambda text, stats, cfg: _special_tokens(cfg.special_tokens).search(text) is not None,
+        ("special_tokens",), off_if="escape_special_tokens",  # then escaped instead
+    ),
+    ParagraphFilter("contains_url", CONTAINS_URL, _has_urls, ("max_urls",)),
+    ParagraphFilter(
+        "boilerplate_phrases", BOILERPLATE,
+        lambda text, stats, cfg: _phrases(tuple(cfg.boilerplate_phrases)).search(text.casefold()) is not None,
+        ("boilerplate_phrases",),
+    ),
+    ParagraphFilter(
+        "menu_separators", BOILERPLATE,
+        lambda text, stats, cfg: stats.menu_separators > cfg.max_menu_separators,
+        ("max_menu_separators",),
+    ),
+    ParagraphFilter(
+        "repeated_chars", REPEATED_CHARS,
+        lambda text, stats, cfg: stats.repeated_chars or _has_repeated_words(text, cfg.max_repeats),
+        ("max_repeats",),
+    ),
+    ParagraphFilter(
+        "too_many_symbols", TOO_MANY_SYMBOLS,
+        lambda text, stats, cfg: _share(stats.symbols, stats.visible) > cfg.max_symbol_ratio,
+        ("max_symbol_ratio",),
+    ),
+    ParagraphFilter(
+        "too_many_digits", TOO_MANY_DIGITS,
+        lambda text, stats, cfg: _share(stats.digits, stats.visible) > cfg.max_digit_ratio,
+        ("max_digit_ratio",),
+    ),
+    ParagraphFilter("too_many_capitals", TOO_MANY_CAPITALS, _has_capitals, ("max_upper_ratio",)),
+    ParagraphFilter(
+        "wrong_script", WRONG_SCRIPT,
+        lambda text, stats, cfg: _script_share(stats) < cfg.min_script_ratio,
+        ("min_script_ratio",),
+    ),
+)
+
+
+def enabled_filters(cfg: FilterConfig) -> tuple[ParagraphFilter, ...]:
+    """The filters of ``FILTERS`` that ``cfg`` turns on, in order: build once per config."""
+    return tuple(f for f in FILTERS if f.enabled(cfg))
+
+
+def paragraph_reject_reason(
+    text: str,
+    lang: Language,
+    cfg: FilterConfig,
+    stats: TextStats | None = None,
+    enabled: Sequence[ParagraphFilter] | None = None,
+) -> str | None:
+    """The reason to drop one paragraph, or None to keep it. ``stats``: its ``TextStats`` when
+    counted already (``batch_text_stats``), else counted here; ``enabled``: ``enabled_filters(cfg)``
+    when built already."""
+    if stats is None:
+        stats = batch_text_stats([text], lang.scripts, cfg.max_repeats)[0]
+    for f in enabled_filters(cfg) if enabled is None else enabled:
+        if f.check(text, stats, cfg):
+            return f.reason
+    return None
 
 
 # The batch path. Every count of ``TextStats`` is of a character class, a set of code points:
@@ -254,36 +321,44 @@ def code_point_mask(pattern: regex.Pattern | re.Pattern) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _script_free_classes() -> np.ndarray:
-    """Per code point, a bit per count of ``TextStats`` in field order, but the script's: bit 2
-    is whitespace, the characters ``visible`` leaves out."""
+def _script_free_bits() -> np.ndarray:
+    """Per code point, a bit per count of ``TextStats`` but ``script_letters`` (its place in
+    ``_COUNTS``): whether the code point is of the count's class."""
     chars = _all_code_points()
-    space = np.ones(len(chars), dtype=bool)
+    visible = np.zeros(len(chars), dtype=bool)
     for piece in chars.split():  # what ``"".join(text.split())`` keeps
-        space[ord(piece[0]):ord(piece[0]) + len(piece)] = False
-    masks = [code_point_mask(_CONTROL), code_point_mask(_MENU), space]
-    masks += [code_point_mask(p) for p in (_SYMBOL, _DIGIT, _UPPER, _CASED)]
-    masks.append(~code_point_mask(_NOT_LETTER))
-    return sum(mask.astype(np.uint16) << bit for bit, mask in enumerate(masks))
+        visible[ord(piece[0]):ord(piece[0]) + len(piece)] = True
+    masks = {
+        "controls": code_point_mask(_CONTROL),
+        "menu_separators": code_point_mask(_MENU),
+        "visible": visible,
+        "symbols": code_point_mask(_SYMBOL),
+        "digits": code_point_mask(_DIGIT),
+        "upper": code_point_mask(_UPPER),
+        "cased": code_point_mask(_CASED),
+        "letters": ~code_point_mask(_NOT_LETTER),
+    }
+    return sum(mask.astype(np.uint16) << _COUNTS.index(name) for name, mask in masks.items())
 
 
 @functools.lru_cache(maxsize=None)
 def _class_table(scripts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(each code point's combination of classes as an index, 0/1 matrix: combination x
-    class)."""
+    """(each code point's combination of classes as an index, 0/1 matrix: combination x count
+    of ``_COUNTS``)."""
     letters = (~code_point_mask(_script_pattern(scripts))).astype(np.uint16)
-    bits = _script_free_classes() | letters << 8
+    bits = _script_free_bits() | letters << _COUNTS.index("script_letters")
     present = np.flatnonzero(np.bincount(bits))
     index = np.zeros(present[-1] + 1, dtype=np.min_scalar_type(len(present)))
     index[present] = np.arange(len(present))
-    return index[bits], (present[:, None] >> np.arange(9)) & 1
+    return index[bits], (present[:, None] >> np.arange(len(_COUNTS))) & 1
 
 
 def batch_text_stats(
     texts: Sequence[str], scripts: tuple[str, ...], max_repeats: int | None
 ) -> list[TextStats]:
-    """``text_stats`` of each of ``texts``, counted together (``_CHUNK_CHARS`` at a time): the
-    same numbers, a fraction of the time for a batch of paragraphs."""
+    """The ``TextStats`` of each of ``texts``, counted together (``_CHUNK_CHARS`` at a time):
+    the numbers ``text_stats`` counts, a fraction of the time for a batch of paragraphs, and
+    the select stage's one way of counting them (a single text is a batch of one)."""
     out, chunk, size = [], [], 0
     for text in texts:
         if chunk and size + len(text) > _CHUNK_CHARS:
@@ -306,15 +381,14 @@ def _chunk_stats(
     owner[separators] = n  # counted apart, then dropped
     table, classes = _class_table(scripts)
     combos = np.bincount(owner * len(classes) + table[points], minlength=(n + 1) * len(classes))
-    counts = combos.reshape(n + 1, len(classes))[:n] @ classes
-    counts[:, 2] = lengths - counts[:, 2]  # visible: all but whitespace
+    counts = combos.reshape(n + 1, len(classes))[:n] @ classes  # a column per count of ``_COUNTS``
     if max_repeats is None:
         repeated = np.zeros(n, dtype=bool)
     else:
         points = points.copy()
         points[separators] = _MAX_CODE_POINT + 1 + np.arange(n)  # equal to no other
         repeated = _repeated_chars(points, owner, lengths, max_repeats)
-    return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]
+    return [TextStats(r, *c) for r, c in zip(repeated.tolist(), counts.tolist())]  # ``_COUNTS``'s order
 
 
 def _repeated_chars(

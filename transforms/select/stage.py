@@ -68,6 +68,15 @@ class ParagraphScorer:
     """The pure core of ScoreParagraphs: a batch of documents -> per document, kept paragraphs,
     reject lines and dedup bucket entries.
 
+    A paragraph's checks, in the order they run; the first to give a reason rejects it:
+
+    1. the reader's rejects (``line_too_long``, ...), then paragraphs repeated in their
+       document (``repeated_lines``): ``_decided``, before anything is counted;
+    2. the heuristic filters, ``filters.FILTERS`` as the config enables them (``self.filters``),
+       over the counts of the batch's paragraphs (``filters.batch_text_stats``);
+    3. page furniture (``furniture.page_reasons``: its page and batch taken into account);
+    4. language ID (``langid``), whose probability a kept paragraph carries.
+
     Holds the loaded fastText model and MinHasher; build one per process (in ``setup``).
     """
 
@@ -75,6 +84,7 @@ class ParagraphScorer:
         from transforms.select.minhash import MinHasher
 
         self.lang, self.cfg = lang, cfg
+        self.filters = filters.enabled_filters(cfg.filters)
         self.expected = langid.expected_label(lang, cfg.lid.labels)
         self.lid = langid.LanguageIdentifier(cfg.lid) if self.expected else None
         d = cfg.dedup
@@ -85,11 +95,14 @@ class ParagraphScorer:
     def reject_reason(
         self, text: str, stats: filters.TextStats, furniture_reason: Callable[[], str | None]
     ) -> tuple[str | None, float | None, dict | None]:
-        """(reason or None, LID probability, detail) for one paragraph. ``stats``: its
-        ``filters.TextStats``, counted with its batch's; ``furniture_reason``: gives its
-        furniture reason (``furniture.page_reasons``: its page and batch taken into account),
-        asked only when the filters pass it."""
-        reason = filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats) or furniture_reason()
+        """(reason or None, LID probability, detail) of one paragraph past ``_decided``: checks
+        2-4 of the class docstring, in order. ``stats``: its ``filters.TextStats``, counted
+        with its batch's; ``furniture_reason``: gives its furniture reason, asked only when
+        the filters pass it."""
+        reason = (
+            filters.paragraph_reject_reason(text, self.lang, self.cfg.filters, stats, self.filters)
+            or furniture_reason()
+        )
         if reason or self.lid is None:
             return reason, None, None
         label, prob = self.lid.predict(text)
@@ -122,8 +135,8 @@ class ParagraphScorer:
         return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, self.min_matches, d.exact, d.near)
 
     def _decided(self, doc: Document) -> dict[int, tuple[str, dict | None]]:
-        """Paragraphs rejected before any check: by the reader (its reasons first), or repeated
-        in their document."""
+        """Paragraphs rejected before anything is counted (check 1 of the class docstring): by
+        the reader (its reasons win), or repeated in their document."""
         repeated = (
             filters.repeated_paragraphs(doc.paragraphs)
             if self.cfg.filters.drop_repeated_paragraphs
