@@ -128,7 +128,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
     for code in LANGS:
         lang, lang_cfg = get(code), cfg.for_lang(code).select
         scorer = ParagraphScorer(lang, lang_cfg)
-        _, _, min_matches = dedup.bands_of(lang_cfg.dedup)
+        params = dedup.DedupParams.of(lang_cfg.dedup).sharded(1)
         stats = Counter({"paragraphs.read": 0, "dataset.records": 0})  # what the pipeline counts
         kept_by_doc, entries, rejects = {}, [], []
         with open(corpus / f"{code}.txt", "rb") as f:
@@ -144,7 +144,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
                 if scored.kept:
                     kept_by_doc[(doc.file, doc.doc)] = scored.kept
         duplicates = defaultdict(dict)
-        found = dedup.find_duplicates(entries, min_matches, heads=lang_cfg.dedup.bucket_heads)
+        found = dedup.find_duplicates(entries, params)
         for (_, file, doc, i), value in found.items():
             duplicates[(file, doc)][i] = value
         (out / code).mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,7 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
     from transforms.select.stage import ParagraphScorer, make_fragments
 
     scorer = ParagraphScorer(lang, cfg)
-    min_matches = dedup.bands_of(cfg.dedup)[2]
+    params = dedup.DedupParams.of(cfg.dedup).sharded(1)
     read, kept, entries = Counter(), {}, []
     for start in range(0, len(docs), BATCH_DOCS):
         batch = docs[start:start + BATCH_DOCS]
@@ -128,7 +128,7 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
             read[doc.source, doc.file] += len(doc.paragraphs)
             if scored.kept:
                 kept[doc.unit] = (doc.origin(), scored.kept)
-    duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)
+    duplicates = _duplicates(entries, params)
     records = [
         record
         for (_, file, doc), (where, paragraphs) in kept.items()
@@ -137,13 +137,13 @@ def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, 
     return read, records
 
 
-def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
+def _duplicates(entries: list, params) -> defaultdict:
     """(source, file, doc) -> {paragraph: (reason, kept position)}: the pipeline's
     FindDuplicates in one process."""
     from transforms.select import dedup
 
     by_doc = defaultdict(dict)
-    for (*unit, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
+    for (*unit, i), value in dedup.find_duplicates(entries, params).items():
         by_doc[tuple(unit)][i] = value
     return by_doc
 

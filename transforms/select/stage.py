@@ -2,7 +2,7 @@
 
     document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
                                                   dedup bucket entries by shard
-    bucket entries --FindDuplicates (transforms/select/dedup.py)--> duplicates by document
+    bucket entries --FindDuplicates (transforms/select/dedup/)--> duplicates by document
     kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
 
 Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
@@ -79,7 +79,7 @@ class ParagraphScorer:
         d = cfg.dedup
         words = d.shingles == "words" or (d.shingles == "auto" and lang.spaced)
         self.hasher = MinHasher(d.num_perm, d.word_ngram if words else d.char_ngram, words, d.seed)
-        self.bands, self.rows, self.min_matches = dedup.bands_of(d)
+        self.dedup = dedup.DedupParams.of(d)
 
     def reject_reason(
         self, text: str, stats: filters.TextStats, furniture_reason: Callable[[], str | None]
@@ -116,9 +116,8 @@ class ParagraphScorer:
     def buckets(self, docs: list[Document], scored: list[Scored]) -> tuple[dedup.Entries, dedup.Entries]:
         """The dedup bucket entries (exact, band) of a scored batch's kept paragraphs, MinHashed
         together."""
-        d = self.cfg.dedup
         kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
-        return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, self.min_matches, d.exact, d.near)
+        return dedup.bucket_entries(kept, self.hasher, self.dedup)
 
     def _decided(self, doc: Document) -> dict[int, tuple[str, dict | None]]:
         """Paragraphs rejected before any check: by the reader (its reasons first), or repeated
@@ -301,11 +300,7 @@ class Select(beam.PTransform):
         self.langs = langs
 
     def expand(self, documents) -> StageOutput:
-        params = {
-            code: (dedup.bands_of(cfg.dedup)[2], cfg.dedup.component_shards, cfg.dedup.bucket_heads,
-                   cfg.dedup.max_union_roots)
-            for code, (_, cfg) in self.langs.items()
-        }
+        params = {code: dedup.DedupParams.of(cfg.dedup) for code, (_, cfg) in self.langs.items()}
         scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
             "rejects", "buckets", "stats", main="kept"
         )
