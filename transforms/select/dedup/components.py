@@ -225,7 +225,8 @@ def _band_facts(entries: Entries, min_matches: int, heads: int, shards: int) -> 
 
 
 def local_components(facts: Iterable[Fact]) -> tuple[list, list, list]:
-    """One node shard's facts -> union-find over their links; per local component (root: its
+    """One node shard's facts (``Fact``s, or plain tuples in their field order, as they cross a
+    shuffle) -> union-find over their links; per local component (root: its
     smallest paragraph, this shard's or a parent from another shard):
 
     - own rows ``(node, root, first copy of its text)``: the shard's own paragraphs;

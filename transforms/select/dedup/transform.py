@@ -37,7 +37,9 @@ class _LinkBuckets(beam.DoFn):
     def process(self, element):
         (lang, _), batches = element
         for s, facts in link_buckets(map(unpack, batches), self.params[lang]).items():
-            yield (lang, s), pickled(facts)
+            # as plain tuples in Fact's field order: pickling a NamedTuple runs Python code for
+            # each one, both ways; ``local_components`` reads the fields by position
+            yield (lang, s), pickled(list(map(tuple, facts)))
 
 
 class _LocalComponents(beam.DoFn):
