@@ -15,7 +15,7 @@ presets, that a user should replace with measurements of their own).
 from __future__ import annotations
 
 import string
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import NamedTuple
@@ -31,7 +31,6 @@ from pipeline.config import (
 )
 from pipeline.languages import Language
 from transforms.records.write import write_json
-from transforms.sources.cc100 import BATCH_DOCS
 
 # the models an estimate prices, and the stages that call them
 ENGINES = {"nllb": "translate, backtranslate", "comet": "translate (R_x -> R_en), qe",
@@ -112,40 +111,12 @@ def file_scale(documents: int, file_documents: float, max_documents: int | None)
 
 
 def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, list[dict]]:
-    """The pipeline's select stage on ``docs`` in one process: paragraphs read per file, and
-    the records. Dedup sees all of ``docs`` at once, as the pipeline sees a language."""
-    from transforms.select import dedup
-    from transforms.select.stage import ParagraphScorer, make_fragments
+    """The pipeline's select stage on ``docs`` in one process (``select_in_process``):
+    paragraphs read per file, and the records."""
+    from transforms.select.stage import select_in_process
 
-    scorer = ParagraphScorer(lang, cfg)
-    params = dedup.DedupParams.of(cfg.dedup).sharded(1)
-    read, kept, entries = Counter(), {}, []
-    for start in range(0, len(docs), BATCH_DOCS):
-        batch = docs[start:start + BATCH_DOCS]
-        scores = scorer.score(batch)
-        entries.append(scorer.buckets(batch, scores))
-        for doc, scored in zip(batch, scores, strict=True):
-            read[doc.source, doc.file] += len(doc.paragraphs)
-            if scored.kept:
-                kept[doc.unit] = (doc.origin(), scored.kept)
-    duplicates = _duplicates(entries, params)
-    records = [
-        record
-        for (_, file, doc), (where, paragraphs) in kept.items()
-        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[_, file, doc], where)[0]
-    ]
-    return read, records
-
-
-def _duplicates(entries: list, params) -> defaultdict:
-    """(source, file, doc) -> {paragraph: (reason, kept position)}: the pipeline's
-    FindDuplicates in one process."""
-    from transforms.select import dedup
-
-    by_doc = defaultdict(dict)
-    for (*unit, i), value in dedup.find_duplicates(entries, params).items():
-        by_doc[tuple(unit)][i] = value
-    return by_doc
+    selected = select_in_process(lang, cfg, docs)
+    return selected.read, selected.records
 
 
 def _read_file(

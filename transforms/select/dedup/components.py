@@ -16,7 +16,6 @@ functions as Beam steps, with a shuffle between each two.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -26,7 +25,13 @@ from typing import NamedTuple
 import numpy as np
 
 from pipeline.config import DedupConfig
-from transforms.select.dedup.entries import Entries, Position, concat, key_shard_parts, take
+from transforms.select.dedup.entries import (
+    Entries,
+    Position,
+    concat,
+    key_shard_parts,
+    take,
+)
 from transforms.select.dedup.params import DedupParams
 
 EXACT_DUPLICATE = "exact_duplicate"
