@@ -28,8 +28,8 @@ from pipeline.config import DedupConfig
 from transforms.select.dedup.entries import (
     Entries,
     Position,
+    by_key_shard,
     concat,
-    key_shard_parts,
     take,
 )
 from transforms.select.dedup.params import DedupParams
@@ -375,8 +375,10 @@ def find_duplicates(batches: Iterable[tuple[Entries, Entries]], params: DedupPar
     """{duplicate position: (reason, kept position)} of one language's bucket entries (``(exact,
     band)`` per batch, as ``bucket_entries`` makes them): the steps of ``FindDuplicates`` in one
     process, each shard's share in turn, with dicts of lists where Beam groups by key."""
+    batches = list(batches)
+    exact, band = concat(e for e, _ in batches), concat(b for _, b in batches)  # as a ShardBuffer
     facts = defaultdict(list)
-    for _, parts in key_shard_parts(batches, params.key_shards):
+    for _, parts in by_key_shard(exact, band, params.key_shards):
         for s, shard_facts in link_buckets([parts], params).items():
             facts[s] += shard_facts
     own, boundary, summaries = {}, defaultdict(list), {}

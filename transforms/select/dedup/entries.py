@@ -209,13 +209,6 @@ def _files(entries: Entries) -> tuple[tuple[str, str], ...]:
     return entries.files
 
 
-def key_shard_parts(batches: Iterable[tuple[Entries, Entries]], shards: int) -> Iterator[tuple[int, tuple[Entries, Entries]]]:
-    """Batches of entries ``(exact, band)`` -> ``(key shard, (its exact entries, its band
-    entries))``: the batches as one table of each kind, split by key shard."""
-    batches = list(batches)
-    return by_key_shard(concat(e for e, _ in batches), concat(b for _, b in batches), shards)
-
-
 def pack(exact: Entries, band: Entries) -> tuple:
     """A batch's entries of one key shard as plain values (names, bytes, ints), which Beam
     encodes without pickling."""
@@ -250,7 +243,8 @@ class ShardBuffer:
 
     def flush(self) -> Iterator[tuple[tuple[str, int], tuple]]:
         for lang, batches in self.held.items():
-            for s, parts in key_shard_parts(batches, self.shards[lang]):
+            exact, band = concat(e for e, _ in batches), concat(b for _, b in batches)
+            for s, parts in by_key_shard(exact, band, self.shards[lang]):
                 yield (lang, s), pack(*parts)
         self.held.clear()
         self.size = 0
