@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -46,15 +46,8 @@ from pipeline.methods.natural import run_config  # noqa: E402
 from pipeline.ops import report  # noqa: E402
 from transforms.languages import get  # noqa: E402
 from transforms.records.write import build_stats, dataset_stats, to_json, write_json  # noqa: E402
-from transforms.select import dedup  # noqa: E402
-from transforms.select.stage import (  # noqa: E402
-    ParagraphScorer,
-    make_fragments,
-    record_stats,
-    reject_stat,
-    source_name,
-)
-from transforms.sources.cc100 import BATCH_DOCS, Document, read_lines, split_documents  # noqa: E402
+from transforms.select.stage import select_in_process  # noqa: E402
+from transforms.sources.cc100 import Document, read_lines, split_documents  # noqa: E402
 
 LANGS = ("tel", "hin", "jpn", "spa")
 SAMPLE = ROOT / "pipeline" / "sample"
@@ -119,50 +112,27 @@ def _chunks(text: str, size: int = 4) -> list[str]:
 
 
 def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
-    """The select stage's work without Beam: same functions, in-memory grouping, and the same
-    outputs a user gets from ``--until select`` (records, rejects, ``stats/{lang}.json``,
-    ``report.md`` and its plots); not the stage checkpoint, which only the pipeline needs (to
-    resume), so its cost counts as the pipeline's."""
+    """The select stage's work without Beam (``select_in_process``: the same functions, in-memory
+    grouping) and the same outputs a user gets from ``--until select`` (records, rejects,
+    ``stats/{lang}.json``, ``report.md`` and its plots); not the stage checkpoint, which only the
+    pipeline needs (to resume), so its cost counts as the pipeline's."""
     cfg = with_input(cfg, None, str(corpus / "{lang}.txt"))  # as the pipeline's stats record it
     records_total = 0
     for code in LANGS:
         lang, lang_cfg = get(code), cfg.for_lang(code).select
-        scorer = ParagraphScorer(lang, lang_cfg)
-        _, _, min_matches = dedup.bands_of(lang_cfg.dedup)
-        stats = Counter({"paragraphs.read": 0, "dataset.records": 0})  # what the pipeline counts
-        kept_by_doc, entries, rejects = {}, [], []
         with open(corpus / f"{code}.txt", "rb") as f:
             docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
-        for start in range(0, len(docs), BATCH_DOCS):
-            batch = docs[start:start + BATCH_DOCS]
-            scores = scorer.score(batch)
-            entries.append(scorer.buckets(batch, scores))
-            for doc, scored in zip(batch, scores, strict=True):
-                stats["paragraphs.read"] += len(doc.paragraphs)
-                stats[f"sources.{doc.source}.read"] += len(doc.paragraphs)
-                rejects += scored.rejects
-                if scored.kept:
-                    kept_by_doc[(doc.file, doc.doc)] = scored.kept
-        duplicates = defaultdict(dict)
-        found = dedup.find_duplicates(entries, min_matches, heads=lang_cfg.dedup.bucket_heads)
-        for (_, file, doc, i), value in found.items():
-            duplicates[(file, doc)][i] = value
+        selected = select_in_process(lang, lang_cfg, docs)
+        stats = Counter({"paragraphs.read": 0, "dataset.records": 0})  # what the pipeline counts
+        stats.update(selected.stats)
         (out / code).mkdir(parents=True, exist_ok=True)
         with open(out / code / "data.jsonl", "w", encoding="utf-8") as data:
-            for (file, doc), kept in kept_by_doc.items():
-                records, more = make_fragments(code, lang_cfg, file, doc, kept, duplicates[(file, doc)])
-                rejects += more
-                for record in records:
-                    stats.update(dict(record_stats(record)))
-                    stats.update({name: n for (_, name), n in dataset_stats(record)})
-                    data.write(to_json(record) + "\n")
-                records_total += len(records)
+            for record in selected.records:
+                stats.update({name: n for (_, name), n in dataset_stats(record)})
+                data.write(to_json(record) + "\n")
+        records_total += len(selected.records)
         with open(out / code / "rejects.jsonl", "w", encoding="utf-8") as f:
-            for line in rejects:
-                name, n = reject_stat(line)
-                stats[name] += n
-                stats[f"sources.{source_name(line)}.rejected.{line['reason']}"] += n
-                f.write(to_json(line) + "\n")
+            f.writelines(to_json(line) + "\n" for line in selected.rejects)
         (out / "stats").mkdir(exist_ok=True)
         write_json(str(out / "stats" / f"{code}.json"), build_stats(code, stats, run_config(cfg, lang)))
     report.write(str(out), list(LANGS), cfg.preset)

@@ -15,7 +15,7 @@ presets, that a user should replace with measurements of their own).
 from __future__ import annotations
 
 import string
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 
@@ -23,7 +23,6 @@ from pipeline.config import Config, ConfigError, CostConfig, build
 from transforms.languages import Language
 from transforms.records.write import write_json
 from transforms.select.config import SelectConfig
-from transforms.sources.cc100 import BATCH_DOCS
 from transforms.sources.config import ReadConfig
 from transforms.stages import Pricing, PromptChars
 
@@ -106,40 +105,12 @@ def file_scale(documents: int, file_documents: float, max_documents: int | None)
 
 
 def run_select(lang: Language, cfg: SelectConfig, docs: list) -> tuple[Counter, list[dict]]:
-    """The pipeline's select stage on ``docs`` in one process: paragraphs read per file, and
-    the records. Dedup sees all of ``docs`` at once, as the pipeline sees a language."""
-    from transforms.select import dedup
-    from transforms.select.stage import ParagraphScorer, make_fragments
+    """The pipeline's select stage on ``docs`` in one process (``select_in_process``):
+    paragraphs read per file, and the records."""
+    from transforms.select.stage import select_in_process
 
-    scorer = ParagraphScorer(lang, cfg)
-    min_matches = dedup.bands_of(cfg.dedup)[2]
-    read, kept, entries = Counter(), {}, []
-    for start in range(0, len(docs), BATCH_DOCS):
-        batch = docs[start:start + BATCH_DOCS]
-        scores = scorer.score(batch)
-        entries.append(scorer.buckets(batch, scores))
-        for doc, scored in zip(batch, scores, strict=True):
-            read[doc.source, doc.file] += len(doc.paragraphs)
-            if scored.kept:
-                kept[doc.unit] = (doc.origin(), scored.kept)
-    duplicates = _duplicates(entries, min_matches, cfg.dedup.bucket_heads)
-    records = [
-        record
-        for (_, file, doc), (where, paragraphs) in kept.items()
-        for record in make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[_, file, doc], where)[0]
-    ]
-    return read, records
-
-
-def _duplicates(entries: list, min_matches: int, heads: int) -> defaultdict:
-    """(source, file, doc) -> {paragraph: (reason, kept position)}: the pipeline's
-    FindDuplicates in one process."""
-    from transforms.select import dedup
-
-    by_doc = defaultdict(dict)
-    for (*unit, i), value in dedup.find_duplicates(entries, min_matches, heads=heads).items():
-        by_doc[tuple(unit)][i] = value
-    return by_doc
+    selected = select_in_process(lang, cfg, docs)
+    return selected.read, selected.records
 
 
 def _read_file(

@@ -2,13 +2,14 @@
 steps whose groups do not grow with the size of a duplicate cluster."""
 
 import json
+from dataclasses import replace
 
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from tests.unit.test_dedup import MATCHES, entries_of, templated
+from tests.unit.test_dedup import PARAMS, entries_of, templated
 from transforms.select import dedup
 
 HEADS = 4
@@ -26,7 +27,8 @@ def batches(entries, shards):
 
 def run(elements, shards, out_dir=None, *options, max_roots=10**6):
     p = beam.Pipeline(options=PipelineOptions(list(options)))
-    found = p | beam.Create(elements) | dedup.FindDuplicates({"spa": (MATCHES, shards, HEADS, max_roots)})
+    params = replace(PARAMS, component_shards=shards, heads=HEADS, max_union_roots=max_roots)
+    found = p | beam.Create(elements) | dedup.FindDuplicates({"spa": params})
     if out_dir:
         found | beam.Map(json.dumps) | beam.io.WriteToText(f"{out_dir}/dup")
     result = p.run()
@@ -46,7 +48,7 @@ def test_one_and_four_worker_processes_keep_the_same_paragraphs(tmp_path):
     run(elements, 16, tmp_path / "four", "--direct_num_workers=4", "--direct_running_mode=multi_processing")
     one, four = read_lines(tmp_path / "one"), read_lines(tmp_path / "four")
     assert one == four and len(one) > 4 * 140
-    expected = dedup.find_duplicates(entries_of(texts), MATCHES, shards=16, heads=HEADS)
+    expected = dedup.find_duplicates(entries_of(texts), replace(PARAMS.sharded(16), heads=HEADS))
     assert len(one) == len(expected)
 
 

@@ -1,4 +1,5 @@
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from transforms.select.minhash import MinHasher
 P = [("s", "f", d, 0) for d in range(10)]  # positions, in order
 CFG = DedupConfig()
 BANDS, ROWS, MATCHES = dedup.bands_of(CFG)
+PARAMS = dedup.DedupParams.of(CFG).sharded(1)
 
 
 def entries_of(texts, per_batch=500):
@@ -18,7 +20,7 @@ def entries_of(texts, per_batch=500):
     hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
     kept = [(("s", "f", i, 0), text) for i, text in enumerate(texts)]
     return [
-        dedup.bucket_entries(kept[start:start + per_batch], hasher, BANDS, ROWS, MATCHES, True, True)
+        dedup.bucket_entries(kept[start:start + per_batch], hasher, PARAMS)
         for start in range(0, len(kept), per_batch)
     ]
 
@@ -129,7 +131,7 @@ def test_bucket_members_link_to_the_first_when_they_share_enough_bands():
         (b"b9", (P[5], b"t5", 20, fp(4))),  # alone in its bucket
     ]
     facts = list(dedup.bucket_facts([batch(bucket[:2]), batch(bucket[2:])], 2, heads=1))
-    assert facts == [(P[0], None, 1, 40), (P[2], P[0], 1, 35)]
+    assert facts == [(P[0], dedup.HEAD, None, 1, 40), (P[2], dedup.LINK, P[0], 1, 35)]
 
 
 def test_a_member_links_to_the_earliest_head_it_matches():
@@ -138,16 +140,16 @@ def test_a_member_links_to_the_earliest_head_it_matches():
         (b"b1", (P[1], b"t1", 40, fp(4))),
         (b"b1", (P[2], b"t2", 40, fp(3))),  # 3 bands in common with P[1], none with P[0]
     ]
-    assert (P[2], P[1], 1, 40) not in list(dedup.bucket_facts([batch(bucket)], 2, heads=1))
-    assert (P[2], P[1], 1, 40) in list(dedup.bucket_facts([batch(bucket)], 2, heads=2))
+    assert (P[2], dedup.LINK, P[1], 1, 40) not in list(dedup.bucket_facts([batch(bucket)], 2, heads=1))
+    assert (P[2], dedup.LINK, P[1], 1, 40) in list(dedup.bucket_facts([batch(bucket)], 2, heads=2))
 
 
 def test_exact_copies_link_to_the_first_copy_with_the_copy_count():
     bucket = [(b"x1", (P[i], 25)) for i in (4, 1, 7)]
     assert list(dedup.bucket_facts([batch(bucket)], 2)) == [
-        (P[1], None, 3, 25),  # the first copy: 3 copies of its text
-        (P[4], P[1], 0, 25),
-        (P[7], P[1], 0, 25),
+        (P[1], dedup.HEAD, None, 3, 25),  # the first copy: 3 copies of its text
+        (P[4], dedup.COPY, P[1], 0, 25),
+        (P[7], dedup.COPY, P[1], 0, 25),
     ]
 
 
@@ -155,7 +157,7 @@ def test_a_first_copy_gets_its_copy_count_whichever_bucket_comes_first():
     band = [(b"b1", (P[0], b"t0", 40, fp(4))), (b"b1", (P[1], b"t1", 40, fp(3)))]
     exact = [(b"x0", (P[0], 40)), (b"x0", (P[2], 40))]
     facts = list(dedup.bucket_facts([batch(band), batch(exact)], 2))
-    assert (P[0], None, 2, 40) in facts and (P[0], None, 1, 40) in facts
+    assert (P[0], dedup.HEAD, None, 2, 40) in facts and (P[0], dedup.HEAD, None, 1, 40) in facts
 
 
 @pytest.mark.parametrize("bands", [7, 16, 25])
@@ -177,8 +179,7 @@ def test_every_band_link_shares_enough_bands():
     texts = templated(6, 40, seed=9) + templated(60, 2, seed=10)
     hasher = MinHasher(CFG.num_perm, CFG.char_ngram, False, CFG.seed)
     keys = dedup.band_keys(hasher.signatures(texts), BANDS, ROWS)
-    links = [(node, up) for node, up, copies, _ in dedup.bucket_facts(entries_of(texts), MATCHES)
-             if up is not None and copies]
+    links = [(f.node, f.parent) for f in dedup.bucket_facts(entries_of(texts), MATCHES) if f.kind == dedup.LINK]
     assert len(links) > 6 * 30
     assert all((keys[node[2]] == keys[up[2]]).sum() >= MATCHES for node, up in links)
 
@@ -197,7 +198,7 @@ def test_components_keep_the_most_copied_then_shortest_then_earliest():
     c = "Toda persona tiene derecho a la libertad de pensamiento, de conciencia y de religión hoy."
     d = "Nadie estará sometido a esclavitud ni a servidumbre; la esclavitud está prohibida."
     e = "Nadie estará sometido a esclavitud ni a servidumbre: la esclavitud está prohibida hoy."
-    out = dedup.find_duplicates(entries_of([a, c, b, e, d, b]), MATCHES)
+    out = dedup.find_duplicates(entries_of([a, c, b, e, d, b]), PARAMS)
     assert out == {
         ("s", "f", 0, 0): ("near_duplicate", ("s", "f", 2, 0)),  # b has two copies: it is kept
         ("s", "f", 1, 0): ("near_duplicate", ("s", "f", 2, 0)),
@@ -208,10 +209,10 @@ def test_components_keep_the_most_copied_then_shortest_then_earliest():
 
 def test_shards_do_not_change_the_result():
     entries = entries_of(templated(6, 60, seed=1) + templated(40, 2, seed=2))
-    one = dedup.find_duplicates(entries, MATCHES, shards=1)
+    one = dedup.find_duplicates(entries, PARAMS)
     assert len(one) > 6 * 50
     for shards in (3, 16, 101):
-        assert dedup.find_duplicates(entries, MATCHES, shards=shards) == one
+        assert dedup.find_duplicates(entries, PARAMS.sharded(shards)) == one
 
 
 def test_a_fact_seen_again_changes_no_component():
@@ -227,7 +228,7 @@ def test_a_fact_seen_again_changes_no_component():
 
 def test_one_paragraph_kept_per_template():
     texts = templated(8, 40, seed=3)
-    out = dedup.find_duplicates(entries_of(texts), MATCHES, shards=7)
+    out = dedup.find_duplicates(entries_of(texts), PARAMS.sharded(7))
     assert sum(("s", "f", i, 0) not in out for i in range(len(texts))) == 8
     assert all(kept not in out for _, kept in out.values())  # each points at a kept paragraph
 
@@ -255,5 +256,34 @@ def test_no_more_roots_to_join_than_shards_disagree_on():
     paragraphs, whatever the cluster size (what the bound in config is about)."""
     for copies in (10, 400):
         texts = templated(800 // copies, copies, seed=8)
-        dups = dedup.find_duplicates(entries_of(texts), MATCHES, shards=8, max_roots=800 // 8)
+        dups = dedup.find_duplicates(entries_of(texts), replace(PARAMS.sharded(8), max_union_roots=800 // 8))
         assert len(dups) > 800 - 2 * (800 // copies)
+
+
+def test_params_name_what_the_config_resolves_to():
+    cfg = DedupConfig(num_perm=128, bands=16, min_band_matches=2, bucket_heads=3, shards=8, component_shards=4,
+                      max_union_roots=99, near=False)
+    params = dedup.DedupParams.of(cfg)
+    assert (params.bands, params.rows, params.min_matches, params.heads) == (16, 8, 2, 3)
+    assert (params.key_shards, params.component_shards, params.max_union_roots) == (8, 4, 99)
+    assert params.exact and not params.near
+    assert (params.sharded(1).key_shards, params.sharded(1).component_shards, params.sharded(1).heads) == (1, 1, 3)
+
+
+def test_each_fact_kind_says_what_its_fields_hold():
+    texts = templated(5, 20, seed=11)
+    facts = list(dedup.bucket_facts(entries_of(texts + texts[:10]), MATCHES))
+    assert {f.kind for f in facts} == {dedup.HEAD, dedup.COPY, dedup.LINK}
+    for f in facts:
+        assert (f.parent is None) == (f.kind == dedup.HEAD)
+        assert (f.copies == 0) == (f.kind == dedup.COPY)
+        if f.kind == dedup.COPY:  # the later copies of texts[:10]: their first copy is the earlier one
+            assert f.parent[2] == f.node[2] - len(texts)
+
+
+def test_union_find_roots_a_set_at_its_smallest_node():
+    parent = {}
+    for a, b in [(5, 3), (9, 7), (3, 7), (2, 9)]:
+        dedup.union(parent, a, b)
+    assert {n: dedup.find(parent, n) for n in (2, 3, 5, 7, 9)} == dict.fromkeys((2, 3, 5, 7, 9), 2)
+    assert dedup.find(parent, 4) == 4

@@ -38,6 +38,8 @@ from transforms import languages
 from transforms.models.config import EvolConfig
 from transforms.models.config import weight as _weight
 from transforms.models.llm import LlmRequest
+from transforms.select.dedup.components import find, union
+from transforms.select.dedup.entries import band_keys
 from transforms.select.minhash import MinHasher, normalize
 
 # Reasons (stable names, each counted and written with the reject)
@@ -145,28 +147,17 @@ def _seed_text(seed: dict) -> str:
 def duplicates(items: Sequence[tuple[str, str]], cfg: EvolConfig) -> dict[str, tuple[str, str]]:
     """{dropped id: ("exact" | "near", kept id)} over (id, text) pairs: exact copies of the
     normalised text, then MinHash near duplicates (LSH candidates with an estimated Jaccard of at
-    least ``dedup_threshold``), grouped into connected components that keep their smallest id."""
+    least ``dedup_threshold``), grouped into connected components that keep their smallest id
+    (select's banding and union-find: ``transforms/select/dedup``)."""
     items = sorted(items)
     parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.get(x, x) != x:
-            parent[x] = parent.get(parent[x], parent[x])
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
     kind: dict[str, str] = {}
     first_of: dict[str, str] = {}
     distinct = []
     for ident, text in items:
         key = normalize(text)
         if key in first_of:
-            union(first_of[key], ident)
+            union(parent, first_of[key], ident)
             kind[ident] = "exact"
         else:
             first_of[key] = ident
@@ -174,11 +165,11 @@ def duplicates(items: Sequence[tuple[str, str]], cfg: EvolConfig) -> dict[str, t
     if len(distinct) > 1:
         hasher = MinHasher(cfg.dedup_num_perm, cfg.dedup_char_ngram, words=False, seed=cfg.seed + 1)
         sigs = hasher.signatures([t for _, t in distinct])
-        rows = cfg.dedup_num_perm // cfg.dedup_bands
+        keys = band_keys(sigs, cfg.dedup_bands, cfg.dedup_num_perm // cfg.dedup_bands).tolist()
         buckets: dict[bytes, list[int]] = defaultdict(list)
-        for i in range(len(distinct)):
-            for b in range(cfg.dedup_bands):
-                buckets[b.to_bytes(2, "big") + sigs[i, b * rows:(b + 1) * rows].tobytes()].append(i)
+        for i, text_keys in enumerate(keys):
+            for key in text_keys:
+                buckets[key].append(i)
         checked = set()
         for members in buckets.values():
             # a huge bucket is one template: compare with its first member only
@@ -189,10 +180,10 @@ def duplicates(items: Sequence[tuple[str, str]], cfg: EvolConfig) -> dict[str, t
                     continue
                 checked.add((a, b))
                 if float(np.mean(sigs[a] == sigs[b])) >= cfg.dedup_threshold:
-                    union(distinct[a][0], distinct[b][0])
+                    union(parent, distinct[a][0], distinct[b][0])
     out = {}
     for ident, _ in items:
-        root = find(ident)
+        root = find(parent, ident)
         if root != ident:
             out[ident] = (kind.get(ident, "near"), root)
     return out

@@ -2,7 +2,7 @@
 
     document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
                                                   dedup bucket entries by shard
-    bucket entries --FindDuplicates (transforms/select/dedup.py)--> duplicates by document
+    bucket entries --FindDuplicates (transforms/select/dedup/)--> duplicates by document
     kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
 
 Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
@@ -12,7 +12,7 @@ Pure functions (``ParagraphScorer``, ``make_fragments``) do the work; the DoFns 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from functools import partial
 from itertools import chain
@@ -36,7 +36,7 @@ from transforms.records.shapes import (
 from transforms.select import dedup, filters, furniture, langid
 from transforms.select.config import SelectConfig
 from transforms.select.fragment import fragment_document
-from transforms.sources.cc100 import Document
+from transforms.sources.cc100 import BATCH_DOCS, Document
 from transforms.stages import Stage, fingerprint_of
 
 STAGE = "select"
@@ -90,7 +90,7 @@ class ParagraphScorer:
         d = cfg.dedup
         words = d.shingles == "words" or (d.shingles == "auto" and lang.spaced)
         self.hasher = MinHasher(d.num_perm, d.word_ngram if words else d.char_ngram, words, d.seed)
-        self.bands, self.rows, self.min_matches = dedup.bands_of(d)
+        self.dedup = dedup.DedupParams.of(d)
 
     def reject_reason(
         self, text: str, stats: filters.TextStats, furniture_reason: Callable[[], str | None]
@@ -130,9 +130,8 @@ class ParagraphScorer:
     def buckets(self, docs: list[Document], scored: list[Scored]) -> tuple[dedup.Entries, dedup.Entries]:
         """The dedup bucket entries (exact, band) of a scored batch's kept paragraphs, MinHashed
         together."""
-        d = self.cfg.dedup
         kept = [((*doc.unit, i), text) for doc, s in zip(docs, scored) for i, text, _ in s.kept]
-        return dedup.bucket_entries(kept, self.hasher, self.bands, self.rows, self.min_matches, d.exact, d.near)
+        return dedup.bucket_entries(kept, self.hasher, self.dedup)
 
     def _decided(self, doc: Document) -> dict[int, tuple[str, dict | None]]:
         """Paragraphs rejected before anything is counted (check 1 of the class docstring): by
@@ -223,9 +222,8 @@ class _Tallied(Tallied):
 
     def rejects(self, lang: str, lines: list[dict]):
         for line in lines:
-            name, n = reject_stat(line)
-            self.tally[lang, name] += n
-            self.tally[lang, f"sources.{source_name(line)}.rejected.{line['reason']}"] += n
+            for name, n in reject_stats(line):
+                self.tally[lang, name] += n
             yield beam.pvalue.TaggedOutput("rejects", line)
 
 
@@ -305,6 +303,59 @@ def reject_stat(line: dict) -> tuple[str, int]:
     return f"paragraphs.rejected.{line['reason']}", paragraphs_of(line["source"])
 
 
+def reject_stats(line: dict) -> list[tuple[str, int]]:
+    """What a reject line adds to the stats: its paragraphs under its reason, overall and for
+    its source."""
+    name, n = reject_stat(line)
+    return [(name, n), (f"sources.{source_name(line)}.rejected.{line['reason']}", n)]
+
+
+class InProcess(NamedTuple):
+    """What the select stage makes of one language's documents, in one process."""
+
+    read: Counter  # paragraphs read per (source, file)
+    records: list[dict]  # by document, in the order of the documents
+    rejects: list[dict]  # the scoring rejects by document, then the duplicates' and fragments'
+    stats: Counter  # stat name -> count, as ScoreParagraphs and MakeFragments tally them
+
+
+def select_in_process(lang: Language, cfg: SelectConfig, docs: list[Document], batch_docs: int = BATCH_DOCS) -> InProcess:
+    """The select stage on ``docs`` in one process: the functions ``Select``'s DoFns call
+    (``ParagraphScorer``, ``dedup.find_duplicates``: FindDuplicates' steps, ``make_fragments``),
+    in their order, with dicts where Beam groups. Dedup sees all of ``docs`` at once, as the
+    pipeline sees a language, in one shard. For ``--dry-run`` and the benchmark's plain loop."""
+    scorer = ParagraphScorer(lang, cfg)
+    read, kept, entries, rejects = Counter(), {}, [], []
+    for start in range(0, len(docs), batch_docs):
+        batch = docs[start:start + batch_docs]
+        scored = scorer.score(batch)
+        for doc, out in zip(batch, scored, strict=True):
+            read[doc.source, doc.file] += len(doc.paragraphs)
+            rejects += out.rejects
+            if out.kept:
+                kept[doc.unit] = (doc.origin(), out.kept)
+        entries.append(scorer.buckets(batch, scored))
+    duplicates = defaultdict(dict)  # (source, file, doc) -> {index: (reason, kept position)}
+    for (*unit, i), value in dedup.find_duplicates(entries, scorer.dedup.sharded(1), lang.code).items():
+        duplicates[tuple(unit)][i] = value
+    records = []
+    for (source, file, doc), (where, paragraphs) in kept.items():
+        made, more = make_fragments(lang.code, cfg, file, doc, paragraphs, duplicates[source, file, doc], where)
+        records += made
+        rejects += more
+    stats = Counter()
+    for (source, _), n in read.items():
+        stats["paragraphs.read"] += n
+        stats[f"sources.{source}.read"] += n
+    for line in rejects:
+        for name, n in reject_stats(line):
+            stats[name] += n
+    for record in records:
+        for name, n in record_stats(record):
+            stats[name] += n
+    return InProcess(read, records, rejects, stats)
+
+
 class Select(beam.PTransform):
     """Batches of documents of any languages -> StageOutput; ``langs`` maps each language code to its
     (Language, SelectConfig). Languages are data, not graph branches: one graph serves 1 or
@@ -315,11 +366,7 @@ class Select(beam.PTransform):
         self.langs = langs
 
     def expand(self, documents) -> StageOutput:
-        params = {
-            code: (dedup.bands_of(cfg.dedup)[2], cfg.dedup.component_shards, cfg.dedup.bucket_heads,
-                   cfg.dedup.max_union_roots)
-            for code, (_, cfg) in self.langs.items()
-        }
+        params = {code: dedup.DedupParams.of(cfg.dedup) for code, (_, cfg) in self.langs.items()}
         scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
             "rejects", "buckets", "stats", main="kept"
         )
