@@ -45,6 +45,7 @@ from pipeline.config import with_input
 from pipeline.methods.natural import run_config  # noqa: E402
 from pipeline.ops import report  # noqa: E402
 from transforms.languages import get  # noqa: E402
+from transforms.records import counts  # noqa: E402
 from transforms.records.write import build_stats, dataset_stats, to_json, write_json  # noqa: E402
 from transforms.select.stage import select_in_process  # noqa: E402
 from transforms.sources.cc100 import Document, read_lines, split_documents  # noqa: E402
@@ -123,7 +124,7 @@ def plain_loop(corpus: Path, out: Path, cfg: config_mod.Config) -> int:
         with open(corpus / f"{code}.txt", "rb") as f:
             docs = [Document(code, f"{code}.txt", i, tuple(p)) for i, p, _ in split_documents(read_lines(f))]
         selected = select_in_process(lang, lang_cfg, docs)
-        stats = Counter({"paragraphs.read": 0, "dataset.records": 0})  # what the pipeline counts
+        stats = Counter({counts.PARAGRAPHS_READ: 0, counts.DATASET_RECORDS: 0})  # what the pipeline counts
         stats.update(selected.stats)
         (out / code).mkdir(parents=True, exist_ok=True)
         with open(out / code / "data.jsonl", "w", encoding="utf-8") as data:

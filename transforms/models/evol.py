@@ -38,6 +38,7 @@ from transforms import languages
 from transforms.models.config import EvolConfig
 from transforms.models.config import weight as _weight
 from transforms.models.llm import LlmRequest
+from transforms.records import counts
 from transforms.select.dedup.components import find, union
 from transforms.select.dedup.entries import band_keys
 from transforms.select.minhash import MinHasher, normalize
@@ -637,13 +638,13 @@ def record_stats(record: dict) -> list[tuple[str, int]]:
     task/operation, dialogue structure, user turns, and characters per message by role, overall
     and per turn (``evol.turn_chars.{turn}.{role}``)."""
     evol_ = record["evol"]
-    pairs = [(f"evol.tasks.{record['task']}", 1),
-             (f"evol.operations.{record['task']}/{evol_['operation']}", 1),
-             (f"evol.structures.{evol_['structure']}", 1), (f"evol.turns.{evol_['turns']}", 1)]
+    pairs = [(counts.evol(f"tasks.{record['task']}"), 1),
+             (counts.evol(f"operations.{record['task']}/{evol_['operation']}"), 1),
+             (counts.evol(f"structures.{evol_['structure']}"), 1), (counts.evol(f"turns.{evol_['turns']}"), 1)]
     for i, m in enumerate(record["messages"]):
         role, n, turn = m["role"], len(m["content"]), i // 2 + 1
-        pairs += [(f"evol.chars.{role}.count", 1), (f"evol.chars.{role}.sum", n),
-                  (f"evol.turn_chars.{turn}.{role}.count", 1), (f"evol.turn_chars.{turn}.{role}.sum", n)]
+        pairs += [(counts.evol(f"chars.{role}.count"), 1), (counts.evol(f"chars.{role}.sum"), n),
+                  (counts.evol(f"turn_chars.{turn}.{role}.count"), 1), (counts.evol(f"turn_chars.{turn}.{role}.sum"), n)]
     return pairs
 
 

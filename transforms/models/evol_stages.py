@@ -19,6 +19,7 @@ import apache_beam as beam
 from transforms.languages import get as get_language
 from transforms.models import evol, llm
 from transforms.models.config import EvolConfig, LlmConfig
+from transforms.records import counts
 from transforms.records.cache import digest
 from transforms.records.shapes import Tallied, route
 from transforms.select import langid
@@ -59,22 +60,22 @@ class SelectSeeds(Tallied):
         cfg = self.cfgs[lang]
         seeds = []
         for item in items:
-            self.tally[lang, "seeds.read"] += 1
+            self.tally[lang, counts.SEEDS_READ] += 1
             reason, detail = item.get("reason"), {}
             if not reason:
                 seed, reason, detail = evol.seed_from_row(item["fields"], cfg, item["source"])
             if reason:
-                self.tally[lang, f"seeds.rejected.{reason}"] += 1
+                self.tally[lang, counts.seeds_rejected(reason)] += 1
                 yield beam.pvalue.TaggedOutput("rejects", row_reject(lang, item["source"], item["fields"],
                                                                      reason, detail))
             else:
                 seeds.append(seed)
         kept, dropped = evol.select_seeds(seeds, cfg)
         for seed, reason, detail in dropped:
-            self.tally[lang, f"seeds.rejected.{reason}"] += 1
+            self.tally[lang, counts.seeds_rejected(reason)] += 1
             yield beam.pvalue.TaggedOutput("rejects", evol.seed_reject(seed, reason, detail))
-        self.tally[lang, "seeds.kept"] += len(kept)
-        self.tally[lang, "selected_records"] += len(kept)
+        self.tally[lang, counts.SEEDS_KEPT] += len(kept)
+        self.tally[lang, counts.SELECTED_RECORDS] += len(kept)
         for seed in kept:
             yield evol.plan_conversation(seed, cfg)
         self.feed_progress()

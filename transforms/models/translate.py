@@ -23,6 +23,7 @@ import apache_beam as beam
 from transforms.models import segment
 from transforms.models.config import QeConfig, TranslateConfig
 from transforms.models.qe import QE_RESPONSE_LOW, SCORE_INVALID, below_threshold
+from transforms.records import counts
 from transforms.records.shapes import StageOutput, route, with_provenance
 from transforms.stages import Call, Stage, fingerprint_of, pass_rate, section_hints
 
@@ -88,7 +89,7 @@ def flag_stats(result, stage: str):
     record, reason, *info = result
     if reason is None and info:
         for name in info[0].get("flagged", ()):
-            yield (record["lang"], f"stages.{stage}.flagged.{name}"), 1
+            yield (record["lang"], counts.stage_flagged(stage, name)), 1
 
 
 def settled(result):

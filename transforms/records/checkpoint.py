@@ -25,6 +25,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.models.llm import LLM_ERROR
+from transforms.records import counts
 from transforms.records.shapes import StageOutput, parts
 from transforms.records.write import (
     TEMP_PREFIX,
@@ -47,11 +48,12 @@ class ErrorBudgetExceeded(RuntimeError):
 
 def transient_errors(stage: str, stats) -> dict[str, int]:
     """reason -> count of the transient rejects among a stage's (name, count) stats pairs."""
-    prefix = f"stages.{stage}.rejected."
-    return {
-        name[len(prefix):]: n for name, n in stats
-        if n and name.startswith(prefix) and name[len(prefix):] in TRANSIENT_REASONS
-    }
+    found = {}
+    for name, n in stats:
+        count = counts.stage_count(name)
+        if n and count and count.stage == stage and count.kind == "rejected" and count.reason in TRANSIENT_REASONS:
+            found[count.reason] = n
+    return found
 
 
 def check_error_budget(stage: str, lang: str, stats, max_share: float | None) -> None:
@@ -59,7 +61,7 @@ def check_error_budget(stage: str, lang: str, stats, max_share: float | None) ->
     over ``max_share`` of its records (None: no limit)."""
     stats = dict(stats)
     errors = transient_errors(stage, stats.items())
-    failed, total = sum(errors.values()), stats.get(f"stages.{stage}.in", 0)
+    failed, total = sum(errors.values()), stats.get(counts.stage(stage, "in"), 0)
     if max_share is not None and total and failed / total > max_share:
         raise ErrorBudgetExceeded(_over_budget(stage, lang, errors, total, max_share))
 

@@ -9,6 +9,8 @@ import threading
 import time
 from collections import Counter
 
+from transforms.records import counts
+
 progress_log = logging.getLogger("pipeline.progress")
 
 PROGRESS_EVERY_S = 10.0  # at most one progress line per stage this often, per process
@@ -69,9 +71,9 @@ class Progress:
 def _progress_counts(stage: str, tally: Counter) -> tuple[int, int]:
     """(in, out) of a bundle's tally: paragraphs read and kept for select, records otherwise."""
     if stage == "select":
-        done, kept = "paragraphs.read", "paragraphs.kept"
+        done, kept = counts.PARAGRAPHS_READ, counts.PARAGRAPHS_KEPT
     else:
-        done, kept = f"stages.{stage}.in", f"stages.{stage}.out"
+        done, kept = counts.stage(stage, "in"), counts.stage(stage, "out")
     n_in = sum(n for (_, name), n in tally.items() if name == done)
     n_out = sum(n for (_, name), n in tally.items() if name == kept)
     return n_in, n_out

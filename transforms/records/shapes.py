@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
+from transforms.records import counts
 from transforms.records.progress import FEED_EVERY_S, PROGRESS
 
 
@@ -220,10 +221,10 @@ def score_stats(scores: dict[str, float], names: tuple[str, ...]) -> list[tuple[
             continue
         score = scores[name]
         if not math.isfinite(score):
-            pairs.append((f"scores.{name}.invalid", 1))
+            pairs.append((counts.score(name, "invalid"), 1))
             continue
-        pairs.append((f"scores.{name}.hist.{SCORES[name].bin(score)}", 1))
-        pairs.append((f"scores.{name}.sum_x{SCORE_SUM_SCALE}", round(score * SCORE_SUM_SCALE)))
+        pairs.append((counts.score(name, f"hist.{SCORES[name].bin(score)}"), 1))
+        pairs.append((counts.score(name, f"sum_x{SCORE_SUM_SCALE}"), round(score * SCORE_SUM_SCALE)))
     return pairs
 
 
@@ -239,16 +240,15 @@ class RouteResults(Tallied):
 
     def process(self, result):
         record, reason, *detail = result
-        prefix = f"stages.{self.stage}"
-        self.tally[record["lang"], f"{prefix}.in"] += 1
+        self.tally[record["lang"], counts.stage(self.stage, "in")] += 1
         for name, n in score_stats(record.get("scores", {}), self.scores):
             self.tally[record["lang"], name] += n
         if reason:
-            self.tally[record["lang"], f"{prefix}.rejected.{reason}"] += 1
+            self.tally[record["lang"], counts.stage_rejected(self.stage, reason)] += 1
             line = self.make_reject(record, self.stage, reason, detail[0] if detail else None)
             yield beam.pvalue.TaggedOutput("rejects", line)
         else:
-            self.tally[record["lang"], f"{prefix}.out"] += 1
+            self.tally[record["lang"], counts.stage(self.stage, "out")] += 1
             yield record
         self.feed_progress()
 

@@ -12,6 +12,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 
+from transforms.records import counts
 from transforms.records.shapes import SCORE_SUM_SCALE, SCORES, parts
 
 
@@ -31,18 +32,18 @@ def dataset_stats(record: dict, extra=None) -> list[tuple[tuple[str, str], int]]
     """((lang, name), n) pairs of one final record: its lengths and its task, and ``extra(record)``'s
     (name, n) pairs where given."""
     lang = record["lang"]
-    pairs = [((lang, "dataset.records"), 1)]
+    pairs = [((lang, counts.DATASET_RECORDS), 1)]
     if "source" in record:  # a natural-method record; made before sources existed: cc100's
-        pairs.append(((lang, f"sources.{record['source'].get('name', 'cc100')}.records"), 1))
+        pairs.append(((lang, counts.source(record["source"].get("name", "cc100"), "records")), 1))
     if extra is not None:
         pairs += [((lang, name), n) for name, n in extra(record)]
     for field in LENGTH_FIELDS:
         if field in record:
             n = len(record[field])
-            name = f"dataset.{field}_chars"
+            name = counts.dataset(f"{field}_chars")
             pairs += [((lang, f"{name}.count"), 1), ((lang, f"{name}.sum"), n), ((lang, f"{name}.sumsq"), n * n)]
     if "task" in record:
-        pairs.append(((lang, f"dataset.tasks.{record['task']}"), 1))
+        pairs.append(((lang, counts.dataset(f"tasks.{record['task']}")), 1))
     return pairs
 
 
@@ -78,7 +79,7 @@ class DatasetStats(beam.PTransform):
 
     def expand(self, records):
         zeros = records.pipeline | "EveryLang" >> beam.Create(
-            [((lang, "dataset.records"), 0) for lang in self.langs], reshuffle=False
+            [((lang, counts.DATASET_RECORDS), 0) for lang in self.langs], reshuffle=False
         )
         pairs = records | "Pairs" >> beam.ParDo(_TallyDataset(self.extra))
         return (pairs, zeros) | "All" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
@@ -91,21 +92,15 @@ def mean_std(total: int, sumsq: int, count: int) -> dict[str, float]:
     return {"mean": round(mean, 1), "std": round(std, 1)}
 
 
-def _with_prefix(sums: dict[str, int], prefix: str) -> dict[str, int]:
-    """The sums whose name starts with ``prefix``, by the rest of the name."""
-    return {k[len(prefix):]: v for k, v in sorted(sums.items()) if k.startswith(prefix)}
-
-
 def _stage_counts(sums: dict[str, int], order: Sequence[str] = ()) -> dict[str, dict]:
     stages: dict[str, dict] = {}
     for key, n in sorted(sums.items()):
-        if key.startswith("stages."):
-            _, stage, kind, *reason = key.split(".", 3)
-            entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}})
-            if kind in ("rejected", "flagged"):  # flagged: failed a check that is switched off
-                entry.setdefault(kind, {})[reason[0]] = n
+        if (count := counts.stage_count(key)) is not None:
+            entry = stages.setdefault(count.stage, {"in": 0, "out": 0, "rejected": {}})
+            if count.reason is not None:  # rejected, or flagged: failed a check that is switched off
+                entry.setdefault(count.kind, {})[count.reason] = n
             else:
-                entry[kind] = n
+                entry[count.kind] = n
     # in the method's order (``order``: its stage names), any other after them
     ordered = [s for s in order if s in stages] + sorted(s for s in stages if s not in order)
     return {stage: stages[stage] for stage in ordered}
@@ -116,12 +111,12 @@ def score_summary(sums: dict[str, int], config: dict) -> dict[str, dict]:
     ``config`` and the histogram over every bin (taken before the threshold applied)."""
     summary = {}
     for name, scale in SCORES.items():
-        hist = {int(k): v for k, v in _with_prefix(sums, f"scores.{name}.hist.").items()}
-        invalid = sums.get(f"scores.{name}.invalid", 0)
+        hist = {int(k): v for k, v in counts.prefixed(sums, counts.score(name, "hist.")).items()}
+        invalid = sums.get(counts.score(name, "invalid"), 0)
         if not hist and not invalid:
             continue
         count = sum(hist.values())
-        total = sums.get(f"scores.{name}.sum_x{SCORE_SUM_SCALE}", 0) / SCORE_SUM_SCALE
+        total = sums.get(counts.score(name, f"sum_x{SCORE_SUM_SCALE}"), 0) / SCORE_SUM_SCALE
         section, key = scale.threshold
         summary[name] = {
             "count": count,
@@ -137,16 +132,14 @@ def score_summary(sums: dict[str, int], config: dict) -> dict[str, dict]:
 def dataset_summary(sums: dict[str, int]) -> dict | None:
     """Table 2 of the paper for the records written to ``OUT/data`` (from ``DatasetStats``):
     instruction and response lengths in characters and the task mix; None if not counted."""
-    if "dataset.records" not in sums:
+    if counts.DATASET_RECORDS not in sums:
         return None
-    summary: dict = {"records": sums["dataset.records"]}
+    summary: dict = {"records": sums[counts.DATASET_RECORDS]}
     for field in LENGTH_FIELDS:
-        count = sums.get(f"dataset.{field}_chars.count", 0)
-        if count:
-            summary[f"{field}_chars"] = mean_std(
-                sums[f"dataset.{field}_chars.sum"], sums[f"dataset.{field}_chars.sumsq"], count
-            )
-    tasks = _with_prefix(sums, "dataset.tasks.")
+        chars = counts.prefixed(sums, counts.dataset(f"{field}_chars."))
+        if chars.get("count"):
+            summary[f"{field}_chars"] = mean_std(chars["sum"], chars["sumsq"], chars["count"])
+    tasks = counts.prefixed(sums, counts.dataset("tasks."))
     if tasks:
         summary["tasks"] = tasks
     return summary
@@ -157,8 +150,8 @@ def source_summary(sums: dict[str, int]) -> dict[str, dict]:
     (``read = kept + sum(rejected)``), records ``selected``, and final ``records`` in ``data/``."""
     out: dict[str, dict] = {}
     for key, n in sorted(sums.items()):
-        if key.startswith("sources."):
-            name, rest = key[len("sources."):].split(".", 1)
+        if (count := counts.source_count(key)) is not None:
+            name, rest = count
             entry = out.setdefault(name, {"read": 0, "kept": 0, "rejected": {}, "selected": 0, "records": 0})
             if rest.startswith("rejected."):
                 entry["rejected"][rest[len("rejected."):]] = n
@@ -170,23 +163,24 @@ def source_summary(sums: dict[str, int]) -> dict[str, dict]:
 def evol_summary(sums: dict[str, int]) -> dict | None:
     """The evol method's kept conversations: tasks, task/operation mix, dialogue structures,
     user turns per conversation, characters per message by role and per turn; None if none."""
-    if not any(key.startswith("evol.") for key in sums):
+    if not counts.any_of(sums, counts.EVOL):
         return None
+    mix = counts.prefixed(sums, counts.EVOL)
     chars = {}
     for role in ("user", "assistant"):
-        count = sums.get(f"evol.chars.{role}.count", 0)
-        chars[role] = round(sums.get(f"evol.chars.{role}.sum", 0) / count, 1) if count else None
+        count = mix.get(f"chars.{role}.count", 0)
+        chars[role] = round(mix.get(f"chars.{role}.sum", 0) / count, 1) if count else None
     per_turn: dict[str, dict] = {}
-    for key, count in _with_prefix(sums, "evol.turn_chars.").items():
+    for key, count in counts.prefixed(mix, "turn_chars.").items():
         turn, role, kind = key.split(".")
         if kind == "count" and count:
-            mean = sums[f"evol.turn_chars.{turn}.{role}.sum"] / count
+            mean = mix[f"turn_chars.{turn}.{role}.sum"] / count
             per_turn.setdefault(turn, {})[role] = {"messages": count, "mean_chars": round(mean, 1)}
     return {
-        "tasks": _with_prefix(sums, "evol.tasks."),
-        "operations": _with_prefix(sums, "evol.operations."),
-        "structures": _with_prefix(sums, "evol.structures."),
-        "turns": {int(k): v for k, v in _with_prefix(sums, "evol.turns.").items()},
+        "tasks": counts.prefixed(mix, "tasks."),
+        "operations": counts.prefixed(mix, "operations."),
+        "structures": counts.prefixed(mix, "structures."),
+        "turns": {int(k): v for k, v in counts.prefixed(mix, "turns.").items()},
         "mean_chars": chars,
         "turn_chars": dict(sorted(per_turn.items(), key=lambda kv: int(kv[0]))),
     }
@@ -195,15 +189,16 @@ def evol_summary(sums: dict[str, int]) -> dict | None:
 def build_stats(lang: str, sums: dict[str, int], config: dict, order: Sequence[str] = ()) -> dict:
     """The stats document of one language from summed (name, count) pairs; ``order``: the
     method's stage names, the order its stages' counts are listed in."""
-    records = sums.get("selected_records", 0)
-    histogram = {int(k): v for k, v in _with_prefix(sums, "response_chars.hist.").items()}
-    lengths = mean_std(sums.get("response_chars.sum", 0), sums.get("response_chars.sumsq", 0), records)
+    records = sums.get(counts.SELECTED_RECORDS, 0)
+    lengths_of = counts.prefixed(sums, counts.RESPONSE_CHARS)
+    histogram = {int(k): v for k, v in counts.prefixed(lengths_of, "hist.").items()}
+    lengths = mean_std(lengths_of.get("sum", 0), lengths_of.get("sumsq", 0), records)
     document = {
         "lang": lang,
         "paragraphs": {
-            "read": sums.get("paragraphs.read", 0),
-            "kept": sums.get("paragraphs.kept", 0),
-            "rejected": _with_prefix(sums, "paragraphs.rejected."),
+            "read": sums.get(counts.PARAGRAPHS_READ, 0),
+            "kept": sums.get(counts.PARAGRAPHS_KEPT, 0),
+            "rejected": counts.prefixed(sums, counts.PARAGRAPHS_REJECTED),
         },
         "selected_records": records,
         "sources": source_summary(sums),
@@ -221,9 +216,9 @@ def build_stats(lang: str, sums: dict[str, int], config: dict, order: Sequence[s
     dataset = dataset_summary(sums)
     if dataset:
         document["dataset"] = dataset
-    if any(key.startswith("seeds.") for key in sums):  # the evol method counts seed rows
-        document["seeds"] = {"read": sums.get("seeds.read", 0), "kept": sums.get("seeds.kept", 0),
-                             "rejected": _with_prefix(sums, "seeds.rejected.")}
+    if counts.any_of(sums, counts.SEEDS):  # the evol method counts seed rows
+        document["seeds"] = {"read": sums.get(counts.SEEDS_READ, 0), "kept": sums.get(counts.SEEDS_KEPT, 0),
+                             "rejected": counts.prefixed(sums, counts.SEEDS_REJECTED)}
     conversations = evol_summary(sums)
     if conversations:
         document["evol"] = conversations
@@ -253,7 +248,7 @@ class WriteStats(beam.PTransform):
 
     def expand(self, pairs):
         every_lang = pairs.pipeline | "EveryLang" >> beam.Create(
-            [((lang, "paragraphs.read"), 0) for lang in self.configs], reshuffle=False
+            [((lang, counts.PARAGRAPHS_READ), 0) for lang in self.configs], reshuffle=False
         )
         return (
             (pairs, every_lang)

@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.languages import Language
+from transforms.records import counts
 from transforms.records.shapes import (
     StageOutput,
     Tallied,
@@ -201,13 +202,13 @@ def record_stats(record: dict) -> list[tuple[str, int]]:
     n, kept = len(record["response"]), paragraphs_of(record["source"])
     name = source_name(record)
     return [
-        ("paragraphs.kept", kept),
-        (f"sources.{name}.kept", kept),
-        (f"sources.{name}.selected", 1),
-        ("selected_records", 1),
-        ("response_chars.sum", n),
-        ("response_chars.sumsq", n * n),
-        (f"response_chars.hist.{_bin(n)}", 1),
+        (counts.PARAGRAPHS_KEPT, kept),
+        (counts.source(name, "kept"), kept),
+        (counts.source(name, "selected"), 1),
+        (counts.SELECTED_RECORDS, 1),
+        (counts.response_chars("sum"), n),
+        (counts.response_chars("sumsq"), n * n),
+        (counts.response_chars(f"hist.{_bin(n)}"), 1),
     ]
 
 
@@ -253,8 +254,8 @@ class ScoreParagraphs(_Tallied):
             scorer, groups = self.scorer(code), defaultdict(list)
             scored = scorer.score(lang_docs)
             for doc, out in zip(lang_docs, scored, strict=True):
-                self.tally[code, "paragraphs.read"] += len(doc.paragraphs)
-                self.tally[code, f"sources.{doc.source}.read"] += len(doc.paragraphs)
+                self.tally[code, counts.PARAGRAPHS_READ] += len(doc.paragraphs)
+                self.tally[code, counts.source(doc.source, "read")] += len(doc.paragraphs)
                 yield from self.rejects(code, out.rejects)
                 if out.kept:
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
@@ -300,14 +301,14 @@ def source_name(line: dict) -> str:
 
 def reject_stat(line: dict) -> tuple[str, int]:
     """A reject line counts every paragraph (row) it spans under its reason."""
-    return f"paragraphs.rejected.{line['reason']}", paragraphs_of(line["source"])
+    return counts.paragraphs_rejected(line["reason"]), paragraphs_of(line["source"])
 
 
 def reject_stats(line: dict) -> list[tuple[str, int]]:
     """What a reject line adds to the stats: its paragraphs under its reason, overall and for
     its source."""
     name, n = reject_stat(line)
-    return [(name, n), (f"sources.{source_name(line)}.rejected.{line['reason']}", n)]
+    return [(name, n), (counts.source_rejected(source_name(line), line["reason"]), n)]
 
 
 class InProcess(NamedTuple):
@@ -345,8 +346,8 @@ def select_in_process(lang: Language, cfg: SelectConfig, docs: list[Document], b
         rejects += more
     stats = Counter()
     for (source, _), n in read.items():
-        stats["paragraphs.read"] += n
-        stats[f"sources.{source}.read"] += n
+        stats[counts.PARAGRAPHS_READ] += n
+        stats[counts.source(source, "read")] += n
     for line in rejects:
         for name, n in reject_stats(line):
             stats[name] += n
