@@ -19,7 +19,7 @@ def scorer():
 
 
 def test_checkpoint_weights_are_loaded(scorer):
-    saved = torch.load(qe.checkpoint_path(CFG.model), weights_only=False)["state_dict"]
+    saved = torch.load(comet.checkpoint_path(CFG.model), weights_only=False)["state_dict"]
     loaded = scorer.model.state_dict()
     assert saved.keys() == loaded.keys()  # comet loads with strict=False: check it all arrived
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
@@ -76,7 +76,7 @@ def poisoned_comet(directory):
     import shutil
     from pathlib import Path
 
-    source = Path(qe.checkpoint_path(CFG.model)).parent.parent
+    source = Path(comet.checkpoint_path(CFG.model)).parent.parent
     shutil.copytree(source, directory)
     ckpt = directory / "checkpoints" / "model.ckpt"
     state = torch.load(ckpt, weights_only=False)

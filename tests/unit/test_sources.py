@@ -11,7 +11,7 @@ from pipeline.main import main
 from pipeline.ops import resume
 from transforms.languages import LANGUAGES
 from transforms.records.shapes import record_id, span_id
-from transforms.sources import inputs, tabular
+from transforms.sources import inputs, jsonl, parquet, tabular
 from transforms.sources.config import SourceConfig
 
 AYA = """sources:
@@ -182,9 +182,9 @@ def test_reading_by_column_judges_every_row_as_row_document_does(tmp_path):
         fast = [d for group, first in inputs.file_pieces(kind, path)
                 for d in inputs.piece_documents(source, path, "a", group, first)]
         if kind == "parquet":
-            items = [r for piece in tabular.parquet_pieces(path) for r in tabular.read_parquet_piece(piece, tabular.columns(spec))]
+            items = [r for piece in parquet.parquet_pieces(path) for r in parquet.read_parquet_piece(piece, tabular.columns(spec))]
         else:
-            items = list(tabular.read_jsonl(path, tabular.columns(spec)))
+            items = list(jsonl.read_jsonl(path, tabular.columns(spec)))
         slow = [inputs.row_document(source, "a", *(item if not isinstance(item, tabular.Row) else (item,)))
                 for item in items]
         assert fast == slow and len(fast) > 90

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.languages import LANGUAGES
-from transforms.sources import tabular
+from transforms.sources import jsonl, parquet, tabular
 from transforms.sources.tabular import Spec
 
 AYA = Spec(
@@ -61,12 +61,12 @@ def test_parquet_row_groups_keep_row_positions_and_read_only_needed_columns(tmp_
         "inputs": ["question"] * n,
     })
     pq.write_table(table, path, row_group_size=10)
-    pieces = tabular.parquet_pieces(str(path))
+    pieces = parquet.parquet_pieces(str(path))
     assert [(group, first) for _, group, first in pieces] == [(0, 0), (1, 10), (2, 20)]
-    rows = [row for piece in pieces for row in tabular.read_parquet_piece(piece, ["targets", "id"])]
+    rows = [row for piece in pieces for row in parquet.read_parquet_piece(piece, ["targets", "id"])]
     assert [row.row for row in rows] == list(range(n))
     assert rows[13].fields == {"targets": "answer 13", "id": "r13"}
-    assert set(tabular.parquet_columns(str(path))) == {"id", "targets", "language", "inputs"}
+    assert set(parquet.parquet_columns(str(path))) == {"id", "targets", "language", "inputs"}
 
 
 def test_jsonl_rows_with_line_positions_and_invalid_lines(tmp_path):
@@ -74,9 +74,9 @@ def test_jsonl_rows_with_line_positions_and_invalid_lines(tmp_path):
              json.dumps({"language": "hindi"})]
     path = tmp_path / "aya.jsonl.gz"
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
-    rows = list(tabular.read_jsonl(str(path), ["targets", "language"]))
+    rows = list(jsonl.read_jsonl(str(path), ["targets", "language"]))
     assert rows[0] == tabular.Row(str(path), 0, {"targets": "a", "language": "telugu"})
     assert rows[1] == (tabular.Row(str(path), 2, {}), tabular.INVALID_JSON)
     assert rows[2] == (tabular.Row(str(path), 3, {}), tabular.INVALID_JSON)
     assert rows[3] == tabular.Row(str(path), 4, {"language": "hindi"})
-    assert tabular.jsonl_columns(str(path)) == {"targets", "language", "extra"}
+    assert jsonl.jsonl_columns(str(path)) == {"targets", "language", "extra"}

@@ -10,9 +10,8 @@ from typing import Any
 from transforms import languages
 from transforms.settings import ConfigError, check
 
-# The kinds of input a source may be (CONTRACT.md, "Sources").
-SOURCE_KINDS = ("cc100", "jsonl", "parquet")
-TABULAR_KINDS = ("jsonl", "parquet")
+# A source is CC-100 text or one of the tabular formats (``transforms/sources/formats.py``).
+CC100_KIND = "cc100"
 CC100_SOURCE = "cc100"  # the source ``--input`` sets
 
 _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -38,7 +37,7 @@ class SourceConfig:
     column equals a value (or is one of a list's)."""
 
     name: str = CC100_SOURCE
-    kind: str = "cc100"
+    kind: str = CC100_KIND
     path: str = ""
     text_field: str | None = None
     id_field: str | None = None
@@ -48,7 +47,7 @@ class SourceConfig:
 
     @property
     def tabular(self) -> bool:
-        return self.kind in TABULAR_KINDS
+        return self.kind != CC100_KIND
 
     @property
     def per_lang_path(self) -> bool:
@@ -60,11 +59,14 @@ class SourceConfig:
         where = f"source {self.name!r}"
         check(isinstance(self.name, str) and bool(_SOURCE_NAME.fullmatch(self.name)),
               f"{where}: name must be lower-case letters, digits, _ or - (it names the source in records and stats)")
-        check(self.kind in SOURCE_KINDS, f"{where}: kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
+        from transforms.sources.formats import FORMATS  # imports Beam's filesystems: not at config's import
+
+        kinds = (CC100_KIND, *FORMATS)
+        check(self.kind in kinds, f"{where}: kind must be one of {', '.join(kinds)}, got {self.kind!r}")
         check(bool(self.path), f"{where}: path is required (a path or glob; {{lang}} or {{cc100}} name the language)")
         if not self.tabular:
             given = [k for k in _TABULAR_ONLY if getattr(self, k)]
-            check(not given, f"{where}: {', '.join(given)} apply to jsonl and parquet sources, not cc100")
+            check(not given, f"{where}: {', '.join(given)} apply to {' and '.join(FORMATS)} sources, not cc100")
             return
         check(bool(self.text_field), f"{where}: text_field is required: the column that holds the response")
         check(bool(self.lang_field) or self.per_lang_path,

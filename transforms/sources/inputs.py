@@ -28,7 +28,6 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -44,6 +43,7 @@ from transforms.sources.cc100 import (
     template_dir,
 )
 from transforms.sources.config import ReadConfig, SourceConfig
+from transforms.sources.formats import FORMATS
 
 SHOWN_CHARS = 1000  # of a rejected row's non-string text, kept in its reject line
 
@@ -159,8 +159,9 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
     needs only."""
     spec, judge = source.spec, _Judge(source)
     names = tabular.columns(spec)
-    if group is None:
-        for item in tabular.read_jsonl(path, names):
+    fmt = FORMATS[source.kind]
+    if fmt.table is None:  # row by row
+        for item in fmt.rows(path, group, first, names):
             if not isinstance(item, tabular.Row):
                 yield row_document(source, name, *item)
                 continue
@@ -171,7 +172,7 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
         return
     import pyarrow as pa
 
-    table = tabular.read_parquet_table((path, group, first), names)
+    table = fmt.table(path, group, names)
     texts = table.column(spec.text_field).to_pylist()
     ids = repeat(None)
     if spec.id_field:
@@ -192,21 +193,14 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
 
 
 def file_pieces(kind: str, path: str) -> list[tuple[int | None, int]]:
-    """(row group, first row) per Parquet row group; one piece (None, 0) for a JSONL file."""
-    if kind == "parquet":
-        return [(group, first) for _, group, first in tabular.parquet_pieces(path)]
-    return [(None, 0)]
+    """(piece, first row) of a file of format ``kind``: per Parquet row group, one (None, 0) for
+    a JSONL file."""
+    return FORMATS[kind].pieces(path)
 
 
 def count_rows(kind: str, path: str) -> int:
-    """The rows of a file: a Parquet file's metadata says; a JSONL file's lines are counted."""
-    if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            return pq.ParquetFile(f).metadata.num_rows
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
-        return sum(1 for raw in iter(f.readline, b"") if raw.strip())
+    """The rows of a file of format ``kind``."""
+    return FORMATS[kind].count_rows(path)
 
 
 # --- the Beam shell ---------------------------------------------------------------------------
@@ -268,10 +262,6 @@ class SourceError(ValueError):
     """A source that cannot be read as configured (a usage error: exit 2 before any work)."""
 
 
-def first_file_columns(source: SourceConfig, path: str) -> set[str]:
-    if source.kind == "parquet":
-        return set(tabular.parquet_columns(path))
-    return tabular.jsonl_columns(path)
 
 
 def check(sources: tuple[SourceConfig, ...], langs: list[Language]) -> list[tuple[str, str]]:
@@ -293,9 +283,8 @@ def check(sources: tuple[SourceConfig, ...], langs: list[Language]) -> list[tupl
         files = [m.path for code in found for m in found[code]]
         if not files:
             raise SourceError(f"source {source.name}: no files match {', '.join(sorted(set(patterns(source, langs).values())))}")
-        columns = first_file_columns(source, files[0])
-        needed = tabular.columns(spec_of(source)) if source.kind == "parquet" else [
-            c for c in (source.text_field, source.lang_field) if c]
+        fmt = FORMATS[source.kind]
+        columns, needed = fmt.columns(files[0]), fmt.required(spec_of(source))
         absent = [c for c in needed if c not in columns]
         if columns and absent:
             raise SourceError(

@@ -17,14 +17,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.sources import tabular
+from transforms.sources.formats import FORMATS, kind_of
 
 SEED_FIELDS = ("instruction", "response", "lang", "task", "id")
 SEED_LANG_MISMATCH = "seed_lang_mismatch"  # a row of a {lang} file whose lang is another language
 SOURCE_NAME = "seeds"
-
-
-def kind_of(path: str) -> str:
-    return "parquet" if path.endswith((".parquet", ".pq")) else "jsonl"
 
 
 def seed_files(template: str, patterns: dict[str, str]) -> list[tuple[str | None, str]]:
@@ -42,14 +39,11 @@ def seed_files(template: str, patterns: dict[str, str]) -> list[tuple[str | None
 def rows(path: str) -> Iterator[tuple[tabular.Row, str | None]]:
     """(row, None) for each row of a seed file, or (row, ``invalid_json``) for a JSONL line that
     is not an object."""
-    if kind_of(path) == "parquet":
-        names = [name for name in tabular.parquet_columns(path) if name in SEED_FIELDS]
-        for piece in tabular.parquet_pieces(path):
-            for row in tabular.read_parquet_piece(piece, names):
-                yield row, None
-        return
-    for item in tabular.read_jsonl(path, list(SEED_FIELDS)):
-        yield (item, None) if isinstance(item, tabular.Row) else item
+    fmt = FORMATS[kind_of(path)]
+    names = [name for name in SEED_FIELDS if name in fmt.columns(path)] if fmt.table else list(SEED_FIELDS)
+    for group, first in fmt.pieces(path):
+        for item in fmt.rows(path, group, first, names):
+            yield (item, None) if isinstance(item, tabular.Row) else item
 
 
 def assign(fields: dict, file_lang: str | None, run_langs: set[str]) -> tuple[str | None, str | None]:

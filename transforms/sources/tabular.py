@@ -1,10 +1,11 @@
-"""Read tabular sources, JSONL and Parquet files of human-curated examples (the Aya collection's
-shape): one row, one candidate response.
+"""Tabular sources, files of human-curated examples (the Aya collection's shape): one row, one
+candidate response. Each file format is a ``TabularFormat`` in a module of its own (``jsonl.py``,
+``parquet.py``; ``formats.py`` lists them): how a file is cut into pieces for workers, how a
+piece's rows (or, for a columnar format, its table) are read, which columns the file has.
 
-Only the columns a source needs are read (its text, id, language and ``where`` fields). A
-Parquet file is cut into its row groups, so one large file spreads over workers; a JSONL file
-(plain or compressed) is streamed line by line by one worker. Every row keeps its 0-based
-position in its file, so a record can say where it came from (``source.row``).
+Only the columns a source needs are read (its text, id, language and ``where`` fields). Every
+row keeps its 0-based position in its file, so a record can say where it came from
+(``source.row``).
 
 The pure core (``row_verdict``) says what becomes of one row: a response text for a language, or
 a reject reason. Rows of a language the run does not ask for are not ours and are only counted.
@@ -12,12 +13,9 @@ a reject reason. Rows of a language the run does not ask for are not ours and ar
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
-
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 # Reasons a row is rejected before selection sees it.
 INVALID_JSON = "invalid_json"  # a JSONL line that is not a JSON object
@@ -137,48 +135,6 @@ def value_map(spec: Spec, run_langs) -> dict[str, str]:
     return {spec.lang_values.get(lang.code, lang.code): lang.code for lang in run_langs}
 
 
-# --- reading -------------------------------------------------------------------------------
-
-
-def parquet_pieces(path: str) -> list[tuple[str, int, int]]:
-    """(path, row group, first row) for each row group of a Parquet file."""
-    import pyarrow.parquet as pq
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        meta = pq.ParquetFile(f).metadata
-    pieces, first = [], 0
-    for group in range(meta.num_row_groups):
-        pieces.append((path, group, first))
-        first += meta.row_group(group).num_rows
-    return pieces
-
-
-def parquet_columns(path: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return list(pq.ParquetFile(f).schema_arrow.names)
-
-
-def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterator[Row]:
-    """The rows of one row group, with only the columns ``names``."""
-    import pyarrow.parquet as pq
-
-    path, group, first = piece
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        table = pq.ParquetFile(f).read_row_group(group, columns=names)
-    for i, fields in enumerate(table.to_pylist()):
-        yield Row(path, first + i, fields)
-
-
-def read_parquet_table(piece: tuple[str, int, int], names: list[str]):
-    """One row group as a pyarrow Table of the columns ``names``."""
-    import pyarrow.parquet as pq
-
-    path, group, _ = piece
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return pq.ParquetFile(f).read_row_group(group, columns=names)
-
 
 def value_codes(table, names: list[str]) -> tuple[list[int], list[tuple]] | None:
     """For the columns ``names`` of a table: per row, the index of its tuple of values among
@@ -211,36 +167,23 @@ def value_codes(table, names: list[str]) -> tuple[list[int], list[tuple]] | None
     return inverse.tolist(), tuples
 
 
-def read_jsonl(path: str, names: list[str]) -> Iterator[Row | tuple[Row, str]]:
-    """The rows of a JSONL file (plain or compressed), with only the columns ``names``; a line
-    that is not a JSON object comes as ``(row, INVALID_JSON)``. Blank lines are not rows."""
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
-        for i, raw in enumerate(iter(f.readline, b"")):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                obj = None
-            if not isinstance(obj, dict):
-                yield Row(path, i, {}), INVALID_JSON
-                continue
-            yield Row(path, i, {name: obj.get(name) for name in names if name in obj})
+Piece = tuple[int | None, int]  # (a piece of a file: a Parquet row group, None for a whole file; its first row)
 
 
-def jsonl_columns(path: str, rows: int = 100) -> set[str]:
-    """The keys of a JSONL file's first ``rows`` objects: enough to name a missing text field
-    before any work starts."""
-    keys: set[str] = set()
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
-        for raw in iter(f.readline, b""):
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                keys.update(obj)
-                rows -= 1
-                if not rows:
-                    break
-    return keys
+@dataclass(frozen=True)
+class TabularFormat:
+    """A file format a tabular source may be (``kind`` in config). ``pieces(path)`` cuts a file
+    into the units workers read; ``rows(path, piece, first, names)`` yields a piece's rows with
+    the columns ``names`` (a ``Row``, or ``(Row, reason)`` for a row the format itself rejects,
+    e.g. ``invalid_json``); a columnar format gives ``table(path, piece, names)`` too, a pyarrow
+    Table the input layer judges by column. ``columns(path)``: the columns a file has, and
+    ``required(spec)``: those its first file must have, checked before any work."""
+
+    kind: str
+    suffixes: tuple[str, ...]  # a seed file's format is known by its name
+    pieces: Callable[[str], list[Piece]]
+    rows: Callable[[str, int | None, int, list[str]], Iterator]
+    columns: Callable[[str], set[str]]
+    required: Callable[[Spec], list[str]]
+    count_rows: Callable[[str], int]
+    table: Callable[[str, int | None, list[str]], Any] | None = None
