@@ -19,7 +19,7 @@ def test_a_stage_tallies_its_own_scores_before_its_threshold():
         (record(4, "hin", scores={"judge": 4}), None),
     ]
     with BeamPipeline(runner="FnApiRunner") as p:
-        routed = route(p | beam.Create(results), "judge")
+        routed = route(p | beam.Create(results), "judge", scores=("judge",))
         stats = routed.stats | beam.CombinePerKey(sum)
         assert_that(stats, equal_to([
             (("tel", "stages.judge.in"), 3), (("tel", "stages.judge.out"), 1),
