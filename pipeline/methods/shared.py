@@ -15,8 +15,7 @@ from pipeline.ops import resume
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.records.write import DatasetStats, WritePerLang, WriteStats, json_line
-from transforms.stages import Context
-from transforms.stages import Stage as StageDeclaration
+from transforms.stages import Context, Stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Method:
     method, never its name."""
 
     name: str
-    stages: tuple[StageDeclaration, ...]
+    stages: tuple[Stage, ...]
     # (p, method, langs, config, input, output, plan, fingerprints): the graph, read to written
     build: Callable[..., None]
     # (config, --input) -> (config, input): the method's inputs settled (defaults, --input's place)
@@ -46,10 +45,10 @@ class Method:
     def names(self) -> tuple[str, ...]:
         return tuple(stage.name for stage in self.stages)
 
-    def stage(self, name: str) -> StageDeclaration:
+    def stage(self, name: str) -> Stage:
         return self.stages[self.names.index(name)]
 
-    def upto(self, until: str) -> tuple[StageDeclaration, ...]:
+    def upto(self, until: str) -> tuple[Stage, ...]:
         """The stages up to and including ``until``."""
         return self.stages[: self.names.index(until) + 1]
 
@@ -63,7 +62,7 @@ def counters(result, namespace: str):
             yield found, counter.key.metric.name, counter.committed or 0
 
 
-class Stage(NamedTuple):
+class Built(NamedTuple):
     """A stage in the graph: its output, and its records and rejects as the JSON lines its
     checkpoint saved (``checkpoint.Saved``; None for a stage read back from its checkpoint)."""
 
@@ -71,19 +70,19 @@ class Stage(NamedTuple):
     saved: checkpoint.Saved | None = None
 
 
-def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[Stage]:
+def load_reused(p: beam.Pipeline, output: str, plan: resume.Plan) -> list[Built]:
     """The stages of ``plan.reused``, read back from their checkpoints; only the last one's
     records travel on (the earlier ones give their rejects and counts)."""
     last_reused = list(plan.reused)[-1] if plan.reused else None
     return [
-        Stage(p | f"Load{stage.title()}" >> checkpoint.LoadStage(output, stage, markers,
+        Built(p | f"Load{stage.title()}" >> checkpoint.LoadStage(output, stage, markers,
                                                                  with_records=stage == last_reused))
         for stage, markers in plan.reused.items()
     ]
 
 
 def run_stages(p: beam.Pipeline, method: Method, context: Context, output: str, plan: resume.Plan,
-               fingerprints: dict[str, dict[str, str]], select: Callable[[], StageOutput]) -> list[Stage]:
+               fingerprints: dict[str, dict[str, str]], select: Callable[[], StageOutput]) -> list[Built]:
     """Every stage of ``method``, in order: those of ``plan.reused`` read back from their
     checkpoints, then those of ``plan.run``, each saving its checkpoint. ``select()`` builds the
     first stage from the input; a later one is its declaration's transform, run after a fusion
@@ -103,11 +102,11 @@ def run_stages(p: beam.Pipeline, method: Method, context: Context, output: str, 
             out = records | stage.title() >> transform
         save = checkpoint.SaveStage(output, stage, fingerprints[stage],
                                     config.max_transient_error_share, inputs)
-        stages.append(Stage(out, out | f"Save{stage.title()}" >> save))
+        stages.append(Built(out, out | f"Save{stage.title()}" >> save))
     return stages
 
 
-def write_outputs(stages: list[Stage], output: str, codes: list[str], configs: dict[str, dict],
+def write_outputs(stages: list[Built], output: str, codes: list[str], configs: dict[str, dict],
                   order: list[str], finish=None, extra=None) -> None:
     """The last stage's records to ``data/``, every stage's rejects to ``rejects/`` and every
     stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
