@@ -16,8 +16,10 @@ from transforms.languages import LANGUAGES
 from transforms.models import model_store, segment
 from transforms.models.config import TranslateConfig
 from transforms.models.translate import (
+    BACKTRANSLATE,
     ENGLISH,
     NO_TRANSLATION_MODEL,
+    TRANSLATE,
     TRANSLATION_EMPTY,
     check_segments,
     sentence_language,
@@ -116,7 +118,7 @@ class NllbHandler(ModelHandler[dict, tuple[dict, str | None, dict], NllbTranslat
         params = {k: getattr(cfg, k) for k in ("model", "dtype", "num_beams", "max_new_tokens_ratio")}
         params["output"] = "text+truncated"  # what an entry holds (entries of plain text are stale)
         # the stage's name (translate or backtranslate) names the cache's and the metrics' namespace
-        self.stage = stage or ("translate" if to_english else "backtranslate")
+        self.stage = stage or (TRANSLATE.name if to_english else BACKTRANSLATE.name)
         self.cache = CallCache(cache_dir, self.stage, params)
 
     def load_model(self) -> NllbTranslator:
