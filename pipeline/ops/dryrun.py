@@ -1,15 +1,15 @@
 """``--dry-run``: what a run would select, send to the models, and cost, with no model loaded.
 
 The select stage runs for real, in this process, on each input file or its first
-``cost.sample_documents`` documents: the functions the pipeline's ``Select`` wraps
-(``ParagraphScorer``, ``dedup.find_duplicates``, ``make_fragments``) in
-a plain loop, as ``benchmarks/select_bench.py`` does: on the bundled sample that takes 0.1 s a
-language after the fastText model loads, where the same select on Beam's FnApiRunner takes
-~6 s, mostly start-up. A sampled file's counts are scaled to all the documents the run would
-read of it. The model stages are arithmetic over the selected records: tokens from the prompt
-files and chars-per-token figures, records from expected pass rates, GPU-hours from per-GPU
-throughput figures; all of it from ``cost`` in the config (assumptions, documented in the
-presets, that a user should replace with measurements of their own).
+``cost.sample_documents`` documents: ``select_in_process``, the functions the pipeline's
+``Select`` wraps in their order, as ``benchmarks/select_bench.py``'s plain loop runs them: on the
+bundled sample that takes 0.1 s a language after the fastText model loads, where the same select
+on Beam's FnApiRunner takes ~6 s, mostly start-up. A sampled file's counts are scaled to all the
+documents the run would read of it. The model stages are arithmetic over the selected records,
+each stage's as its declaration prices it (``Stage.pass_rate``, ``Stage.calls``): tokens from the
+prompt files and chars-per-token figures, records from expected pass rates, GPU-hours from
+per-GPU throughput figures; all of it from ``cost`` in the config (assumptions, documented in
+the presets, that a user should replace with measurements of their own).
 """
 
 from __future__ import annotations
