@@ -200,7 +200,7 @@ def _llm(handler, client, records: list[dict], measure: Measure) -> list:
 def measure(records: list[dict], config: Config) -> tuple[dict[str, Measure], dict[str, tuple[int, int]]]:
     """Every model stage on ``records``: per model its Measure, per check (records in, kept)."""
     from transforms.models.comet import QeHandler
-    from transforms.models.generate import GenerateStep, JudgeStep, judge_threshold
+    from transforms.models.generate import GenerateStep, JudgeStep
     from transforms.models.llm_handler import LlmHandler
     from transforms.models.nllb import NllbHandler
     from transforms.models.qe import QE_INSTRUCTION_LOW, QE_RESPONSE_LOW, below_threshold
@@ -229,7 +229,7 @@ def measure(records: list[dict], config: Config) -> tuple[dict[str, Measure], di
     kept = check("generate_pass_rate", len(kept), _llm(generate, client, kept, m["llm"]) if kept else [])
     judge = LlmHandler(JudgeStep(config.judge, config.generate.seed, config.llm.model), config.llm)
     kept = check("judge_pass_rate", len(kept), _llm(judge, client, kept, m["llm"]) if kept else [],
-                 lambda r: judge_threshold(r, config.judge.min_score))
+                 judge.step.threshold)
     back = NllbHandler(config.translate, "instruction_en", "instruction", False)
     kept = _kept(_translate(back, nllb, kept, m["nllb"])) if kept else []
     qe = QeHandler(config.qe, "instruction_en", "instruction", "qe_instruction")

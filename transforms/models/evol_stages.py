@@ -278,7 +278,7 @@ QC = Stage(
     "qc",
     fingerprint=_fingerprint(("min_turn_lid_confidence", "dedup_threshold", "dedup_num_perm", "dedup_bands",
                               "dedup_char_ngram"), lid=True),
-    report=lambda c: (f"language ID: {c.get('resolved', {}).get('lid', {}).get('model', '?')}", ""),
+    report=lambda c: (langid.report_label(c), ""),
     transform=lambda ctx: ConversationQc(ctx.per_lang(lambda cfg: cfg.select.lid), ctx.per_lang(lambda cfg: cfg.evol)),
     pass_rate=lambda cfg: pass_rate(cfg.evol.min_turn_lid_confidence, cfg.cost.evol_qc_pass_rate),
     reasons=(evol.TURN_LID_MISMATCH, evol.TURN_LID_LOW_CONFIDENCE, evol.CONVERSATION_EXACT_DUPLICATE,

@@ -139,6 +139,8 @@ class GenerateStep:
     I_en for each R_en, with a task prompt drawn per record."""
 
     name = "generate"  # the stage's (GENERATE)
+    scores: tuple[str, ...] = ()  # the scores it gives, whose histograms the stats keep
+    threshold = None  # nothing to apply after the answers are read
 
     def __init__(self, cfg: GenerateConfig, model: str):
         self.cfg, self.model = cfg, model
@@ -163,6 +165,7 @@ class JudgeStep:
     each (I_en, R_en) pair, its ``Score: N`` ending forced by a regex where ``constrain``."""
 
     name = "judge"  # the stage's (JUDGE)
+    scores = ("judge",)
 
     def __init__(self, cfg: JudgeConfig, seed: int, model: str):
         self.cfg, self.seed, self.model = cfg, seed, model
@@ -181,6 +184,10 @@ class JudgeStep:
         out = {**record, "scores": {**record.get("scores", {}), "judge": score}}
         return with_provenance(out, self.name, self.model, self.cfg.prompt), None
 
+    def threshold(self, result):
+        """lambda (``judge.min_score``) on the stored score."""
+        return judge_threshold(result, self.cfg.min_score)
+
 
 def _with_regex(request: llm.LlmRequest, pattern: str) -> llm.LlmRequest:
     return replace(request, schema=None, regex=pattern)
@@ -192,13 +199,12 @@ def judge_threshold(result, min_score: int | None):
 
 
 class LlmStage(beam.PTransform):
-    """generate or judge (``step``): records -> StageOutput; ``min_score``: judge's lambda,
-    applied to the stored score."""
+    """generate or judge (``step``): records -> StageOutput, with the step's ``threshold`` (the
+    judge's lambda) applied to the stored scores."""
 
-    def __init__(self, step: GenerateStep | JudgeStep, llm_cfg: LlmConfig, cache_dir: str | None = None,
-                 min_score: int | None = None):
+    def __init__(self, step: GenerateStep | JudgeStep, llm_cfg: LlmConfig, cache_dir: str | None = None):
         super().__init__()
-        self.step, self.llm_cfg, self.cache_dir, self.min_score = step, llm_cfg, cache_dir, min_score
+        self.step, self.llm_cfg, self.cache_dir = step, llm_cfg, cache_dir
 
     def expand(self, records):
         from apache_beam.ml.inference.base import RunInference
@@ -206,9 +212,9 @@ class LlmStage(beam.PTransform):
         from transforms.models.llm_handler import LlmHandler
 
         results = records | "Infer" >> RunInference(LlmHandler(self.step, self.llm_cfg, self.cache_dir))
-        if isinstance(self.step, JudgeStep):
-            results = results | "Lambda" >> beam.Map(judge_threshold, self.min_score)
-        return route(results, self.step.name, scores=("judge",) if isinstance(self.step, JudgeStep) else ())
+        if self.step.threshold is not None:
+            results = results | "Lambda" >> beam.Map(self.step.threshold)
+        return route(results, self.step.name, scores=self.step.scores)
 
 
 def _model(config: dict) -> str:
@@ -234,7 +240,7 @@ JUDGE = Stage(
                              "prompts": prompt_texts([cfg.judge.prompt])},
     report=lambda c: (_model(c), c.get("judge", {}).get("prompt", "?")),
     transform=lambda ctx: LlmStage(JudgeStep(ctx.config.judge, ctx.config.generate.seed, ctx.config.llm.model),
-                                   ctx.config.llm, ctx.cache, ctx.config.judge.min_score),
+                                   ctx.config.llm, ctx.cache),
     hints=lambda config: section_hints(config.llm),
     llm=True,
     pass_rate=lambda cfg: pass_rate(cfg.judge.min_score, cfg.cost.judge_pass_rate),

@@ -23,6 +23,11 @@ def default_model_path() -> str:
     return str(Path(__file__).resolve().parents[2] / "pipeline" / "models" / "lid.176.ftz")
 
 
+def report_label(config: dict) -> str:
+    """The language-ID model a run's stats config names, as report.md's table of stages shows it."""
+    return f"language ID: {config.get('resolved', {}).get('lid', {}).get('model', '?')}"
+
+
 def expected_label(lang: Language, scheme: str) -> str | None:
     """The label the model gives text of ``lang``; None where the model cannot identify it."""
     if scheme == "lid176":

@@ -383,9 +383,5 @@ class Select(beam.PTransform):
         return StageOutput(made.records, (scored.rejects, made.rejects), stats)
 
 
-def _report(config: dict) -> tuple[str, str]:
-    return f"language ID: {config.get('resolved', {}).get('lid', {}).get('model', '?')}", ""
-
-
 # The natural method's first stage: built by the method from its sources (``Select`` above).
-SELECT = Stage(STAGE, fingerprint=fingerprint_of("select"), report=_report)
+SELECT = Stage(STAGE, fingerprint=fingerprint_of("select"), report=lambda c: (langid.report_label(c), ""))

@@ -41,11 +41,10 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int, int]:
 
 
 def bands_of(cfg: DedupConfig) -> tuple[int, int, int]:
-    """(bands, rows, min_matches) of the config: given, or derived from its threshold."""
+    """(bands, rows, min_matches) of the config: given (``DedupConfig`` checked its range), or
+    derived from its threshold."""
     if cfg.bands is None:
         return lsh_params(cfg.threshold, cfg.num_perm)
-    if not 1 <= cfg.bands <= cfg.num_perm:
-        raise ValueError(f"dedup.bands must be in 1..num_perm ({cfg.num_perm}), got {cfg.bands}")
     return cfg.bands, cfg.num_perm // cfg.bands, cfg.min_band_matches
 
 
