@@ -71,7 +71,7 @@ def build(
         out = (
             p
             | "SeedFiles" >> beam.Create(files)
-            | "ReadSeeds" >> beam.FlatMap(seeds.read_seeds, codes)
+            | "ReadSeeds" >> beam.FlatMap(seeds.read_seeds, codes, config.select.read.strict_input)
             | "ByLang" >> beam.GroupByKey()
             | "SelectSeeds" >> beam.ParDo(SelectSeeds(cfgs)).with_outputs("rejects", "stats", main="records")
         )

@@ -12,7 +12,7 @@ from pipeline.ops import resume
 from transforms.languages import LANGUAGES
 from transforms.records.shapes import record_id, span_id
 from transforms.sources import inputs, jsonl, parquet, tabular
-from transforms.sources.config import SourceConfig
+from transforms.sources.config import ReadConfig, SourceConfig
 
 AYA = """sources:
   - name: aya
@@ -218,5 +218,11 @@ def test_a_cc100_path_without_the_language_is_read_as_each_languages():
     assert cc100 == [("tel", "/d/one.txt", "r-tel", "cc100"), ("hin", "/d/one.txt", "r-hin", "cc100")]
     assert tabulars == []
     aya = SourceConfig("aya", "jsonl", "/d/{lang}.jsonl", "t")
-    (_, [tel, hin]) = inputs.plan((aya,), RUN, {})
+    read = {"tel": ReadConfig(strict_input=True), "hin": ReadConfig()}
+    (_, [tel, hin]) = inputs.plan((aya,), RUN, read)
     assert (tel.pattern, tel.fixed_lang, hin.pattern, hin.fixed_lang) == ("/d/tel.jsonl", "tel", "/d/hin.jsonl", "hin")
+    # --strict-input reaches a tabular source's reader: per language, or any of them for a shared file
+    assert (tel.strict_input, hin.strict_input) == (True, False)
+    shared = SourceConfig("aya", "jsonl", "/d/all.jsonl", "t", lang_field="l")
+    assert inputs.plan((shared,), RUN, read)[1][0].strict_input
+    assert not inputs.plan((shared,), RUN, {"tel": ReadConfig(), "hin": ReadConfig()})[1][0].strict_input

@@ -1,11 +1,17 @@
+import bz2
 import gzip
 import json
+import logging
+import lzma
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+import zstandard
 
 from transforms.languages import LANGUAGES
 from transforms.sources import jsonl, parquet, tabular
+from transforms.sources.cc100 import InputError
 from transforms.sources.tabular import Spec
 
 AYA = Spec(
@@ -76,7 +82,55 @@ def test_jsonl_rows_with_line_positions_and_invalid_lines(tmp_path):
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
     rows = list(jsonl.read_jsonl(str(path), ["targets", "language"]))
     assert rows[0] == tabular.Row(str(path), 0, {"targets": "a", "language": "telugu"})
-    assert rows[1] == (tabular.Row(str(path), 2, {}), tabular.INVALID_JSON)
-    assert rows[2] == (tabular.Row(str(path), 3, {}), tabular.INVALID_JSON)
+    assert rows[1] == tabular.Rejected(tabular.Row(str(path), 2, {}), tabular.INVALID_JSON)
+    assert rows[2] == tabular.Rejected(tabular.Row(str(path), 3, {}), tabular.INVALID_JSON)
     assert rows[3] == tabular.Row(str(path), 4, {"language": "hindi"})
     assert jsonl.jsonl_columns(str(path)) == {"targets", "language", "extra"}
+
+
+# Issue 28: a curated or seed JSONL file reads through the CC-100 reader's decompressors.
+ROWS = [{"targets": f"సమాధానం {i}: " + "పదం " * (i % 9 + 3), "language": "telugu", "id": i} for i in range(2000)]
+JSONL_BYTES = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode()
+COMPRESSORS = {"gz": gzip.compress, "xz": lzma.compress, "bz2": bz2.compress,
+               "zst": lambda data: zstandard.ZstdCompressor().compress(data)}
+
+
+@pytest.mark.parametrize("ext", COMPRESSORS)
+def test_whole_compressed_jsonl_files_read_whole(tmp_path, ext):
+    path = tmp_path / f"aya.jsonl.{ext}"
+    cut = JSONL_BYTES.index(b"\n", len(JSONL_BYTES) // 2) + 1
+    # two streams (members, frames) one after the other, as concatenated files are
+    path.write_bytes(COMPRESSORS[ext](JSONL_BYTES[:cut]) + COMPRESSORS[ext](JSONL_BYTES[cut:]))
+    rows = list(jsonl.read_jsonl(str(path), ["targets", "id"]))
+    assert [r.fields for r in rows] == [{"targets": r["targets"], "id": r["id"]} for r in ROWS]
+    assert jsonl.count_rows(str(path)) == len(ROWS)
+
+
+@pytest.mark.parametrize("ext", COMPRESSORS)
+@pytest.mark.parametrize("damage", ["cut", "corrupt"])
+def test_a_broken_jsonl_archive_keeps_the_rows_before_the_break_and_says_where(tmp_path, caplog, ext, damage):
+    data = COMPRESSORS[ext](JSONL_BYTES)
+    path = tmp_path / f"aya.jsonl.{ext}"
+    if damage == "cut":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 64]) + data[middle + 64:])
+    with caplog.at_level(logging.WARNING, logger="transforms.sources.cc100"):
+        items = list(jsonl.read_jsonl(str(path), ["id"]))
+    *rows, last = items
+    # the partial row where the stream broke is the one reject, at the position it had
+    assert isinstance(last, tabular.Rejected) and last.reason == "input_truncated"
+    assert last.row == tabular.Row(str(path), len(rows), {})
+    assert last.detail["error"] and last.detail["stored_bytes_read"] <= len(data)
+    assert f"input_truncated: {path}" in caplog.text and str(last.detail["byte_offset"]) in caplog.text
+    assert jsonl.count_rows(str(path)) == len(items)  # the dry run's count: every row, rejects too
+    assert jsonl.jsonl_columns(str(path)) <= {"targets", "language", "id"}  # the check does not fail on it
+    with pytest.raises(InputError, match=f"input file {path} is truncated or corrupt"):
+        list(jsonl.read_jsonl(str(path), ["id"], strict_input=True))
+    if damage == "corrupt":  # gzip finds a bad byte only at its member's end (the CRC)
+        return
+    assert [r.fields for r in rows] == [{"id": i} for i in range(len(rows))] and len(rows) < len(ROWS)
+    assert JSONL_BYTES[: last.detail["byte_offset"]].count(b"\n") == len(rows)
+    if ext in ("gz", "xz"):  # stream decoders: bz2 and zstd decode whole blocks (100+ KB)
+        assert len(rows) > len(ROWS) // 4

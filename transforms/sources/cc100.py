@@ -17,6 +17,9 @@ other drop:
 
 Bytes that are not valid UTF-8 become U+FFFD and the filters drop the paragraph as
 ``invalid_utf8``; a byte-order mark at the start of a line is removed.
+
+JSONL files (curated sources, seeds) stream through the same ``InputFile``
+(``transforms/sources/jsonl.py``), so a broken one is handled as a CC-100 file is.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import lzma
 import pickle
 import posixpath
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, BinaryIO, NamedTuple
 
@@ -88,7 +91,7 @@ class Document(NamedTuple):
 
 
 class Line(NamedTuple):
-    text: str  # decoded and stripped; of a rejected line, what the reader kept of it
+    text: str  # decoded and stripped (``lines(decode)`` says); of a rejected line, what the reader kept of it
     reason: str | None = None  # LINE_TOO_LONG or INPUT_TRUNCATED
     detail: dict | None = None
 
@@ -206,7 +209,11 @@ class InputFile:
             self.error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             return b""
 
-    def lines(self) -> Iterator[Line]:
+    def lines(self, decode: Callable[[bytes], Any] | None = None) -> Iterator[Line]:
+        """The file's lines; ``decode`` makes a line's bytes its ``text`` (default: UTF-8,
+        stripped, without a byte-order mark; the JSONL reader passes ``bytes`` and parses them
+        itself)."""
+        decode = decode or _decode
         stream = io.BufferedReader(_Reader(self._read), self.read_size or _BUFFER)
         cap = self.max_line_bytes
         offset, partial = 0, b""  # decompressed bytes before the current line; a cut line
@@ -221,9 +228,9 @@ class InputFile:
             offset += size
             if too_long:
                 detail = {"bytes": size - complete, "max_line_bytes": cap}
-                yield Line(_decode(raw[:cap]), LINE_TOO_LONG, detail)
+                yield Line(decode(raw[:cap]), LINE_TOO_LONG, detail)
             else:
-                yield Line(_decode(raw))
+                yield Line(decode(raw))
         if self.error:
             detail = {"error": self.error, "byte_offset": offset, "stored_bytes_read": self.position()}
             logger.warning(
@@ -231,7 +238,7 @@ class InputFile:
                 "read; %s); the paragraphs before the break are kept",
                 self.path, offset, detail["stored_bytes_read"], self.error,
             )
-            yield Line(_decode(partial[:cap]), INPUT_TRUNCATED, detail)
+            yield Line(decode(partial[:cap]), INPUT_TRUNCATED, detail)
 
 
 def _decode(raw: bytes) -> str:
@@ -270,11 +277,17 @@ def documents(
             return
         for _, reason, detail in rejected:
             if reason == INPUT_TRUNCATED and cfg.strict_input:
-                raise InputError(
-                    f"input file {name} is truncated or corrupt after {detail['byte_offset']} "
-                    f"decompressed bytes ({detail['error']}); strict input is set"
-                )
+                raise broken_input(name, detail)
         yield Document(lang, name, doc, tuple(paragraphs), tuple(rejected), source)
+
+
+def broken_input(name: str, detail: dict) -> InputError:
+    """The error a broken file (``detail`` of its ``input_truncated`` line) is when
+    ``read.strict_input`` is set, for any source that reads through ``InputFile``."""
+    return InputError(
+        f"input file {name} is truncated or corrupt after {detail['byte_offset']} "
+        f"decompressed bytes ({detail['error']}); strict input is set"
+    )
 
 
 def relative_name(path: str, base_dir: str) -> str:

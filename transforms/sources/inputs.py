@@ -6,8 +6,9 @@ gives a one-paragraph document (its ``doc`` is the row's position in its file), 
 source flows through the same selection: filters, language ID, exact and near-duplicate
 removal across all sources of a language, and the fragments' length limits; a row is never
 joined with its neighbours. A row that cannot be a response (``tabular.row_verdict``: missing
-or empty text, unknown language, ``where`` filters, invalid JSON) becomes a document whose one
-paragraph the reader rejected, with the reason, so select counts it like any other drop.
+or empty text, unknown language, ``where`` filters, invalid JSON, the partial line where a
+compressed JSONL file breaks) becomes a document whose one paragraph the reader rejected, with
+the reason, so select counts it like any other drop.
 
 Which language a row is for comes from its path (``{lang}``) or its language field. A row of a
 known language that the run does not ask for is not this run's: it is only counted (Beam
@@ -59,6 +60,7 @@ class TabularInput(NamedTuple):
     fixed_lang: str | None  # the language of every row (a path with {lang}); None: lang_field
     langs: dict[str, str]  # the source's language value -> our code, for the run's languages
     fallback_lang: str  # where rows of no language are counted: the run's first language
+    strict_input: bool = False  # a broken file fails the run (``read.strict_input``)
 
 
 def spec_of(source: SourceConfig) -> tabular.Spec:
@@ -85,8 +87,11 @@ def plan(sources: tuple[SourceConfig, ...], langs: list[Language], read: dict[st
             continue
         spec = spec_of(source)
         values = tabular.value_map(spec, langs) if source.lang_field else {}
-        tabulars += [TabularInput(source.name, source.kind, pattern, spec, code, values, langs[0].code)
-                     for code, pattern in patterns(source, langs).items()]
+        for code, pattern in patterns(source, langs).items():
+            # a file of every language is strict where any of them is
+            strict = read[code].strict_input if code else any(r.strict_input for r in read.values())
+            tabulars.append(TabularInput(source.name, source.kind, pattern, spec, code, values, langs[0].code,
+                                         strict))
     return cc100, tabulars
 
 
@@ -127,12 +132,13 @@ def _document(source: TabularInput, file: str, position: int, text: Any, row_id:
                     source.kind, row_id)
 
 
-def row_document(source: TabularInput, file: str, row: tabular.Row, reason: str | None = None) -> Document | None:
-    """The document of one row (``reason``: the reader's, e.g. ``invalid_json``), or None for a
-    row of a language the run does not ask for."""
+def row_document(source: TabularInput, file: str, row: tabular.Row, reason: str | None = None,
+                 detail: dict | None = None) -> Document | None:
+    """The document of one row (``reason``, ``detail``: the reader's, e.g. ``invalid_json``), or
+    None for a row of a language the run does not ask for."""
     spec = source.spec
     row_id = _row_id(row.fields.get(spec.id_field)) if spec.id_field else None
-    judged = (source.fixed_lang, reason, None) if reason else _language(source, row.fields)
+    judged = (source.fixed_lang, reason, detail) if reason else _language(source, row.fields)
     return _document(source, file, row.row, row.fields.get(spec.text_field), row_id, judged)
 
 
@@ -161,8 +167,8 @@ def piece_documents(source: TabularInput, path: str, name: str, group: int | Non
     names = tabular.columns(spec)
     fmt = FORMATS[source.kind]
     if fmt.table is None:  # row by row
-        for item in fmt.rows(path, group, first, names):
-            if not isinstance(item, tabular.Row):
+        for item in fmt.rows(path, group, first, names, source.strict_input):
+            if isinstance(item, tabular.Rejected):
                 yield row_document(source, name, *item)
                 continue
             fields = item.fields

@@ -69,7 +69,7 @@ PARQUET = TabularFormat(
     "parquet",
     suffixes=(".parquet", ".pq"),
     pieces=pieces,
-    rows=lambda path, piece, first, names: read_parquet_piece((path, piece, first), names),
+    rows=lambda path, piece, first, names, strict_input: read_parquet_piece((path, piece, first), names),
     columns=lambda path: set(parquet_columns(path)),
     required=required,
     count_rows=count_rows,

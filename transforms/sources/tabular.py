@@ -33,6 +33,16 @@ class Row(NamedTuple):
     fields: dict[str, Any]  # the columns the source needs
 
 
+class Rejected(NamedTuple):
+    """A row the format itself rejects: a JSONL line that is not a JSON object
+    (``invalid_json``), or the partial one where a compressed file breaks (``input_truncated``,
+    its ``detail`` the byte offsets, as for a CC-100 file)."""
+
+    row: Row
+    reason: str
+    detail: dict | None = None
+
+
 class Verdict(NamedTuple):
     lang: str | None  # our language code, when the row has one
     text: str | None  # the response, when the row is kept
@@ -173,16 +183,17 @@ Piece = tuple[int | None, int]  # (a piece of a file: a Parquet row group, None 
 @dataclass(frozen=True)
 class TabularFormat:
     """A file format a tabular source may be (``kind`` in config). ``pieces(path)`` cuts a file
-    into the units workers read; ``rows(path, piece, first, names)`` yields a piece's rows with
-    the columns ``names`` (a ``Row``, or ``(Row, reason)`` for a row the format itself rejects,
-    e.g. ``invalid_json``); a columnar format gives ``table(path, piece, names)`` too, a pyarrow
-    Table the input layer judges by column. ``columns(path)``: the columns a file has, and
-    ``required(spec)``: those its first file must have, checked before any work."""
+    into the units workers read; ``rows(path, piece, first, names, strict_input)`` yields a
+    piece's rows with the columns ``names`` (a ``Row``, or a ``Rejected`` row; with
+    ``strict_input`` a broken file raises instead, ``cc100.InputError``); a columnar format gives
+    ``table(path, piece, names)`` too, a pyarrow Table the input layer judges by column.
+    ``columns(path)``: the columns a file has, and ``required(spec)``: those its first file must
+    have, checked before any work."""
 
     kind: str
     suffixes: tuple[str, ...]  # a seed file's format is known by its name
     pieces: Callable[[str], list[Piece]]
-    rows: Callable[[str, int | None, int, list[str]], Iterator]
+    rows: Callable[[str, int | None, int, list[str], bool], Iterator]
     columns: Callable[[str], set[str]]
     required: Callable[[Spec], list[str]]
     count_rows: Callable[[str], int]
