@@ -159,6 +159,40 @@ def test_a_text_field_that_does_not_exist_is_exit_2_naming_the_source_and_its_co
     assert "source rows" in capsys.readouterr().err
 
 
+def test_every_file_of_a_source_is_checked_in_sorted_order_before_any_work(tmp_path, capsys):
+    """Issue 28: a later file without the text column, a 0-byte or cut Parquet file: exit 2,
+    one line naming the file, whatever order the directory lists them in."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def run(kind: str) -> tuple[int, str]:
+        (tmp_path / "c.yaml").write_text(
+            f"sources:\n  - {{name: aya, kind: {kind}, path: '{tmp_path}/*.{kind}', text_field: targets, "
+            "lang_field: language}\n")
+        code = main(["--langs", "tel", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "out")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and not (tmp_path / "out").exists()
+        return code, lines[0]
+
+    good = pa.table({"targets": ["a"], "language": ["telugu"]})
+    for name in ("a", "d"):
+        pq.write_table(good, tmp_path / f"{name}.parquet")
+    pq.write_table(pa.table({"answer": ["a"], "language": ["telugu"]}), tmp_path / "c.parquet")
+    (tmp_path / "b.parquet").write_bytes(b"")
+    assert run("parquet") == (2, f"error: source aya: cannot read {tmp_path}/b.parquet as Parquet: "
+                                 "Parquet file size is 0 bytes")
+    (tmp_path / "b.parquet").write_bytes((tmp_path / "a.parquet").read_bytes()[:-30])
+    code, line = run("parquet")
+    assert code == 2 and line.startswith(f"error: source aya: cannot read {tmp_path}/b.parquet as Parquet: ")
+    (tmp_path / "b.parquet").unlink()
+    assert run("parquet") == (2, f"error: source aya: {tmp_path}/c.parquet has no column targets; its columns: "
+                                 "answer, language")
+    (tmp_path / "a.jsonl").write_text(json.dumps({"targets": "a", "language": "telugu"}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"answer": "a", "language": "telugu"}) + "\n")
+    assert run("jsonl") == (2, f"error: source aya: {tmp_path}/b.jsonl has no column targets; its columns: "
+                               "answer, language")
+
+
 def test_a_tabular_source_without_files_is_exit_2(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(
         f"sources:\n  - {{name: aya, kind: jsonl, path: '{tmp_path}/none-*.jsonl', text_field: t, lang_field: l}}\n")

@@ -134,3 +134,26 @@ def test_a_broken_jsonl_archive_keeps_the_rows_before_the_break_and_says_where(t
     assert JSONL_BYTES[: last.detail["byte_offset"]].count(b"\n") == len(rows)
     if ext in ("gz", "xz"):  # stream decoders: bz2 and zstd decode whole blocks (100+ KB)
         assert len(rows) > len(ROWS) // 4
+
+
+@pytest.mark.parametrize("damage", ["empty", "cut"])
+def test_a_parquet_file_that_cannot_be_opened_is_one_error_naming_it(tmp_path, damage):
+    path = tmp_path / "aya.parquet"
+    pq.write_table(pa.table({"targets": ["a"] * 10}), path)
+    path.write_bytes(b"" if damage == "empty" else path.read_bytes()[:-20])
+    for read in (parquet.parquet_columns, parquet.pieces, parquet.count_rows):
+        with pytest.raises(tabular.UnreadableFile, match=f"cannot read {path} as Parquet: "):
+            read(str(path))
+
+
+def test_a_corrupt_parquet_row_group_is_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "aya.parquet"
+    pq.write_table(pa.table({"targets": [f"answer {i}" for i in range(300)]}), path, row_group_size=100)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 3  # inside the second row group's pages; the footer stays whole
+    data[middle:middle + 200] = bytes(b ^ 0x5A for b in data[middle:middle + 200])
+    path.write_bytes(bytes(data))
+    pieces = parquet.parquet_pieces(str(path))
+    assert len(list(parquet.read_parquet_piece(pieces[0], ["targets"]))) == 100
+    with pytest.raises(tabular.UnreadableFile, match=f"cannot read {path} as Parquet: "):
+        list(parquet.read_parquet_piece(pieces[1], ["targets"]))

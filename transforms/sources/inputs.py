@@ -271,9 +271,10 @@ class SourceError(ValueError):
 
 
 def check(sources: tuple[SourceConfig, ...], langs: list[Language]) -> list[tuple[str, str]]:
-    """Before any work: each tabular source has files, and its first file has the columns the
-    source names (Parquet: every one; JSONL, whose rows may omit keys: the text and language
-    fields). Raises ``SourceError``; returns (lang, pattern) of the CC-100 sources' languages
+    """Before any work: each tabular source has files, and every one of them, in sorted order,
+    can be opened and has the columns the source names (Parquet: every one; JSONL, whose rows
+    may omit keys: the text and language fields, among its first 100 objects). Raises
+    ``SourceError`` naming the file; returns (lang, pattern) of the CC-100 sources' languages
     without files (the caller words that error)."""
     missing = []
     for source in sources:
@@ -286,15 +287,23 @@ def check(sources: tuple[SourceConfig, ...], langs: list[Language]) -> list[tupl
         if not source.tabular:
             missing += [(code, patterns(source, langs)[code]) for code, files in found.items() if not files]
             continue
-        files = [m.path for code in found for m in found[code]]
+        files = sorted({m.path for code in found for m in found[code]})
         if not files:
             raise SourceError(f"source {source.name}: no files match {', '.join(sorted(set(patterns(source, langs).values())))}")
         fmt = FORMATS[source.kind]
-        columns, needed = fmt.columns(files[0]), fmt.required(spec_of(source))
-        absent = [c for c in needed if c not in columns]
-        if columns and absent:
-            raise SourceError(
-                f"source {source.name}: {files[0]} has no column {', '.join(absent)}; its columns: "
-                f"{', '.join(sorted(columns))}"
-            )
+        needed = fmt.required(spec_of(source))
+        for path in files:
+            _check_columns(source.name, fmt, path, needed)
     return missing
+
+
+def _check_columns(name: str, fmt, path: str, needed: list[str]) -> None:
+    """The file ``path`` of source ``name`` can be opened and has the columns ``needed``."""
+    try:
+        columns = fmt.columns(path)
+    except tabular.UnreadableFile as e:
+        raise SourceError(f"source {name}: {e}") from e
+    absent = [c for c in needed if c not in columns]
+    if columns and absent:
+        raise SourceError(f"source {name}: {path} has no column {', '.join(absent)}; its columns: "
+                          f"{', '.join(sorted(columns))}")

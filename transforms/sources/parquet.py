@@ -1,23 +1,38 @@
 """Parquet as a tabular source kind: a file is cut into its row groups, so one large file spreads
 over workers, and a row group is read by column, for the columns a source needs only (the input
-layer judges it as a table: ``inputs.piece_documents``)."""
+layer judges it as a table: ``inputs.piece_documents``). A file that cannot be read (0 bytes,
+cut: its footer holds the schema and row groups) raises ``UnreadableFile`` naming it; the input
+check opens every file's footer before any work, so such a file stops the run there."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.sources.tabular import Piece, Row, Spec, TabularFormat, columns
+from transforms.sources.tabular import Piece, Row, Spec, TabularFormat, UnreadableFile, columns
+
+
+@contextmanager
+def parquet_file(path: str):
+    """``pyarrow.parquet.ParquetFile`` of ``path``; any error pyarrow raises reading it, opening
+    or later, is an ``UnreadableFile`` that names the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        try:
+            yield pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as e:
+            raise UnreadableFile(f"cannot read {path} as Parquet: {e}") from e
 
 
 def parquet_pieces(path: str) -> list[tuple[str, int, int]]:
     """(path, row group, first row) for each row group of a Parquet file."""
-    import pyarrow.parquet as pq
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        meta = pq.ParquetFile(f).metadata
+    with parquet_file(path) as f:
+        meta = f.metadata
     pieces, first = [], 0
     for group in range(meta.num_row_groups):
         pieces.append((path, group, first))
@@ -30,19 +45,15 @@ def pieces(path: str) -> list[Piece]:
 
 
 def parquet_columns(path: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return list(pq.ParquetFile(f).schema_arrow.names)
+    with parquet_file(path) as f:
+        return list(f.schema_arrow.names)
 
 
 def read_parquet_table(piece: tuple[str, int, int], names: list[str]):
     """One row group as a pyarrow Table of the columns ``names``."""
-    import pyarrow.parquet as pq
-
     path, group, _ = piece
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return pq.ParquetFile(f).read_row_group(group, columns=names)
+    with parquet_file(path) as f:
+        return f.read_row_group(group, columns=names)
 
 
 def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterator[Row]:
@@ -54,10 +65,8 @@ def read_parquet_piece(piece: tuple[str, int, int], names: list[str]) -> Iterato
 
 def count_rows(path: str) -> int:
     """A Parquet file's metadata says."""
-    import pyarrow.parquet as pq
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return pq.ParquetFile(f).metadata.num_rows
+    with parquet_file(path) as f:
+        return f.metadata.num_rows
 
 
 def required(spec: Spec) -> list[str]:

@@ -43,6 +43,11 @@ class Rejected(NamedTuple):
     detail: dict | None = None
 
 
+class UnreadableFile(RuntimeError):
+    """A file its format cannot read at all (a 0-byte or cut Parquet file, whose footer holds
+    its schema and row groups); the message names the file."""
+
+
 class Verdict(NamedTuple):
     lang: str | None  # our language code, when the row has one
     text: str | None  # the response, when the row is kept
@@ -187,8 +192,8 @@ class TabularFormat:
     piece's rows with the columns ``names`` (a ``Row``, or a ``Rejected`` row; with
     ``strict_input`` a broken file raises instead, ``cc100.InputError``); a columnar format gives
     ``table(path, piece, names)`` too, a pyarrow Table the input layer judges by column.
-    ``columns(path)``: the columns a file has, and ``required(spec)``: those its first file must
-    have, checked before any work."""
+    ``columns(path)``: the columns a file has, and ``required(spec)``: those every file must
+    have, checked before any work. A file the format cannot read raises ``UnreadableFile``."""
 
     kind: str
     suffixes: tuple[str, ...]  # a seed file's format is known by its name
