@@ -96,3 +96,31 @@ def test_every_row_of_a_cut_shared_seed_file_is_a_seed_or_a_reject(tmp_path, cap
     assert main([*args, "--output", str(tmp_path / "strict"), "--strict-input"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: the run failed:") and f"input file {path} is truncated or corrupt" in last
+
+
+def test_a_parquet_file_that_breaks_during_the_run_is_one_line_naming_it(tmp_path, capsys):
+    """A row group whose pages are corrupt (the footer, which the check before work reads, is
+    whole), and a 0-byte Parquet seed file (seed files get no column check): exit 1, naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "aya.parquet"
+    texts = [f"ప్రతి రోజు కొంత సమయం పుస్తకాలు చదవడం వల్ల మన జ్ఞానం పెరుగుతుంది {i}." for i in range(300)]
+    pq.write_table(pa.table({"targets": texts, "language": ["telugu"] * 300}), path, row_group_size=100)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 200] = bytes(b ^ 0x5A for b in data[middle:middle + 200])
+    path.write_bytes(bytes(data))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sources:\n  - {{name: aya, kind: parquet, path: '{path}', text_field: targets, "
+                      "lang_field: language, lang_values: {tel: telugu}}\n")
+    assert main(["--langs", "tel", "--config", str(config), "--until", "select", "--output", str(tmp_path / "a")]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: the run failed:") and f"cannot read {path} as Parquet: " in last
+
+    seeds = tmp_path / "seeds.parquet"
+    seeds.write_bytes(b"")
+    assert main(["--method", "evol", "--langs", "tel", "--input", str(seeds), "--until", "select",
+                 "--output", str(tmp_path / "b")]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot read {seeds} as Parquet: Parquet file size is 0 bytes" in last
