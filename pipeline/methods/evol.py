@@ -97,8 +97,9 @@ def _dry_run(args, langs, config) -> int:
 
 
 def _run_info(result, output: str) -> dict:
-    """Seed rows of a shared seed file that no language of the run takes, per reason (another
-    language, no or an unknown lang), from the run's metrics (``transforms/sources/seeds.py``)."""
+    """Seed rows of a shared seed file of another language the run does not ask for, per reason
+    (``other_language``; rows of no or an unknown lang are the first language's rejects), from
+    the run's metrics (``transforms/sources/seeds.py``)."""
     import logging
 
     counts: dict[str, int] = {}
