@@ -61,7 +61,7 @@ class SelectSeeds(Tallied):
         seeds = []
         for item in items:
             self.tally[lang, counts.SEEDS_READ] += 1
-            reason, detail = item.get("reason"), {}
+            reason, detail = item.get("reason"), item.get("detail", {})
             if not reason:
                 seed, reason, detail = evol.seed_from_row(item["fields"], cfg, item["source"])
             if reason:
