@@ -244,10 +244,7 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
     """Run ``method``'s graph up to --until: clear what the run redoes, build and run the graph,
     then write the report and ``run.json``. 0 once the data is whole; 1 (the cause on stderr,
     the traceback in ``OUT/error.txt``) when the run failed."""
-    if _runner(beam_args) is None:
-        # The DirectRunner would first try to download the Prism runner; FnApiRunner is the
-        # engine it falls back to for batch pipelines, without the download.
-        beam_args = [*beam_args, "--runner=FnApiRunner"]
+    beam_args = _local_runner_args(beam_args)
     _clear_redone(args.output, langs, plan)
     # Beam and the libraries leave ~1M long-lived objects; freezing them keeps every full
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
@@ -263,6 +260,21 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
         return 0
     _summarise(args, method, langs, config, plan, result)
     return 0
+
+
+def _local_runner_args(beam_args: list[str]) -> list[str]:
+    """Beam's arguments with the local runner's defaults: FnApiRunner (the DirectRunner would
+    first try to download the Prism runner; FnApiRunner is the engine it falls back to for batch
+    pipelines, without the download), and with ``--direct_num_workers`` other than 1, worker
+    processes (in one process, its threads share one interpreter lock: no faster than one)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    if _runner(beam_args) is None:
+        beam_args = [*beam_args, "--runner=FnApiRunner"]
+    direct = PipelineOptions(beam_args).view_as(DirectOptions)
+    if direct.direct_num_workers != 1 and not any(a.startswith("--direct_running_mode") for a in beam_args):
+        beam_args = [*beam_args, "--direct_running_mode=multi_processing"]
+    return beam_args
 
 
 def _clear_redone(output: str, langs, plan) -> None:
@@ -286,6 +298,7 @@ def _run_graph(args, options, method, langs, config, prints, plan):
     from apache_beam.io.filesystems import FileSystems
 
     from transforms.models import llm
+    from transforms.records import spill
 
     errors = f"{args.output}/error.txt"
     if FileSystems.exists(errors):  # a previous run's
@@ -308,6 +321,7 @@ def _run_graph(args, options, method, langs, config, prints, plan):
         for handler in logging.getLogger().handlers:
             handler.removeFilter(trap)
         llm.stop_all()  # a vLLM server this process started never outlives the run
+        spill.remove(spill.directory(args.output))  # what select's shuffles spilled
     if trap.kept:
         with FileSystems.create(errors) as f:
             f.write(llm.scrub("\n".join(trap.kept), hidden).encode("utf-8"))

@@ -15,6 +15,7 @@ from transforms.models import llm
 from transforms.models.generate import GENERATE, JUDGE
 from transforms.models.qe import QE
 from transforms.models.translate import BACKTRANSLATE, TRANSLATE
+from transforms.records import spill
 from transforms.records.shapes import StageOutput
 from transforms.select import dedup, langid
 from transforms.select.stage import SELECT, Select
@@ -70,7 +71,7 @@ def build(
     def select() -> StageOutput:
         read = {code: cfg.read for code, (_, cfg) in per_lang.items()}
         documents = p | "Read" >> ReadSources(config.sources, langs, read, BATCH_DOCS)
-        return documents | "Select" >> Select(per_lang)
+        return documents | "Select" >> Select(per_lang, spill.directory(output))
 
     context = Context(config, tuple(langs), f"{output}/cache")
     stages = run_stages(p, method, context, output, plan, fingerprints, select)

@@ -14,13 +14,14 @@ from transforms.sources.cc100 import (
     INPUT_TRUNCATED,
     LINE_TOO_LONG,
     InputError,
+    PART_DOCS,
     InputFile,
     ReadCC100,
     documents,
     read_lines,
     relative_name,
     split_documents,
-    spreads,
+    local_workers,
     template_dir,
 )
 from transforms.sources.config import ReadConfig
@@ -171,13 +172,26 @@ def test_byte_order_marks_are_removed(tmp_path):
     assert split(read_all(path)) == (["primera línea", "otro archivo pegado"], [])
 
 
-@pytest.mark.parametrize("args, spread", [
-    (["--runner=FnApiRunner"], False),
-    (["--runner=FnApiRunner", "--direct_num_workers=4", "--direct_running_mode=multi_processing"], True),
-    (["--runner=FnApiRunner", "--direct_num_workers=0"], True),  # 0: one per core
-    (["--runner=DirectRunner"], True),
+@pytest.mark.parametrize("args, workers", [
+    (["--runner=FnApiRunner"], 1),
+    (["--runner=FnApiRunner", "--direct_num_workers=4", "--direct_running_mode=multi_processing"], 4),
+    (["--runner=DirectRunner"], None),  # decides at run time: read as a cluster would
 ])
-def test_batches_are_spread_over_workers_unless_there_is_one_local_worker(args, spread):
+def test_files_are_read_in_one_part_a_local_worker(args, workers):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    assert spreads(beam.Pipeline(options=PipelineOptions(args))) is spread
+    assert local_workers(beam.Pipeline(options=PipelineOptions(args))) == workers
+
+
+def test_the_parts_of_a_file_hold_each_document_once_numbered_as_the_file(tmp_path):
+    """Documents in interleaved blocks: 3 parts of a file of 3.5 blocks give its documents,
+    each once, with the numbers (and a cut last one's reject) of the whole file's reading."""
+    n = 3 * PART_DOCS + PART_DOCS // 2
+    path = tmp_path / "es.txt.gz"
+    path.write_bytes(gzip.compress("".join(f"doc {i}\n\n" for i in range(n)).encode())[:-30])
+    whole = list(documents("spa", "es", InputFile(str(path), None).lines(), ReadConfig()))
+    parts = [list(documents("spa", "es", InputFile(str(path), None).lines(), ReadConfig(), part=(k, 3)))
+             for k in range(3)]
+    assert sorted(d for part in parts for d in part) == sorted(whole)
+    assert [d.doc // PART_DOCS for d in parts[1]][:1] == [1] and all(len(p) >= PART_DOCS for p in parts)
+    assert whole[-1].rejected and whole[-1].rejected[0][1] == INPUT_TRUNCATED

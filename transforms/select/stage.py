@@ -22,17 +22,15 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.languages import Language
-from transforms.records import counts
+from transforms.records import counts, spill
 from transforms.records.shapes import (
     StageOutput,
     Tallied,
     origin,
     paragraphs_of,
-    pickled,
     span_id,
     span_reject,
     span_source,
-    unpickled,
 )
 from transforms.select import dedup, filters, furniture, langid
 from transforms.select.config import SelectConfig
@@ -229,9 +227,14 @@ class _Tallied(Tallied):
 
 
 class ScoreParagraphs(_Tallied):
-    """Batch of documents -> (document group, ``pickled`` [(doc, (origin, kept paragraphs)),
-    ...]); rejects; dedup bucket entries as columns per (lang, key shard), gathered over the
-    bundle."""
+    """Batch of documents -> (document group, ``spill.Ref`` of [(doc, (origin, kept
+    paragraphs)), ...]); rejects; ((lang, key shard), ``spill.Ref`` of dedup bucket entries as
+    columns, gathered over the bundle). Kept paragraphs and bucket entries go to the bundle's
+    spill files under ``spill_dir``: only their references cross the shuffles."""
+
+    def __init__(self, langs: LangConfigs, spill_dir: str):
+        super().__init__(langs)
+        self.spill_dir = spill_dir
 
     def setup(self):
         self.scorers = {}  # built on first use: a worker may see few of the languages
@@ -240,6 +243,7 @@ class ScoreParagraphs(_Tallied):
     def start_bundle(self):
         super().start_bundle()
         self.buckets = dedup.ShardBuffer(BUCKET_BUFFER_BYTES, self.key_shards)
+        self.spill = spill.SpillWriter(self.spill_dir)
 
     def scorer(self, code: str) -> ParagraphScorer:
         if code not in self.scorers:
@@ -260,15 +264,17 @@ class ScoreParagraphs(_Tallied):
                 if out.kept:
                     groups[doc_group(code, *doc.unit)].append((doc.doc, (doc.origin(), out.kept)))
             for group, kept in groups.items():
-                yield group, pickled(kept)
+                yield group, self.spill.put(kept)
             exact, band = scorer.buckets(lang_docs, scored)
-            for packed in self.buckets.add(code, exact, band):
-                yield beam.pvalue.TaggedOutput("buckets", packed)
+            for key, packed in self.buckets.add(code, exact, band):
+                yield beam.pvalue.TaggedOutput("buckets", (key, self.spill.put(packed)))
         self.feed_progress()  # a local runner's bundle can be the whole stage
 
     def finish_bundle(self):
-        for packed in self.buckets.flush():
-            yield beam.pvalue.TaggedOutput("buckets", window.GlobalWindows.windowed_value_at_end_of_window(packed))
+        for key, packed in self.buckets.flush():
+            ref = self.spill.put(packed)
+            yield beam.pvalue.TaggedOutput("buckets", window.GlobalWindows.windowed_value_at_end_of_window((key, ref)))
+        self.spill.close()  # before the bundle ends: every reference it handed on points into a whole file
         yield from super().finish_bundle()
 
 
@@ -278,7 +284,7 @@ class MakeFragments(_Tallied):
 
     def process(self, element):
         (lang, _, file, _), grouped = element
-        kept = dict(unpickled(grouped["kept"]))  # document -> (origin, kept paragraphs)
+        kept = dict(chain.from_iterable(spill.take(grouped["kept"])))  # document -> (origin, kept paragraphs)
         duplicates = defaultdict(dict)  # document -> {index: (reason, kept position)}
         for doc, i, reason, root in chain.from_iterable(grouped["duplicates"]):
             duplicates[doc][i] = (reason, root)
@@ -362,13 +368,13 @@ class Select(beam.PTransform):
     (Language, SelectConfig). Languages are data, not graph branches: one graph serves 1 or
     116 languages, and dedup never crosses languages (every key starts with the language)."""
 
-    def __init__(self, langs: LangConfigs):
+    def __init__(self, langs: LangConfigs, spill_dir: str):
         super().__init__()
-        self.langs = langs
+        self.langs, self.spill_dir = langs, spill_dir
 
     def expand(self, documents) -> StageOutput:
         params = {code: dedup.DedupParams.of(cfg.dedup) for code, (_, cfg) in self.langs.items()}
-        scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs)).with_outputs(
+        scored = documents | "Score" >> beam.ParDo(ScoreParagraphs(self.langs, self.spill_dir)).with_outputs(
             "rejects", "buckets", "stats", main="kept"
         )
         duplicates = scored.buckets | "Dedup" >> dedup.FindDuplicates(params, doc_group)

@@ -212,8 +212,9 @@ def count_rows(kind: str, path: str) -> int:
 # --- the Beam shell ---------------------------------------------------------------------------
 
 
-def _pieces(source: TabularInput) -> Iterator[tuple[TabularInput, str, str, int | None, int]]:
-    """(source, path, name, row group, first row) per Parquet row group, or per JSONL file."""
+def _pieces(source: TabularInput, _parts: int) -> Iterator[tuple[TabularInput, str, str, int | None, int]]:
+    """(source, path, name, row group, first row) per Parquet row group, or per JSONL file (a
+    tabular file's pieces do not depend on the workers)."""
     base_dir = template_dir(source.pattern)
     for meta in FileSystems.match([source.pattern])[0].metadata_list:
         name = relative_name(meta.path, base_dir)
@@ -237,7 +238,7 @@ def _read_rows(piece: tuple, batch_size: int):
 
 class ReadTabular(ReadPieces):
     """``TabularInput``s -> lists of ``Document``s: pieces (Parquet row groups, JSONL files)
-    spread over workers, then their document batches spread again."""
+    spread over workers and read where they land."""
 
     def __init__(self, sources: list[TabularInput], batch_size: int = 128):
         super().__init__(sources, _pieces, _read_rows, batch_size)

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import apache_beam as beam
 
+from transforms.records import spill
 from transforms.records.shapes import pickled, unpickled
 from transforms.select.dedup.components import (
     group_components,
@@ -35,8 +36,8 @@ class _LinkBuckets(beam.DoFn):
         self.params = params
 
     def process(self, element):
-        (lang, _), batches = element
-        for s, facts in link_buckets(map(unpack, batches), self.params[lang]).items():
+        (lang, _), refs = element
+        for s, facts in link_buckets(map(unpack, spill.take(refs)), self.params[lang]).items():
             # as plain tuples in Fact's field order: pickling a NamedTuple runs Python code for
             # each one, both ways; ``local_components`` reads the fields by position
             yield (lang, s), pickled(list(map(tuple, facts)))
@@ -105,7 +106,9 @@ def _by_document(lang: str, source: str, file: str, doc: int) -> tuple[str, str,
 
 
 class FindDuplicates(beam.PTransform):
-    """Bucket entries ``((lang, key shard), (exact Entries, band Entries))`` -> ``(group,
+    """Bucket entries ``((lang, key shard), spill.Ref)`` (of ``pack``ed exact and band Entries:
+    only the references cross the first shuffle, the entries are read back one key shard at a
+    time) -> ``(group,
     [(doc, index, reason, kept position), ...])`` for the duplicate paragraphs, where
     ``group(lang, source, file, doc)`` is the key their documents are joined under (default:
     the document). ``params``: each language's ``DedupParams``.
