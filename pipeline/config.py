@@ -24,7 +24,7 @@ import yaml
 from transforms import languages
 from transforms.models.config import EvolConfig, GenerateConfig, JudgeConfig, LlmConfig, QeConfig, TranslateConfig
 from transforms.select.config import SelectConfig
-from transforms.settings import ConfigError
+from transforms.settings import COUNT, POSITIVE, SHARE, ConfigError, check_ranges
 from transforms.sources.config import CC100_SOURCE, SourceConfig, check_sources
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -72,6 +72,11 @@ class CostConfig:
     def __post_init__(self):
         from pipeline.ops.dryrun import engines  # the estimate's own check of its engines
 
+        check_ranges(self, sample_documents=COUNT, chars_per_token=POSITIVE, english_chars_per_token=POSITIVE,
+                     english_chars_ratio=POSITIVE, instruction_en_chars=POSITIVE, judge_output_tokens=POSITIVE,
+                     evol_message_chars=POSITIVE, **{key: SHARE for key in (
+                         "evol_call_pass_rate", "evol_qc_pass_rate", "qe_response_pass_rate", "generate_pass_rate",
+                         "judge_pass_rate", "qe_instruction_pass_rate")})
         engines(self)
 
 
@@ -113,6 +118,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
 
     def __post_init__(self):
+        check_ranges(self, max_transient_error_share=SHARE)
         check_sources(self.sources)
 
     def for_lang(self, code: str) -> Config:
@@ -151,7 +157,7 @@ def build(cls: type, data: Any, where: str) -> Any:
     try:
         return cls(**values)
     except ConfigError as e:  # the type's own check (``__post_init__``): say where it was
-        raise ConfigError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}.{e.key}: {e}" if e.key else f"{where}: {e}") from e
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:

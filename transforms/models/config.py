@@ -9,7 +9,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transforms.settings import check, operational
+from transforms.settings import (
+    COUNT,
+    JUDGE_SCORE,
+    NON_NEGATIVE,
+    POSITIVE,
+    SHARE,
+    Range,
+    check,
+    check_ranges,
+    operational,
+)
+
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+TOP_P = Range(0, 1, low_open=True)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -42,6 +55,12 @@ class TranslateConfig:
     accelerator: str | None = None
     min_ram: str | None = None
 
+    def __post_init__(self):
+        check(self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}", "dtype")
+        check_ranges(self, num_beams=COUNT, max_segment_tokens=COUNT, batch_tokens=COUNT,
+                     max_new_tokens_ratio=POSITIVE, max_repeat_share=Range(0, 1, low_open=True),
+                     max_repeat_ngram=COUNT, records_per_batch=COUNT)
+
 
 @dataclass(frozen=True)
 class QeConfig:
@@ -59,6 +78,11 @@ class QeConfig:
     # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
     accelerator: str | None = None
     min_ram: str | None = None
+
+    def __post_init__(self):
+        # COMET-kiwi scores are in 0..1: a threshold outside keeps everything or nothing
+        check_ranges(self, batch_size=COUNT, records_per_batch=COUNT, threads=COUNT,
+                     min_response=SHARE, min_instruction=SHARE)
 
 
 @dataclass(frozen=True)
@@ -83,6 +107,10 @@ class LlmConfig:
     accelerator: str | None = None
     min_ram: str | None = None
 
+    def __post_init__(self):
+        check_ranges(self, startup_timeout_s=POSITIVE, concurrency=COUNT, timeout_s=POSITIVE,
+                     retries=NON_NEGATIVE, backoff_s=NON_NEGATIVE, records_per_batch=COUNT)
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
@@ -98,6 +126,13 @@ class GenerateConfig:
     max_instruction_chars: int = 4000  # also bounds the structured output
     max_copy_ratio: float = 0.5  # share of the response's word 8-grams an instruction may copy
 
+    def __post_init__(self):
+        check(all(isinstance(w, (int, float)) and w >= 0 for w in self.tasks.values())
+              and any(w > 0 for w in self.tasks.values()),
+              f"must be task prompt -> weight >= 0, one at least > 0, got {self.tasks!r}", "tasks")
+        check_ranges(self, temperature=NON_NEGATIVE, top_p=TOP_P, max_tokens=COUNT,
+                     max_instruction_chars=COUNT, max_copy_ratio=SHARE)
+
 
 @dataclass(frozen=True)
 class JudgeConfig:
@@ -106,6 +141,9 @@ class JudgeConfig:
     max_tokens: int = 512
     temperature: float = 0.0
     constrain: bool = True  # force the "...\nScore: N" ending with a regex (vLLM structured outputs)
+
+    def __post_init__(self):
+        check_ranges(self, min_score=JUDGE_SCORE, max_tokens=COUNT, temperature=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -175,6 +213,10 @@ class EvolConfig:
         check(0 <= self.max_mix_drop <= 1, "evol.max_mix_drop must be in [0, 1]")
         check(self.length_buckets >= 1 and (self.seeds_per_lang is None or self.seeds_per_lang >= 0),
               "evol.length_buckets must be >= 1 and seeds_per_lang >= 0")
+        check_ranges(self, judge_min_score=JUDGE_SCORE, min_turn_lid_confidence=SHARE, max_tokens=COUNT,
+                     judge_max_tokens=COUNT, temperature=NON_NEGATIVE, judge_temperature=NON_NEGATIVE,
+                     top_p=TOP_P, max_turn_chars=COUNT, max_seed_chars=COUNT, dedup_num_perm=COUNT,
+                     dedup_char_ngram=COUNT)
 
 
 def weight(weights: dict[str, float], name: str) -> float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transforms import languages
-from transforms.settings import ConfigError, check
+from transforms.settings import COUNT, ConfigError, check, check_ranges
 
 # A source is CC-100 text or one of the tabular formats (``transforms/sources/formats.py``).
 CC100_KIND = "cc100"
@@ -25,6 +25,9 @@ class ReadConfig:
     # A longer line is rejected as line_too_long while streaming, before any filter; None: no cap
     max_line_bytes: int | None = 65536
     strict_input: bool = False  # a truncated or corrupt file fails the run (--strict-input)
+
+    def __post_init__(self):
+        check_ranges(self, max_documents=COUNT, max_line_bytes=COUNT)
 
 
 @dataclass(frozen=True)
