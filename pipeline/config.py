@@ -126,7 +126,8 @@ class Config:
         override = self.languages.get(code)
         if not override:
             return self
-        merged = _merge(to_dict(self), override)
+        base = to_dict(self)
+        merged = _merge(base, _adding_server_args(base, override))
         return build(Config, merged, f"config.languages.{code}")
 
     def to_dict(self) -> dict:
@@ -194,6 +195,18 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _adding_server_args(base: dict, override: dict) -> dict:
+    """``override`` with its ``llm.server_args`` added to those of ``base`` (``llm.add_args``:
+    a flag given again replaces the base's), so a user's file keeps the preset's essentials."""
+    from transforms.models.llm import add_args
+
+    extra = (override.get("llm") or {}).get("server_args") if isinstance(override.get("llm"), dict) else None
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
+        return override  # not a list of strings: ``build`` says so
+    current = (base.get("llm") or {}).get("server_args") or []
+    return {**override, "llm": {**override["llm"], "server_args": add_args([str(a) for a in current], extra)}}
+
+
 def _read_text(path: Path | str) -> str:
     """A local file, or one on a Beam filesystem (``gs://bucket/models/models.yaml``)."""
     if "://" not in str(path):
@@ -232,7 +245,7 @@ def load(preset: str = "demo", config_file: str | None = None) -> Config:
     data = _read_yaml(PRESETS_DIR / "base.yaml")
     data = _merge(data, _read_yaml(PRESETS_DIR / f"{preset}.yaml"))
     if config_file:
-        data = _merge(data, _read_yaml(config_file))
+        data = _merge(data, _adding_server_args(data, _read_yaml(config_file)))
     data["preset"] = preset
     config = build(Config, data, "config")
     for code in config.languages:  # validate every override now, not on a worker

@@ -94,7 +94,9 @@ class LlmConfig:
     endpoint: str | None = operational(None)  # e.g. http://host:8000/v1; None: start vLLM
     api_key_env: str = operational("LLM_API_KEY")  # environment variable with the endpoint's key
     server_python: str = operational(".venv-vllm/bin/python")  # Python of the vLLM environment (relative: the project's)
-    server_args: tuple[str, ...] = ()  # extra vLLM arguments (--tensor-parallel-size 8, ...)
+    # vLLM arguments (--tensor-parallel-size 8, ...): a user's config file adds to the preset's (a
+    # flag given again replaces the preset's, ``llm.add_args``); no key: $VLLM_API_KEY is the server's
+    server_args: tuple[str, ...] = ()
     server_env: dict[str, str] = operational(default_factory=dict)
     startup_timeout_s: float = operational(900.0)
     concurrency: int = operational(64)  # requests in flight per batch
@@ -108,8 +110,18 @@ class LlmConfig:
     min_ram: str | None = None
 
     def __post_init__(self):
+        from transforms.models.llm import CONFIG_SECRET_FLAGS  # stdlib only at import
+
         check_ranges(self, startup_timeout_s=POSITIVE, concurrency=COUNT, timeout_s=POSITIVE,
                      retries=NON_NEGATIVE, backoff_s=NON_NEGATIVE, records_per_batch=COUNT)
+        for arg in self.server_args:
+            flag = arg.split("=", 1)[0]
+            check(flag not in CONFIG_SECRET_FLAGS,
+                  f"{flag} does not belong in a config file: set ${CONFIG_SECRET_FLAGS.get(flag)} in the run's "
+                  "environment instead (the vLLM server and the client read it there)", "server_args")
+        check("VLLM_API_KEY" not in self.server_env,
+              "VLLM_API_KEY does not belong in a config file: set $VLLM_API_KEY in the run's environment "
+              "instead (the vLLM server and the client read it there)", "server_env")
 
 
 @dataclass(frozen=True)
