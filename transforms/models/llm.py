@@ -259,8 +259,8 @@ class LlmClient:
             if slow:
                 oldest, attempt = max(slow)
                 logger.warning(
-                    "LLM server %s: %d of %d requests in flight for over %.0f s without an answer (the oldest "
-                    "%.0f s, attempt %d of %d; each gives up after llm.timeout_s %.0f s)",
+                    "LLM server %s: %d of %d requests in flight for over %g s without an answer (the oldest "
+                    "%.1f s, attempt %d of %d; each gives up after llm.timeout_s %g s)",
                     redact_url(self.base_url), len(slow), len(in_flight), self.slow_s, oldest, attempt,
                     self.retries + 1, self.timeout_s)
                 await asyncio.sleep(self.slow_s * 3 / 4)
@@ -316,12 +316,15 @@ def endpoint_model(endpoint: str, model: str, api_key: str = "EMPTY", timeout_s:
     serving several, or none, or not answering, is an error that says to set ``llm.model``."""
     if not is_local_model(model):
         return model
-    url = f"{endpoint.rstrip('/')}/models"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"})
+    import httpx  # the openai client's: a user and password in the URL are sent as basic auth
+
+    parts = urllib.parse.urlsplit(endpoint)
+    url = urllib.parse.urlunsplit((*parts[:2], parts.path.rstrip("/") + "/models", parts.query, ""))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as r:
-            served = [m["id"] for m in json.loads(r.read()).get("data", [])]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s)
+        response.raise_for_status()
+        served = [m["id"] for m in response.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise RuntimeError(f"llm.model {model!r} is a local model, and {redact_url(url)} does not say which "
                            f"model it serves ({describe(e)}): set llm.model to the name the endpoint serves "
                            "it under") from None
