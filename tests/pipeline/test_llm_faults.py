@@ -98,9 +98,11 @@ def test_a_total_outage_fails_the_run_on_the_error_budget(soak):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     # it stops at the first reject past the budget (251 of 5000), in the first batch
+    over = int(0.05 * SOAK) + 1
     assert last.startswith(f"error: the run failed: ErrorBudgetExceeded: generate (tel): at least "
-                           f"{int(0.05 * SOAK) + 1} of {SOAK} records (5.0%) ended in llm_error, over the "
-                           "error budget of 5%"), last
+                           f"{over} of {SOAK} records (5.0%) ended in llm_error (first errors: {over} x "
+                           "InternalServerError: Error code: 500"), last
+    assert f"(POST {down.url}/chat/completions)), over the error budget of 5%" in last
     assert "Traceback" not in result.stderr and "Traceback" in (tmp / "out" / "error.txt").read_text()
     assert not (tmp / "out" / "stages" / "generate" / LANG / "_COMPLETE.json").exists()
     assert down.calls == LLM["records_per_batch"] * (LLM["retries"] + 1)

@@ -197,6 +197,8 @@ def describe(e: BaseException) -> str:
     openai's ``Connection error.``) and the request's URL without credentials."""
     text = f"{type(e).__name__}: {' '.join(str(e).split())}"
     seen, cause = {str(e)}, e.__cause__ or e.__context__
+    if getattr(e, "status_code", None) is not None:
+        cause = None  # the server's answer says it all (httpx's cause repeats it, with a help link)
     while cause is not None and len(seen) < 4:
         message = " ".join(str(cause).split())
         if message and message not in seen:
@@ -205,9 +207,13 @@ def describe(e: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     request = getattr(e, "request", None)
     url = getattr(request, "url", None)
+    text = _URL.sub(lambda m: redact_url(m.group()), text)  # a URL in a message, as in httpx's
     if url is not None:
         text += f" ({getattr(request, 'method', 'POST')} {redact_url(str(url))})"
     return text[:400]
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 
 class LlmClient:
