@@ -86,6 +86,8 @@ def test_urls_lose_their_user_password_and_secret_query_values():
         "http://***@host:8000/v1?api_key=***&model=m&sig=***&token=***&flag")
     assert llm.redact_url("https://host/v1") == "https://host/v1"
     assert llm.redact_url(None) is None
+    found = llm.secrets(urls=["http://someone:pw-secret@host/v1?api_key=sk-query&model=visible", None])
+    assert {"someone", "pw-secret", "sk-query"} <= found and "visible" not in found
 
 
 def test_the_stats_config_holds_no_secret():

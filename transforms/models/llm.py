@@ -143,9 +143,14 @@ def redact_env(env: dict) -> dict:
     return {k: REDACTED if _SECRET_NAME.search(k) else v for k, v in env.items()}
 
 
-def secrets(args: Sequence[str] = (), env: dict | None = None) -> set[str]:
-    """The secret values in ``args``, ``env`` and this process's environment."""
+def secrets(args: Sequence[str] = (), env: dict | None = None, urls: Sequence[str | None] = ()) -> set[str]:
+    """The secret values in ``args``, ``env``, this process's environment and ``urls`` (a
+    URL's user, password and secret-looking query values)."""
     found = {a for a, r in zip(args, redact_args(args)) if r == REDACTED}
+    for url in filter(None, urls):
+        parts = urllib.parse.urlsplit(url)
+        found |= {urllib.parse.unquote(v) for v in (parts.username, parts.password) if v}
+        found |= {v for k, v in urllib.parse.parse_qsl(parts.query) if _SECRET_QUERY.search(k)}
     found |= {a.split("=", 1)[1] for a in args if _is_secret_flag(a) and "=" in a}
     for variables in (env or {}, os.environ):
         found |= {v for k, v in variables.items() if _SECRET_NAME.search(k)}
