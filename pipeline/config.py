@@ -24,7 +24,7 @@ import yaml
 from transforms import languages
 from transforms.models.config import EvolConfig, GenerateConfig, JudgeConfig, LlmConfig, QeConfig, TranslateConfig
 from transforms.select.config import SelectConfig
-from transforms.settings import ConfigError
+from transforms.settings import COUNT, POSITIVE, SHARE, ConfigError, check_ranges
 from transforms.sources.config import CC100_SOURCE, SourceConfig, check_sources
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -72,6 +72,11 @@ class CostConfig:
     def __post_init__(self):
         from pipeline.ops.dryrun import engines  # the estimate's own check of its engines
 
+        check_ranges(self, sample_documents=COUNT, chars_per_token=POSITIVE, english_chars_per_token=POSITIVE,
+                     english_chars_ratio=POSITIVE, instruction_en_chars=POSITIVE, judge_output_tokens=POSITIVE,
+                     evol_message_chars=POSITIVE, **{key: SHARE for key in (
+                         "evol_call_pass_rate", "evol_qc_pass_rate", "qe_response_pass_rate", "generate_pass_rate",
+                         "judge_pass_rate", "qe_instruction_pass_rate")})
         engines(self)
 
 
@@ -113,6 +118,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
 
     def __post_init__(self):
+        check_ranges(self, max_transient_error_share=SHARE)
         check_sources(self.sources)
 
     def for_lang(self, code: str) -> Config:
@@ -120,7 +126,8 @@ class Config:
         override = self.languages.get(code)
         if not override:
             return self
-        merged = _merge(to_dict(self), override)
+        base = to_dict(self)
+        merged = _merge(base, _adding_server_args(base, override))
         return build(Config, merged, f"config.languages.{code}")
 
     def to_dict(self) -> dict:
@@ -151,7 +158,7 @@ def build(cls: type, data: Any, where: str) -> Any:
     try:
         return cls(**values)
     except ConfigError as e:  # the type's own check (``__post_init__``): say where it was
-        raise ConfigError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}.{e.key}: {e}" if e.key else f"{where}: {e}") from e
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
@@ -186,6 +193,18 @@ def _merge(base: dict, override: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _adding_server_args(base: dict, override: dict) -> dict:
+    """``override`` with its ``llm.server_args`` added to those of ``base`` (``llm.add_args``:
+    a flag given again replaces the base's), so a user's file keeps the preset's essentials."""
+    from transforms.models.llm import add_args
+
+    extra = (override.get("llm") or {}).get("server_args") if isinstance(override.get("llm"), dict) else None
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
+        return override  # not a list of strings: ``build`` says so
+    current = (base.get("llm") or {}).get("server_args") or []
+    return {**override, "llm": {**override["llm"], "server_args": add_args([str(a) for a in current], extra)}}
 
 
 def _read_text(path: Path | str) -> str:
@@ -226,7 +245,7 @@ def load(preset: str = "demo", config_file: str | None = None) -> Config:
     data = _read_yaml(PRESETS_DIR / "base.yaml")
     data = _merge(data, _read_yaml(PRESETS_DIR / f"{preset}.yaml"))
     if config_file:
-        data = _merge(data, _read_yaml(config_file))
+        data = _merge(data, _adding_server_args(data, _read_yaml(config_file)))
     data["preset"] = preset
     config = build(Config, data, "config")
     for code in config.languages:  # validate every override now, not on a worker

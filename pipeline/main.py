@@ -304,7 +304,7 @@ def _run_graph(args, options, method, langs, config, prints, plan):
     if FileSystems.exists(errors):  # a previous run's
         FileSystems.delete([errors])
     trap = TracebackTrap()
-    hidden = llm.secrets(config.llm.server_args, config.llm.server_env)  # e.g. in a server's log tail
+    hidden = llm.secrets(config.llm.server_args, config.llm.server_env, urls=[config.llm.endpoint])  # e.g. in a server's log tail
     for handler in logging.getLogger().handlers:
         handler.addFilter(trap)
     try:

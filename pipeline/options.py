@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.config import PRESETS
@@ -17,13 +18,48 @@ def sample_langs() -> list[str]:
     return sorted(path.name.split(".")[0] for path in Path(SAMPLE_TEMPLATE).parent.glob("*.txt.xz"))
 
 
+RECORDS_DEFAULT = 32  # --calibrate's records per language
+
+# flag -> the flag it applies only with; (flag, other): flags that do not apply together (one
+# would be ignored). Either is exit 2 with one line, before any work.
+NEEDS = {"records": "calibrate"}
+EXCLUSIVE = (("calibrate", "dry_run"), ("calibrate", "from_stage"), ("calibrate", "until"),
+             ("dry_run", "from_stage"))
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: ...``, exit 2, as every other bad argument) and
+    the checks of flags that apply only with another, or not together."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        given = {dest for dest in vars(parsed) if getattr(parsed, dest) not in (None, False)}
+        for flag, needed in NEEDS.items():
+            if flag in given and needed not in given:
+                self.error(f"{_flag(flag)} applies only with {_flag(needed)}")
+        for a, b in EXCLUSIVE:
+            if a in given and b in given:
+                self.error(f"{_flag(b)} does not apply with {_flag(a)}")
+        if parsed.records is None:
+            parsed.records = RECORDS_DEFAULT
+        return parsed, rest
+
+
 def parser() -> argparse.ArgumentParser:
     from pipeline.methods import METHODS
 
     natural, evol = METHODS["natural"].names, METHODS["evol"].names
     # every method's stage names, for --until and --from-stage (main checks them against --method)
     all_stages = tuple(dict.fromkeys(stage for method in METHODS.values() for stage in method.names))
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m pipeline.main",
         description="Build instruction-tuning data from natural CC-100 text.",
         epilog="Any other flag is passed to Apache Beam (--runner, --direct_num_workers, ...).",
@@ -74,5 +110,6 @@ def parser() -> argparse.ArgumentParser:
         help="run each model stage on --records selected records on this machine's hardware and "
         "write OUT/calibration.yaml: measured tokens/s and pass rates, for --dry-run --config",
     )
-    p.add_argument("--records", type=int, default=32, help="records per language for --calibrate")
+    p.add_argument("--records", type=int, default=None,
+                   help=f"records per language for --calibrate (default {RECORDS_DEFAULT}); only with --calibrate")
     return p

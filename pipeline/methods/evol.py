@@ -36,8 +36,7 @@ def run_config(config: Config, lang: Language) -> dict:
         "preset": config.preset,
         "method": "evol",
         "evol": to_dict(cfg.evol),
-        "llm": {**{k: v for k, v in to_dict(cfg.llm).items() if k != "server_env"},
-                "server_args": llm.redact_args(cfg.llm.server_args)},
+        "llm": llm.recorded(to_dict(cfg.llm)),  # no secret: server_env, keys, the endpoint's credentials
         "judge": {"min_score": cfg.evol.judge_min_score},  # the threshold the judge histogram shows
         "resolved": {"lid": {"model": cfg.select.lid.model_path or "lid.176.ftz (packaged)",
                              "expected_label": label,

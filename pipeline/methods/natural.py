@@ -34,8 +34,7 @@ def run_config(config: Config, lang: Language) -> dict:
         "select": to_dict(cfg),
         "translate": to_dict(config.translate),
         "qe": to_dict(config.qe),
-        "llm": {**{k: v for k, v in to_dict(config.llm).items() if k != "server_env"},
-                "server_args": llm.redact_args(config.llm.server_args)},
+        "llm": llm.recorded(to_dict(config.llm)),  # no secret: server_env, keys, the endpoint's credentials
         "generate": to_dict(config.generate),
         "judge": to_dict(config.judge),
         "sources": to_dict(config.sources),

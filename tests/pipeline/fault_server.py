@@ -28,14 +28,16 @@ class FaultServer(ThreadingHTTPServer):
     requests, drawn from ``seed``), or fails it with a 500 when ``fail(prompt)`` says so. A
     hang waits ``hang_s`` (far longer than the client's timeout), or until ``close``, before
     answering. ``counts`` has
-    the outcome of every request."""
+    the outcome of every request, ``models`` the model names they asked for; ``GET /v1/models``
+    lists ``served``, as vLLM's does."""
 
     daemon_threads = True
     request_queue_size = 1024  # the client opens up to llm.concurrency connections at once
 
     def __init__(self, faults: dict[str, float] | None = None, hang_s: float = 300.0, seed: int = 0,
-                 fail=None):
-        self.faults, self.hang_s, self.fail = faults or {}, hang_s, fail
+                 fail=None, served: tuple[str, ...] = ("fault-model",)):
+        self.faults, self.hang_s, self.fail, self.served = faults or {}, hang_s, fail, served
+        self.models: dict[str, int] = {}
         self.closing = threading.Event()  # ends the hangs
         self.random = random.Random(seed)
         self.lock = threading.Lock()
@@ -51,8 +53,9 @@ class FaultServer(ThreadingHTTPServer):
     def calls(self) -> int:
         return sum(self.counts.values())
 
-    def outcome(self, prompt: str) -> str:
+    def outcome(self, prompt: str, model: str = "") -> str:
         with self.lock:
+            self.models[model] = self.models.get(model, 0) + 1
             draw = self.random.random()
             outcome = "500" if self.fail and self.fail(prompt) else "ok"
             for fault, share in self.faults.items():
@@ -104,9 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_GET(self):  # /v1/models
+        self._send(200, json.dumps({"object": "list", "data": [
+            {"id": name, "object": "model"} for name in self.server.served]}).encode())
+
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        outcome = self.server.outcome(body["messages"][-1]["content"])
+        outcome = self.server.outcome(body["messages"][-1]["content"], body.get("model", ""))
         if outcome == "500":
             return self._send(500, json.dumps({"error": {"message": "injected"}}).encode())
         if outcome == "drop":  # the connection closes without an answer

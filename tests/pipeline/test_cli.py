@@ -122,3 +122,36 @@ def test_a_model_that_cannot_load_is_one_line_with_its_cause(tmp_path):
     assert line.startswith("error: the run failed: OSError: We couldn't connect to 'https://huggingface.co'")
     assert line.endswith(f"[while running 'Translate/Translate/BeamML_RunInference'] (traceback: {out}/error.txt)")
     assert (out / "error.txt").read_text().count("Traceback") >= 2
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["--records", "5"], "error: --records applies only with --calibrate (see --help)"),
+        (["--calibrate", "--dry-run"], "error: --dry-run does not apply with --calibrate (see --help)"),
+        (["--calibrate", "--until", "generate"], "error: --until does not apply with --calibrate (see --help)"),
+        (["--calibrate", "--from-stage", "judge"], "error: --from-stage does not apply with --calibrate (see --help)"),
+        (["--dry-run", "--from-stage", "judge"], "error: --from-stage does not apply with --dry-run (see --help)"),
+    ],
+)
+def test_a_flag_that_would_be_ignored_fails_fast_with_one_line(tmp_path, args, line):
+    result = cli("--langs", "tel", "--output", str(tmp_path / "out"), *args)
+    assert result.returncode == 2 and result.stderr.strip() == line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "text, start",
+    [
+        ("llm: {retries: -1}", "error: config.llm.retries: must be >= 0, got -1"),
+        ("judge: {min_score: 7}", "error: config.judge.min_score: must be in [0, 5], got 7"),
+        ("llm: {server_args: [--api-key, sk-in-file]}", "error: config.llm.server_args: --api-key does not belong in a config file: set $VLLM_API_KEY"),
+    ],
+)
+def test_a_setting_out_of_its_range_fails_before_any_work_naming_its_key(tmp_path, text, start):
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n")
+    result = cli("--langs", "tel", "--config", str(config), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith(start), result.stderr
+    assert "sk-in-file" not in result.stderr and not (tmp_path / "out").exists()

@@ -106,3 +106,43 @@ def test_a_hanging_server_times_out(serve):
 def test_missing_server_environment_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="make vllm-env"):
         llm.VllmServer(str(tmp_path / "nope" / "python"), "m").start()
+
+
+def test_a_request_in_flight_past_the_warning_threshold_logs_a_line(serve, caplog):
+    _, url = serve(hang_s=1.5)
+    with caplog.at_level("WARNING", logger="transforms.models.llm"):
+        results = llm.LlmClient(url, "m", concurrency=4, timeout_s=10.0, slow_s=0.4).complete(requests(3))
+    assert all(r.error is None for r in results)  # slow, not failed: the warning only says so
+    lines = [r.getMessage() for r in caplog.records if "in flight" in r.getMessage()]
+    assert lines and len(lines) <= 3  # at most one a threshold, not one a request
+    import re
+
+    assert re.match(rf"LLM server {url}: [123] of 3 requests in flight for over 0.4 s without an answer \(the oldest "
+                    r"(0\.[4-9]|1\.\d) s", lines[0]), lines[0]
+    assert "attempt 1 of 4" in lines[0] and "llm.timeout_s 10 s" in lines[0]
+
+
+def test_a_quick_answer_logs_no_warning(serve, caplog):
+    _, url = serve()
+    with caplog.at_level("WARNING", logger="transforms.models.llm"):
+        llm.LlmClient(url, "m", slow_s=0.4).complete(requests(3))
+    assert not [r for r in caplog.records if "in flight" in r.getMessage()]
+
+
+@pytest.mark.parametrize("bad", [{"retries": -1}, {"concurrency": 0}, {"timeout_s": 0}])
+def test_a_client_that_would_send_nothing_is_refused(bad):
+    # retries -1 used to send no request and answer every record as unparseable
+    with pytest.raises(ValueError, match="retries >= 0"):
+        llm.LlmClient("http://127.0.0.1:1/v1", "m", **bad)
+
+
+def test_a_refused_connection_names_its_cause_and_the_url_without_credentials():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (result,) = llm.LlmClient(f"http://me:pw-secret@127.0.0.1:{port}/v1", "m", retries=0).complete(requests(1))
+    assert result.error.startswith("APIConnectionError: Connection error. <- ")
+    assert "ConnectionRefusedError" in result.error and "pw-secret" not in result.error
+    assert f"(POST http://***@127.0.0.1:{port}/v1/chat/completions)" in result.error

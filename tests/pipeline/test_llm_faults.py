@@ -34,6 +34,15 @@ def write_config(path: Path, llm: dict, **top) -> Path:
     return path
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(tmp: Path, out: Path, config: Path, url: str) -> tuple[subprocess.CompletedProcess, float]:
     """The pipeline as a user runs it, from a directory that is not the project's."""
     start = time.monotonic()
@@ -89,9 +98,11 @@ def test_a_total_outage_fails_the_run_on_the_error_budget(soak):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     # it stops at the first reject past the budget (251 of 5000), in the first batch
+    over = int(0.05 * SOAK) + 1
     assert last.startswith(f"error: the run failed: ErrorBudgetExceeded: generate (tel): at least "
-                           f"{int(0.05 * SOAK) + 1} of {SOAK} records (5.0%) ended in llm_error, over the "
-                           "error budget of 5%"), last
+                           f"{over} of {SOAK} records (5.0%) ended in llm_error (first errors: {over} x "
+                           "InternalServerError: Error code: 500"), last
+    assert f"(POST {down.url}/chat/completions)), over the error budget of 5%" in last
     assert "Traceback" not in result.stderr and "Traceback" in (tmp / "out" / "error.txt").read_text()
     assert not (tmp / "out" / "stages" / "generate" / LANG / "_COMPLETE.json").exists()
     assert down.calls == LLM["records_per_batch"] * (LLM["retries"] + 1)
@@ -124,3 +135,49 @@ def test_a_rerun_sends_exactly_the_records_that_ended_in_llm_error(tmp_path):
     assert calls["judge"]["made"] == failed["generate"] + failed["judge"]
     assert healthy.calls == 2 * failed["generate"] + failed["judge"]
     assert "transient errors" not in second.stderr
+
+
+def test_an_unreachable_endpoint_fails_naming_the_cause_and_the_url_without_its_secrets(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {**LLM, "retries": 1, "records_per_batch": 40})
+    seed_translated(tmp_path / "out", tmp_path / "tel.txt", config, 40)
+    port = closed_port()
+    result, _ = run(tmp_path, tmp_path / "out", config, f"http://user:pw-secret@127.0.0.1:{port}/v1?api_key=sk-query")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the run failed: ErrorBudgetExceeded: generate (tel): at least 3 of 40 records"), last
+    # the first underlying error: the exception, its cause, how many records, the URL without secrets
+    assert "(first errors: 3 x APIConnectionError: Connection error." in last
+    assert "ConnectionRefusedError" in last and f"http://***@127.0.0.1:{port}/v1" in last and "api_key=***" in last
+    assert last.endswith(f"(traceback: {tmp_path / 'out'}/error.txt)")
+    for text in (result.stderr, (tmp_path / "out" / "error.txt").read_text()):
+        assert "pw-secret" not in text and "sk-query" not in text
+    assert not (tmp_path / "out" / "stages" / "generate" / LANG / "_COMPLETE.json").exists()
+
+
+def test_endpoint_credentials_stay_out_of_the_outputs_and_a_local_model_is_not_sent_as_the_name(tmp_path):
+    n = 20
+    # the demo's local stand-in model: the endpoint is asked which model it serves
+    config = write_config(tmp_path / "c.yaml", {**LLM, "model": "tiny:llama", "records_per_batch": n})
+    ids = seed_translated(tmp_path / "out", tmp_path / "tel.txt", config, n)
+    with FaultServer(served=("served-llama",)) as server:
+        host = server.url.replace("http://", "http://user:pw-secret@") + "?api_key=sk-query"
+        result, _ = run(tmp_path, tmp_path / "out", config, host)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accounted(tmp_path / "out", ids)
+    assert server.models == {"served-llama": 2 * n}  # generate and judge, by the name it serves
+    stats = json.loads((tmp_path / "out" / "stats" / f"{LANG}.json").read_text())
+    assert stats["config"]["llm"]["endpoint"] == server.url.replace("http://", "http://***@") + "?api_key=***"
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".md", ".txt", ".yaml"):
+            text = path.read_text(errors="replace")
+            assert "pw-secret" not in text and "sk-query" not in text, path
+
+
+def test_an_endpoint_serving_several_models_asks_for_llm_model(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {**LLM, "model": "tiny:llama", "records_per_batch": 10})
+    seed_translated(tmp_path / "out", tmp_path / "tel.txt", config, 10)
+    with FaultServer(served=("a-model", "b-model")) as server:
+        result, _ = run(tmp_path, tmp_path / "out", config, server.url)
+    assert result.returncode == 1 and server.calls == 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "serves a-model, b-model: set llm.model to the one to use" in last, last

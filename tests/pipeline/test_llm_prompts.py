@@ -2,8 +2,8 @@
 hostile responses are rendered into requests, and the prompt the server built from them (its
 chat template applied, read back from its own request log) still has one system turn, one
 user turn with our delimiters once each, and the generation prompt; the score parsed is the
-one the model wrote. The server demands an API key: the readiness check and the client send
-it, and no log line or error message shows it."""
+one the model wrote. The server demands an API key ($VLLM_API_KEY in its environment, never in
+config): the readiness check and the client send it, and no log line or error message shows it."""
 
 import dataclasses
 import logging
@@ -41,16 +41,17 @@ class Lines(logging.Handler):
 
 @pytest.fixture(scope="module")
 def served():
-    """One server for the module: the demo's arguments plus --api-key and a request log."""
+    """One server for the module: the demo's arguments plus a request log, its key in its
+    environment as $VLLM_API_KEY (as a run's server inherits it)."""
     cfg = config_mod.load("demo").llm
     python = ROOT / cfg.server_python
     require_vllm_env(python)
-    args = (*cfg.server_args, "--api-key", KEY, "--enable-log-requests")
+    args = (*cfg.server_args, "--enable-log-requests")
     env = {**cfg.server_env, "VLLM_LOGGING_LEVEL": "DEBUG"}
     lines = Lines()
     logging.getLogger("transforms.models.llm").addHandler(lines)
     logging.getLogger("transforms.models.llm").setLevel(logging.INFO)
-    server = llm.VllmServer(str(python), tiny_models.resolve(cfg.model), args, env, 600.0)
+    server = llm.VllmServer(str(python), tiny_models.resolve(cfg.model), args, {**env, "VLLM_API_KEY": KEY}, 600.0)
     try:
         server.start()  # the readiness check must send the key: a 401 would fail it at once
         yield server, dataclasses.replace(cfg, server_args=args, server_env=env), lines.lines
@@ -78,7 +79,8 @@ def test_the_key_is_sent_and_never_shown(served, monkeypatch):
     request = [llm.LlmRequest(({"role": "user", "content": "hi"},), max_tokens=2)]
     (refused,) = llm.LlmClient(server.base_url, server.model, retries=0).complete(request)
     assert refused.error and "401" in refused.error  # the server does demand it
-    # a run that starts the server itself takes the key from server_args
+    # a run that starts the server itself takes the key from $VLLM_API_KEY
+    monkeypatch.setenv("VLLM_API_KEY", KEY)
     own_server = dataclasses.replace(cfg, endpoint=None)
     handler = LlmHandler(generate.JudgeStep(generate.JudgeConfig(), 0, cfg.model), own_server)
     client = handler.load_model()
@@ -87,11 +89,11 @@ def test_the_key_is_sent_and_never_shown(served, monkeypatch):
     (answer,) = client.complete(request)
     assert answer.error is None
     started = [line for line in log_lines if line.startswith("starting vLLM")]
-    assert len(started) == 1 and "--api-key ***" in started[0] and KEY not in started[0]
+    assert len(started) == 1 and KEY not in started[0]
     assert KEY not in server.tail(10**6)
     config = dataclasses.replace(config_mod.load("demo"), llm=cfg)
     stats_config = natural.run_config(config, LANGUAGES["tel"])
-    assert KEY not in repr(stats_config) and "***" in stats_config["llm"]["server_args"]
+    assert KEY not in repr(stats_config)
 
 
 @pytest.mark.slow

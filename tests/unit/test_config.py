@@ -73,3 +73,56 @@ def test_paper_preset_is_the_method_at_full_scale():
 def test_demo_runs_on_local_stand_ins():
     cfg = config.load("demo")
     assert all(m.startswith("tiny:") for m in (cfg.translate.model, cfg.qe.model, cfg.llm.model))
+
+
+@pytest.mark.parametrize(
+    "text, key, message",
+    [
+        ("judge: {min_score: 7}", "config.judge.min_score", "must be in [0, 5], got 7"),
+        ("judge: {min_score: -1}", "config.judge.min_score", "got -1"),
+        ("evol: {judge_min_score: 6}", "config.evol.judge_min_score", "in [0, 5]"),
+        ("qe: {min_response: 1.5}", "config.qe.min_response", "in [0, 1], got 1.5"),
+        ("qe: {min_instruction: -0.5}", "config.qe.min_instruction", "in [0, 1], got -0.5"),
+        ("select: {fragment: {min_chars: 3000, max_chars: 2500}}", "config.select.fragment.min_chars",
+         "must be <= max_chars (2500), got 3000"),
+        ("select: {lid: {min_confidence: 2}}", "config.select.lid.min_confidence", "in [0, 1]"),
+        ("select: {filters: {max_symbol_ratio: 1.2}}", "config.select.filters.max_symbol_ratio", "in [0, 1]"),
+        ("select: {dedup: {threshold: 0}}", "config.select.dedup.threshold", "in (0, 1]"),
+        ("select: {dedup: {bands: 8, min_band_matches: 9}}", "config.select.dedup.min_band_matches", "<= bands"),
+        ("select: {read: {max_documents: 0}}", "config.select.read.max_documents", ">= 1"),
+        ("llm: {retries: -1}", "config.llm.retries", "must be >= 0, got -1"),
+        ("llm: {concurrency: 0}", "config.llm.concurrency", "must be >= 1, got 0"),
+        ("llm: {records_per_batch: 0}", "config.llm.records_per_batch", ">= 1"),
+        ("llm: {timeout_s: -5}", "config.llm.timeout_s", "must be > 0, got -5"),
+        ("llm: {timeout_s: 0}", "config.llm.timeout_s", "> 0"),
+        ("llm: {startup_timeout_s: 0}", "config.llm.startup_timeout_s", "> 0"),
+        ("llm: {backoff_s: -1}", "config.llm.backoff_s", ">= 0"),
+        ("translate: {records_per_batch: 0}", "config.translate.records_per_batch", ">= 1"),
+        ("translate: {num_beams: 0}", "config.translate.num_beams", ">= 1"),
+        ("qe: {batch_size: 0}", "config.qe.batch_size", ">= 1"),
+        ("generate: {top_p: 0}", "config.generate.top_p", "in (0, 1]"),
+        ("generate: {max_tokens: 0}", "config.generate.max_tokens", ">= 1"),
+        ("generate: {tasks: {open_ended@2: 0}}", "config.generate.tasks", "one at least > 0"),
+        ("cost: {judge_pass_rate: 1.5}", "config.cost.judge_pass_rate", "in [0, 1]"),
+        ("max_transient_error_share: 2", "config.max_transient_error_share", "in [0, 1]"),
+        ("languages: {tel: {judge: {min_score: 9}}}", "config.languages.tel.judge.min_score", "in [0, 5]"),
+    ],
+)
+def test_an_out_of_range_setting_names_its_key(tmp_path, text, key, message):
+    f = tmp_path / "c.yaml"
+    f.write_text(text + "\n")
+    with pytest.raises(config.ConfigError) as failure:
+        config.load("demo", str(f))
+    assert str(failure.value).startswith(f"{key}: "), str(failure.value)
+    assert message in str(failure.value)
+
+
+@pytest.mark.parametrize("text", [
+    "judge: {min_score: 0}", "judge: {min_score: 5}", "judge: {min_score: null}", "qe: {min_response: 0.0}",
+    "qe: {min_instruction: 1.0}", "select: {fragment: {min_chars: 100, max_chars: 100}}", "llm: {retries: 0}",
+    "max_transient_error_share: null",
+])
+def test_the_ends_of_each_range_are_allowed(tmp_path, text):
+    f = tmp_path / "c.yaml"
+    f.write_text(text + "\n")
+    config.load("demo", str(f))

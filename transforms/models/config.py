@@ -9,7 +9,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transforms.settings import check, operational
+from transforms.settings import (
+    COUNT,
+    JUDGE_SCORE,
+    NON_NEGATIVE,
+    POSITIVE,
+    SHARE,
+    Range,
+    check,
+    check_ranges,
+    operational,
+)
+
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+TOP_P = Range(0, 1, low_open=True)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -42,6 +55,12 @@ class TranslateConfig:
     accelerator: str | None = None
     min_ram: str | None = None
 
+    def __post_init__(self):
+        check(self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}", "dtype")
+        check_ranges(self, num_beams=COUNT, max_segment_tokens=COUNT, batch_tokens=COUNT,
+                     max_new_tokens_ratio=POSITIVE, max_repeat_share=Range(0, 1, low_open=True),
+                     max_repeat_ngram=COUNT, records_per_batch=COUNT)
+
 
 @dataclass(frozen=True)
 class QeConfig:
@@ -60,6 +79,11 @@ class QeConfig:
     accelerator: str | None = None
     min_ram: str | None = None
 
+    def __post_init__(self):
+        # COMET-kiwi scores are in 0..1: a threshold outside keeps everything or nothing
+        check_ranges(self, batch_size=COUNT, records_per_batch=COUNT, threads=COUNT,
+                     min_response=SHARE, min_instruction=SHARE)
+
 
 @dataclass(frozen=True)
 class LlmConfig:
@@ -70,7 +94,9 @@ class LlmConfig:
     endpoint: str | None = operational(None)  # e.g. http://host:8000/v1; None: start vLLM
     api_key_env: str = operational("LLM_API_KEY")  # environment variable with the endpoint's key
     server_python: str = operational(".venv-vllm/bin/python")  # Python of the vLLM environment (relative: the project's)
-    server_args: tuple[str, ...] = ()  # extra vLLM arguments (--tensor-parallel-size 8, ...)
+    # vLLM arguments (--tensor-parallel-size 8, ...): a user's config file adds to the preset's (a
+    # flag given again replaces the preset's, ``llm.add_args``); no key: $VLLM_API_KEY is the server's
+    server_args: tuple[str, ...] = ()
     server_env: dict[str, str] = operational(default_factory=dict)
     startup_timeout_s: float = operational(900.0)
     concurrency: int = operational(64)  # requests in flight per batch
@@ -82,6 +108,20 @@ class LlmConfig:
     # workers): e.g. accelerator "type:nvidia-l4;count:1;install-nvidia-driver", min_ram "16GB"
     accelerator: str | None = None
     min_ram: str | None = None
+
+    def __post_init__(self):
+        from transforms.models.llm import CONFIG_SECRET_FLAGS  # stdlib only at import
+
+        check_ranges(self, startup_timeout_s=POSITIVE, concurrency=COUNT, timeout_s=POSITIVE,
+                     retries=NON_NEGATIVE, backoff_s=NON_NEGATIVE, records_per_batch=COUNT)
+        for arg in self.server_args:
+            flag = arg.split("=", 1)[0]
+            check(flag not in CONFIG_SECRET_FLAGS,
+                  f"{flag} does not belong in a config file: set ${CONFIG_SECRET_FLAGS.get(flag)} in the run's "
+                  "environment instead (the vLLM server and the client read it there)", "server_args")
+        check("VLLM_API_KEY" not in self.server_env,
+              "VLLM_API_KEY does not belong in a config file: set $VLLM_API_KEY in the run's environment "
+              "instead (the vLLM server and the client read it there)", "server_env")
 
 
 @dataclass(frozen=True)
@@ -98,6 +138,13 @@ class GenerateConfig:
     max_instruction_chars: int = 4000  # also bounds the structured output
     max_copy_ratio: float = 0.5  # share of the response's word 8-grams an instruction may copy
 
+    def __post_init__(self):
+        check(all(isinstance(w, (int, float)) and w >= 0 for w in self.tasks.values())
+              and any(w > 0 for w in self.tasks.values()),
+              f"must be task prompt -> weight >= 0, one at least > 0, got {self.tasks!r}", "tasks")
+        check_ranges(self, temperature=NON_NEGATIVE, top_p=TOP_P, max_tokens=COUNT,
+                     max_instruction_chars=COUNT, max_copy_ratio=SHARE)
+
 
 @dataclass(frozen=True)
 class JudgeConfig:
@@ -106,6 +153,9 @@ class JudgeConfig:
     max_tokens: int = 512
     temperature: float = 0.0
     constrain: bool = True  # force the "...\nScore: N" ending with a regex (vLLM structured outputs)
+
+    def __post_init__(self):
+        check_ranges(self, min_score=JUDGE_SCORE, max_tokens=COUNT, temperature=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -175,6 +225,10 @@ class EvolConfig:
         check(0 <= self.max_mix_drop <= 1, "evol.max_mix_drop must be in [0, 1]")
         check(self.length_buckets >= 1 and (self.seeds_per_lang is None or self.seeds_per_lang >= 0),
               "evol.length_buckets must be >= 1 and seeds_per_lang >= 0")
+        check_ranges(self, judge_min_score=JUDGE_SCORE, min_turn_lid_confidence=SHARE, max_tokens=COUNT,
+                     judge_max_tokens=COUNT, temperature=NON_NEGATIVE, judge_temperature=NON_NEGATIVE,
+                     top_p=TOP_P, max_turn_chars=COUNT, max_seed_chars=COUNT, dedup_num_perm=COUNT,
+                     dedup_char_ngram=COUNT)
 
 
 def weight(weights: dict[str, float], name: str) -> float:

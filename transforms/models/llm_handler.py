@@ -7,6 +7,7 @@ module imports Beam's RunInference and torch: stage modules import it when they 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler
@@ -30,43 +31,69 @@ class LlmHandler(ModelHandler[dict, tuple[dict, str | None], llm.LlmClient]):
         n = llm_cfg.records_per_batch
         super().__init__(min_batch_size=n, max_batch_size=n)
         self.step, self.llm_cfg = step, llm_cfg
+        # the server's log beside the run's outputs (OUT/logs; the cache is OUT/cache), when local
+        self.log_dir = (os.path.join(os.path.dirname(cache_dir), "logs")
+                        if cache_dir and "://" not in cache_dir else None)
+        self.server_log: str | None = None  # the log of the server that answered last
         # the model and every request field (prompt, sampling, seed) make the key
         self.cache = CallCache(cache_dir, step.name, {"model": llm_cfg.model, "server_args": llm_cfg.server_args})
 
     def load_model(self) -> llm.LlmClient:
-        import os
-
         cfg = self.llm_cfg
         # without an endpoint, the server starts when a batch first needs it (not when the
-        # cache answers every request), and wants the key it was started with, if any
+        # cache answers every request), and wants the key it was started with: $VLLM_API_KEY.
+        # An endpoint is asked which model it serves, when needed, at the first call too.
         if cfg.endpoint:
-            api_key = os.environ.get(cfg.api_key_env, "EMPTY")
+            api_key, model = os.environ.get(cfg.api_key_env, "EMPTY"), None
         else:
-            api_key = llm.server_api_key(cfg.server_args, cfg.server_env) or "EMPTY"
-        model = model_store.resolve(cfg.model)
+            api_key = llm.server_api_key(cfg.server_args, {**os.environ, **cfg.server_env}) or "EMPTY"
+            model = model_store.resolve(cfg.model)
         return llm.LlmClient(cfg.endpoint, model, api_key, cfg.concurrency, cfg.timeout_s, cfg.retries,
                              cfg.backoff_s)
 
-    def _server_url(self) -> str:
+    def _host(self):
         cfg = self.llm_cfg
-        return llm.server_url(project_path(cfg.server_python), model_store.resolve(cfg.model),
-                              cfg.server_args, cfg.server_env, cfg.startup_timeout_s)
+        return llm.server_host(project_path(cfg.server_python), model_store.resolve(cfg.model),
+                               cfg.server_args, cfg.server_env, cfg.startup_timeout_s, self.log_dir)
 
     def answers(self, model: llm.LlmClient, requests: Sequence[llm.LlmRequest]) -> list[dict]:
         """Each request's answer as ``{text, error, attempts, finish_reason}``: from the call
-        cache, or from the server (started, or restarted if it died, when the cache lacks some)."""
+        cache, or from the server (started, or restarted if it died, when the cache lacks some).
+        When requests to the machine's server fail to reach it, its health is checked: a dead or
+        wedged server is restarted (``_ServerHost.recover``; past its restarts the run fails with
+        the server's last error) and the failed requests are sent to the new one."""
         def call(missing: list[llm.LlmRequest]) -> list[dict]:
-            if not self.llm_cfg.endpoint:  # the machine's server: started, or restarted if it died
-                model.base_url = self._server_url()
-            return [_plain(answer) for answer in model.complete(missing)]
+            if self.llm_cfg.endpoint:
+                if model.model is None:
+                    model.model = llm.endpoint_model(self.llm_cfg.endpoint, self.llm_cfg.model, model.api_key)
+                return [_plain(answer) for answer in model.complete(missing)]
+            host, pid = self._host(), os.getpid()
+            model.base_url = host.base_url(pid)  # the machine's server: started, or restarted if it died
+            results = model.complete(missing)
+            if any(r.error and r.error.startswith(llm.UNREACHABLE) for r in results):
+                url = host.recover(pid)
+                if url is not None:
+                    model.base_url = url
+                    failed = [i for i, r in enumerate(results) if r.error]
+                    for i, again in zip(failed, model.complete([missing[i] for i in failed]), strict=True):
+                        results[i] = again
+            self.server_log = host.log_path()
+            return [_plain(answer) for answer in results]
 
         return self.cache.run(requests, call, keep=lambda answer: answer["error"] is None)
+
+    def error_detail(self, answer: dict, **more) -> dict:
+        """An ``llm_error`` reject's detail: the error, the attempts, the server's log if ours."""
+        detail = {"error": answer["error"], "attempts": answer["attempts"], **more}
+        if self.server_log and not self.llm_cfg.endpoint:
+            detail["server_log"] = self.server_log
+        return detail
 
     def run_inference(self, batch: Sequence[dict], model: llm.LlmClient, inference_args=None) -> Iterable:
         requests, plans = self.step.requests(batch)
         answers = self.answers(model, requests)
         return [
-            (record, llm.LLM_ERROR, {"error": answer["error"], "attempts": answer["attempts"]}) if answer["error"]
+            (record, llm.LLM_ERROR, self.error_detail(answer)) if answer["error"]
             else self.step.parse(record, plan, answer["text"])
             for record, plan, answer in zip(batch, plans, answers, strict=True)
         ]
@@ -114,8 +141,7 @@ class EvolHandler(LlmHandler):
             answers = self.answers(model, [request for _, _, request in pending])
             for (i, step, _), answer in zip(pending, answers, strict=True):
                 if answer["error"]:
-                    outcome[i] = (states[i], llm.LLM_ERROR, {"error": answer["error"], "attempts": answer["attempts"],
-                                                             "step": step})
+                    outcome[i] = (states[i], llm.LLM_ERROR, self.error_detail(answer, step=step))
                     continue
                 state, reason, detail = evol.apply_answer(states[i], step, answer["text"],
                                                           answer.get("finish_reason"), self.cfgs[states[i]["lang"]])

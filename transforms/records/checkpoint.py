@@ -13,7 +13,9 @@ Transient errors (``llm_error``: the server failed after its retries) are not fi
 whose stats hold some does not count as complete for reuse (``pipeline/ops/resume.py``), and the
 re-run sends those records again (the model-call cache answers the others). Past the error
 budget (``max_transient_error_share`` of the stage's records) the marker is not written at
-all: the run fails.
+all: the run fails, with a message that says why: the first distinct errors of the failed
+requests (``detail.error``: the exception, its cause, the URL without credentials), how many
+records each ended, and the log of the vLLM server that served them (``detail.server_log``).
 """
 
 from __future__ import annotations
@@ -66,13 +68,22 @@ def check_error_budget(stage: str, lang: str, stats, max_share: float | None) ->
         raise ErrorBudgetExceeded(_over_budget(stage, lang, errors, total, max_share))
 
 
+FIRST_ERRORS = 2  # distinct errors an over-budget message quotes
+
+
 def _over_budget(stage: str, lang: str, errors: dict[str, int], total: int, max_share: float,
-                 at_least: bool = False) -> str:
+                 at_least: bool = False, causes: dict[str, int] | None = None, logs: tuple[str, ...] = ()) -> str:
     failed = sum(errors.values())
+    why = ""
+    if causes:  # error text -> records, in the order first seen
+        quoted = [f"{n} x {text[:240]}" for text, n in list(causes.items())[:FIRST_ERRORS]]
+        others = sum(list(causes.values())[FIRST_ERRORS:])
+        why = f" (first errors: {'; '.join(quoted)}{f'; {others} other' if others else ''})"
+    where = f"; vLLM server log: {', '.join(logs)}" if logs else ""
     return (
         f"{stage} ({lang}): {'at least ' if at_least else ''}{failed} of {total} records "
-        f"({failed / total:.1%}) ended in {', '.join(sorted(errors))}, over the error budget of "
-        f"{max_share:.0%} (max_transient_error_share); the stage is not marked complete"
+        f"({failed / total:.1%}) ended in {', '.join(sorted(errors))}{why}, over the error budget of "
+        f"{max_share:.0%} (max_transient_error_share); the stage is not marked complete{where}"
     )
 
 
@@ -87,6 +98,8 @@ class _WatchErrorBudget(beam.DoFn):
 
     def setup(self):
         self.errors: dict[str, dict[str, int]] = {}
+        self.causes: dict[str, dict[str, int]] = {}  # lang -> error text -> records
+        self.logs: dict[str, dict[str, None]] = {}  # lang -> server logs named, in order
 
     def process(self, reject: dict, totals: dict[str, int]):
         if reject["reason"] not in TRANSIENT_REASONS:
@@ -94,9 +107,16 @@ class _WatchErrorBudget(beam.DoFn):
         lang, reason = reject["lang"], reject["reason"]
         errors = self.errors.setdefault(lang, {})
         errors[reason] = errors.get(reason, 0) + 1
+        detail = reject.get("detail") or {}
+        causes = self.causes.setdefault(lang, {})
+        cause = str(detail.get("error") or "no detail")
+        causes[cause] = causes.get(cause, 0) + 1
+        if detail.get("server_log"):
+            self.logs.setdefault(lang, {})[detail["server_log"]] = None
         total = totals.get(lang, 0)
         if total and sum(errors.values()) > self.max_share * total:
-            raise ErrorBudgetExceeded(_over_budget(self.stage, lang, errors, total, self.max_share, at_least=True))
+            raise ErrorBudgetExceeded(_over_budget(self.stage, lang, errors, total, self.max_share, at_least=True,
+                                                   causes=causes, logs=tuple(self.logs.get(lang, ()))))
 
 
 def stage_dir(output: str, stage: str, lang: str) -> str:

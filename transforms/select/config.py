@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transforms.settings import check, operational
+from transforms.settings import COUNT, NON_NEGATIVE, SHARE, Range, check, check_order, check_ranges, operational
 from transforms.sources.config import ReadConfig
+
+
+LID_LABELS = ("lid176", "glotlid")  # transforms/select/langid.py's label schemes
+SHINGLES = ("chars", "words", "auto")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class FilterConfig:
     )
     escape_special_tokens: bool = False
 
+    def __post_init__(self):
+        check_ranges(self, max_urls=NON_NEGATIVE, max_menu_separators=NON_NEGATIVE, max_repeats=COUNT,
+                     max_symbol_ratio=SHARE, max_digit_ratio=SHARE, max_upper_ratio=SHARE,
+                     min_script_ratio=SHARE)
+
 
 @dataclass(frozen=True)
 class FurnitureConfig:
@@ -47,12 +56,21 @@ class FurnitureConfig:
     # furniture lines between it and the page's prose, is furniture (a site's prompt):
     trailing_sentence_gap: int | None = 2
 
+    def __post_init__(self):
+        check_ranges(self, max_short_line_words=NON_NEGATIVE, max_short_line_chars=NON_NEGATIVE,
+                     navigation_min_documents=COUNT, max_navigation_share=SHARE,
+                     max_unended_navigation_share=SHARE, trailing_sentence_gap=NON_NEGATIVE)
+
 
 @dataclass(frozen=True)
 class LidConfig:
     model_path: str | None = None  # None: lid.176.ftz packaged in pipeline/models
     labels: str = "lid176"  # label scheme of the model: lid176 (``te``) or glotlid (``tel_Telu``)
     min_confidence: float | None = 0.5  # probability of the expected label
+
+    def __post_init__(self):
+        check(self.labels in LID_LABELS, f"must be one of {', '.join(LID_LABELS)}, got {self.labels!r}", "labels")
+        check_ranges(self, min_confidence=SHARE)
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,13 @@ class FragmentConfig:
     # shorter than min_chars, and stops before max_chars.
     paragraph_weights: tuple[float, ...] = (0.45, 0.3, 0.15, 0.1)
     seed: int = 0
+
+    def __post_init__(self):
+        check_ranges(self, min_chars=NON_NEGATIVE, max_chars=COUNT)
+        check_order(self, "min_chars", "max_chars")
+        check(bool(self.paragraph_weights) and all(w >= 0 for w in self.paragraph_weights)
+              and sum(self.paragraph_weights) > 0,
+              f"must be weights >= 0, one at least > 0, got {list(self.paragraph_weights)}", "paragraph_weights")
 
 
 @dataclass(frozen=True)
@@ -89,8 +114,13 @@ class DedupConfig:
     max_union_roots: int = 2_000_000
 
     def __post_init__(self):
+        check_ranges(self, num_perm=COUNT, threshold=Range(0, 1, low_open=True), min_band_matches=COUNT,
+                     word_ngram=COUNT, char_ngram=COUNT, shards=COUNT, bucket_heads=COUNT,
+                     component_shards=COUNT, max_union_roots=COUNT)
+        check(self.shingles in SHINGLES, f"must be one of {', '.join(SHINGLES)}, got {self.shingles!r}", "shingles")
         check(self.bands is None or 1 <= self.bands <= self.num_perm,
-              f"dedup.bands must be in 1..num_perm ({self.num_perm}), got {self.bands}")
+              f"must be in 1..num_perm ({self.num_perm}), got {self.bands}", "bands")
+        check_order(self, "min_band_matches", "bands")
 
 
 @dataclass(frozen=True)

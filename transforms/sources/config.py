@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transforms import languages
-from transforms.settings import ConfigError, check, operational
+from transforms.settings import COUNT, ConfigError, check, check_ranges, operational
 
 # A source is CC-100 text or one of the tabular formats (``transforms/sources/formats.py``).
 CC100_KIND = "cc100"
@@ -28,6 +28,9 @@ class ReadConfig:
     # parts a CC-100 file is read in, each by one worker (cc100.ReadCC100); None: one a local
     # worker, 16 on a cluster's runner
     file_parts: int | None = operational(None)
+
+    def __post_init__(self):
+        check_ranges(self, max_documents=COUNT, max_line_bytes=COUNT, file_parts=COUNT)
 
 
 @dataclass(frozen=True)
