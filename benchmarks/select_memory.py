@@ -1,7 +1,7 @@
 """Select's peak memory and speed against the size of its input, on one and two local workers:
 
-    python benchmarks/select_memory.py [--docs 20000,100000,1000000] [--workers 1,2] [--workdir DIR]
-    python benchmarks/select_memory.py build DOCS DIR      # only the corpus
+    python benchmarks/select_memory.py [--docs 20000,100000,1000000] [--workers 1,2] [--heavy] [--workdir DIR]
+    python benchmarks/select_memory.py build DOCS DIR [--heavy]     # only the corpus
 
 Each corpus holds DOCS documents over tel, hin, jpn and spa (a quarter each), made as
 ``make bench``'s low-duplication corpus (``select_bench.build_corpus``) with every three of its
@@ -32,15 +32,16 @@ from benchmarks.select_bench import LANGS, build_corpus  # noqa: E402
 JOINED = 3  # documents of build_corpus joined into one
 
 
-def build(n_docs: int, corpus: Path) -> None:
-    """The corpus of ``n_docs`` documents in ``corpus`` (kept if already there)."""
+def build(n_docs: int, corpus: Path, heavy: bool = False) -> None:
+    """The corpus of ``n_docs`` documents in ``corpus`` (kept if already there); ``heavy``:
+    ``make bench``'s heavy-duplication corpus instead."""
     corpus.mkdir(parents=True, exist_ok=True)
     if all((corpus / f"{code}.txt").exists() for code in LANGS):
         return
     rng = random.Random(0)
     for code in LANGS:
         single = corpus / f"{code}.single"
-        build_corpus(code, n_docs // len(LANGS) * JOINED, single, rng)
+        build_corpus(code, n_docs // len(LANGS) * JOINED, single, rng, heavy)
         with open(single, encoding="utf-8") as src, open(corpus / f"{code}.txt", "w", encoding="utf-8") as out:
             for i, doc in enumerate(src.read().split("\n\n")[:-1]):  # a file of 1M documents: ~0.5 GB
                 out.write(("\n\n" if i and i % JOINED == 0 else "\n" if i else "") + doc)
@@ -85,20 +86,21 @@ def run(corpus: Path, out: Path, workers: int) -> tuple[float, float, int]:
 
 def main() -> None:
     if sys.argv[1:2] == ["build"]:
-        build(int(sys.argv[2]), Path(sys.argv[3]))
+        build(int(sys.argv[2]), Path(sys.argv[3]), "--heavy" in sys.argv)
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", default="20000,100000,1000000")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--workdir")
+    ap.add_argument("--heavy", action="store_true", help="the heavy-duplication corpora")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="select_memory_"))
     print(f"load {os.getloadavg()[0]:.1f} at the start; corpora in {work}")
     print("| documents | paragraphs | workers | wall s | documents/s | peak RSS MB |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in map(int, args.docs.split(",")):
-        corpus = work / f"docs{n}"
-        build(n, corpus)
+        corpus = work / f"{'heavy' if args.heavy else 'docs'}{n}"
+        build(n, corpus, args.heavy)
         for workers in map(int, args.workers.split(",")):
             wall, peak, read = run(corpus, work / "out", workers)
             print(f"| {n:,} | {read:,} | {workers} | {wall:.1f} | {n / wall:,.0f} | {peak:,.0f} |", flush=True)

@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(str(e)) from e
         _check_llm(config, method.upto(args.until), beam_args)
         prints, plan = _plan(args, method, langs, config)
+        _check_memory(args, beam_args, method, langs, config, plan)
     except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -260,6 +261,19 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
         return 0
     _summarise(args, method, langs, config, plan, result)
     return 0
+
+
+def _check_memory(args, beam_args, method, langs, config, plan) -> None:
+    """A run whose first stage would outgrow this machine's memory stops here, with what to
+    change, instead of meeting the OOM killer halfway (only a local runner's workers are here)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    if method.names[0] not in plan.run or not _runs_here(beam_args):
+        return
+    workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers or os.cpu_count()
+    reason = method.memory(config, args.input, langs, workers)
+    if reason:
+        raise UsageError(reason)
 
 
 def _local_runner_args(beam_args: list[str]) -> list[str]:

@@ -92,6 +92,18 @@ def _dry_run(args, langs, config) -> int:
     return dryrun.run(args, langs, config)
 
 
+def _memory(config: Config, template: str, langs: list[Language], workers: int) -> str | None:
+    """Why select would run out of memory on this machine (``transforms/select/memory.py``)."""
+    from transforms.select import memory
+    from transforms.sources.inputs import stored_files
+
+    config = with_input(config, None, template)
+    text = {code: sum(memory.text_bytes(path, n) for path, n in files)
+            for code, files in stored_files(config.sources, langs).items()}
+    params = {lang.code: dedup.DedupParams.of(config.for_lang(lang.code).select.dedup) for lang in langs}
+    return memory.check(text, params, workers, memory.available_bytes())
+
+
 def _run_info(result, output: str) -> dict:
     """Rows of the tabular sources that belong to a language the run did not ask for
     (``other_language``), per source, from the run's metrics: counted, not rejects."""
@@ -111,5 +123,6 @@ NATURAL = Method(
     inputs=lambda config, template, langs: resume.source_identities(config.sources, langs),
     dry_run=_dry_run,
     run_info=_run_info,
+    memory=_memory,
     calibrate=True,
 )

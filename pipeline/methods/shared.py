@@ -38,6 +38,8 @@ class Method:
     dry_run: Callable[..., int]
     # (a finished run's result, output) -> what OUT/run.json adds for this method
     run_info: Callable[[Any, str], dict]
+    # (config, input, langs, local workers) -> why the run would run out of memory, or None
+    memory: Callable[..., str | None] = lambda config, template, langs, workers: None
     fingerprint_tag: tuple[str, ...] = ()  # a method's first stage differs from another's
     calibrate: bool = False  # --calibrate measures its stages
 

@@ -265,6 +265,18 @@ class ReadSources(beam.PTransform):
 # --- checks before any work -------------------------------------------------------------------
 
 
+def stored_files(sources: tuple[SourceConfig, ...], langs: list[Language]) -> dict[str, list[tuple[str, int]]]:
+    """Per language, (path, stored bytes) of every file it reads (a file of a tabular source
+    without ``{lang}`` in its path counts for each language: it may hold any of them)."""
+    files: dict[str, list[tuple[str, int]]] = {lang.code: [] for lang in langs}
+    for source in sources:
+        for code, pattern in patterns(source, langs).items():
+            found = [(m.path, m.size_in_bytes) for m in FileSystems.match([pattern])[0].metadata_list]
+            for lang in [code] if code else files:
+                files[lang] += found
+    return files
+
+
 class SourceError(ValueError):
     """A source that cannot be read as configured (a usage error: exit 2 before any work)."""
 
