@@ -86,3 +86,32 @@ def test_two_worker_processes_give_the_same_output(sample_run, tmp_path):
         one = json.loads((sample_run / "stats" / f"{lang}.json").read_text())
         two = json.loads((multi / "stats" / f"{lang}.json").read_text())
         assert one == two
+
+
+def _outputs(out, lang):
+    lines = {kind: sorted(json.dumps(r, sort_keys=True) for r in read_jsonl(out / kind / lang))
+             for kind in ("data", "rejects")}
+    stats = json.loads((out / "stats" / f"{lang}.json").read_text())
+    del stats["config"]["select"]["read"]["file_parts"]  # the setting that differs
+    return lines, stats
+
+
+@pytest.mark.slow
+def test_a_file_read_in_parts_by_any_number_of_workers_gives_the_same_output(tmp_path):
+    """1,200 documents (a file of 5 blocks of cc100.PART_DOCS): one worker in one part, two
+    worker processes in two parts, one worker in seven parts (some empty): the same records,
+    rejects and stats; the spill files are gone after each run."""
+    import random
+
+    from benchmarks.select_bench import build_corpus
+
+    build_corpus("spa", 1200, tmp_path / "spa.txt", random.Random(3))
+    (tmp_path / "parts.yaml").write_text("languages:\n  spa:\n    select:\n      read: {file_parts: 7}\n")
+    args = ["--input", str(tmp_path / "{lang}.txt")]
+    runs = [run_select(tmp_path / name, *args, *extra, langs=("spa",)) for name, extra in (
+        ("one", []), ("two", ["--direct_num_workers=2"]), ("seven", ["--config", str(tmp_path / "parts.yaml")]))]
+    first = _outputs(runs[0], "spa")
+    assert len(first[0]["data"]) > 500 and first[0]["rejects"]
+    for out in runs[1:]:
+        assert _outputs(out, "spa") == first, out.name
+    assert not any((out / ".spill").exists() for out in runs)

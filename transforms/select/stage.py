@@ -1,9 +1,14 @@
 """The select stage: documents -> clean, deduplicated response fragments, every drop explained.
 
-    document batches --ScoreParagraphs--> kept paragraphs by document, rejects,
-                                                  dedup bucket entries by shard
-    bucket entries --FindDuplicates (transforms/select/dedup/)--> duplicates by document
-    kept paragraphs + duplicates --CoGroupByKey(document)--MakeFragments--> records, rejects
+    document batches --ScoreParagraphs--> kept paragraphs by document group, rejects,
+                                                  dedup bucket entries by key shard
+    bucket entries --FindDuplicates (transforms/select/dedup/)--> duplicates by document group
+    kept paragraphs + duplicates --CoGroupByKey(document group)--MakeFragments--> records, rejects
+
+Kept paragraphs and bucket entries, the bulk of what select shuffles, are written to spill
+files where they are made; only references to them cross the shuffles, and the step after each
+reads back one group at a time (``transforms/records/spill.py``). The local runner holds every
+shuffled element in memory: so select's memory does not grow with the input.
 
 Paragraph checks (filters, language ID, MinHash) run on batches of documents in one DoFn: a
 document costs one element and a batch's paragraphs are MinHashed in one vectorised call.
