@@ -261,7 +261,7 @@ class WriteStats(beam.PTransform):
 
 
 # A writer's lines held per bundle before they go to a file (characters): bounds its memory.
-FLUSH_CHARS = 32 << 20
+FLUSH_CHARS = 8 << 20
 TEMP_PREFIX = ".tmp-"  # a file being written; not matched by part-*
 
 

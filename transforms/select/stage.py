@@ -51,7 +51,7 @@ LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 GROUP_DOCS = 256
 # Bucket entries a worker gathers before it hands them on, per bundle (~2 KB a paragraph at
 # 25 bands): bounds its memory; fewer, larger shuffle elements below it.
-BUCKET_BUFFER_BYTES = 64 << 20
+BUCKET_BUFFER_BYTES = 32 << 20
 
 
 def doc_group(lang: str, source: str, file: str, doc: int) -> tuple[str, str, str, int]:
