@@ -188,3 +188,30 @@ def _next(output: str, state: dict[str, Lang], draws: dict) -> tuple[dict, bool]
                         s.target, s.draws[-1], more)
             nxt[code], done = more, False
     return nxt, done
+
+
+def price(selection, cfg: Config, engine, until: str, method, estimate) -> tuple[Any, list, dict]:
+    """``--dry-run`` with a target: the stages priced on the draw the target takes, not on every
+    selected fragment (``estimate``: the dry run's own, on the drawn share of ``selection``). The
+    first tranche is sized as the run sizes it; at the expected pass rates it reaches the target,
+    so one tranche is expected, unless the language has too few fragments (then all are drawn)."""
+    import dataclasses
+
+    from pipeline.ops.dryrun import StageEstimate
+
+    target, n = cfg.target.records, selection.records
+    rate = pass_rate(cfg, method, until)
+    k = min(n, first_draw(target, rate, cfg.target.margin))
+    share = k / n if n else 0.0
+    drawn = dataclasses.replace(selection, records=k, response_chars=selection.response_chars * share)
+    stages = estimate(drawn, cfg, engine, until, method=method)
+    stages[0] = dataclasses.replace(stages[0], records_out=n)  # select: every fragment selected
+    stages[1] = dataclasses.replace(stages[1], records_in=n)  # draw: k of them
+    passed = stages[-1].records_out
+    stages.append(StageEstimate(TRIM, passed, min(passed, target)))
+    info = {"target": target, "selected": round(n, 1), "drawn": k, "pass_rate": round(rate, 4),
+            "expected_records": round(min(passed, target), 1), "tranches": 1,
+            "shortfall": round(max(0.0, target - passed), 1)}
+    note = (f"; target {target}: draw {k:,} of ~{n:,.0f} selected fragments ({share:.0%}) in 1 tranche at a "
+            f"pass rate of {rate:.2f}" + (f", ~{target - passed:,.0f} short: too few fragments" if passed < target else ""))
+    return dataclasses.replace(selection, note=selection.note + note), stages, info

@@ -46,7 +46,7 @@ def allocate(sizes: Mapping[str, int], k: int, seed: int = 0) -> dict[str, int]:
     """How many records of each stratum (``sizes``: stratum -> records) the first ``k`` of the
     stratified order take. The order puts a stratum of n records' r-th record (by hash) at
     ``(r + offset) / n``: every prefix takes each stratum in proportion to its size, to within
-    one record, and a longer prefix holds a shorter one."""
+    two records (one of the prefix's own cut), and a longer prefix holds a shorter one."""
     def keys(name: str, n: int):
         offset = _offset(name, seed)
         return (((r + offset) / n, name) for r in range(n))

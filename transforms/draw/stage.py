@@ -20,6 +20,7 @@ import apache_beam as beam
 
 from transforms.draw.config import has_target
 from transforms.draw.order import STRATA, cutoffs, draw_hash, stratum
+from transforms.records import counts
 from transforms.records.shapes import StageOutput, record_reject, route
 from transforms.stages import Stage
 
@@ -92,7 +93,11 @@ class Cut(beam.PTransform):
             | "Cutoffs" >> beam.MapTuple(lambda lang, hashes: (lang, cutoffs(hashes, sizes[lang], seeds[lang])))
         )
         results = records | "Pick" >> beam.Map(pick, beam.pvalue.AsDict(limits))
-        return route(results, self.stage, self.make_reject)
+        out = route(results, self.stage, self.make_reject)
+        # every language counted, 0 where no record came: the stats list the step
+        zeros = records.pipeline | "EveryLang" >> beam.Create(
+            [((lang, counts.stage(self.stage, "in")), 0) for lang in sorted(sizes)], reshuffle=False)
+        return StageOutput(out.records, out.rejects, (out.stats, zeros) | "AllStats" >> beam.Flatten())
 
 
 def draw_transform(ctx) -> Cut:
