@@ -209,9 +209,9 @@ def price(selection, cfg: Config, engine, until: str, method, estimate) -> tuple
     stages[1] = dataclasses.replace(stages[1], records_in=n)  # draw: k of them
     passed = stages[-1].records_out
     stages.append(StageEstimate(TRIM, passed, min(passed, target)))
-    info = {"target": target, "selected": round(n, 1), "drawn": k, "pass_rate": round(rate, 4),
+    info = {"target": target, "selected": round(n, 1), "drawn": round(k, 1), "pass_rate": round(rate, 4),
             "expected_records": round(min(passed, target), 1), "tranches": 1,
             "shortfall": round(max(0.0, target - passed), 1)}
-    note = (f"; target {target}: draw {k:,} of ~{n:,.0f} selected fragments ({share:.0%}) in 1 tranche at a "
+    note = (f"; target {target}: draw {k:,.0f} of ~{n:,.0f} selected fragments ({share:.0%}) in 1 tranche at a "
             f"pass rate of {rate:.2f}" + (f", ~{target - passed:,.0f} short: too few fragments" if passed < target else ""))
     return dataclasses.replace(selection, note=selection.note + note), stages, info

@@ -18,7 +18,9 @@ import pytest
 from pipeline.main import main
 from pipeline.methods import METHODS, NATURAL
 from tests.pipeline.conftest import read_jsonl
-from transforms.draw.stage import NOT_DRAWN, OVER_TARGET
+from transforms.draw.order import stratified_order, stratum
+from transforms.draw.stage import NOT_DRAWN, OVER_TARGET, Cut, not_drawn_line
+from transforms.models.generate import draw_task
 from transforms.records.cache import CallCache
 from transforms.records.shapes import route
 from transforms.stages import Stage
@@ -130,6 +132,24 @@ def test_a_target_in_tranches_then_again_then_larger_then_beyond_the_input(coin_
                    for m in caplog.messages)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Target" in report and "| tel | 1000 |" in report
+
+
+def test_the_draw_on_beam_takes_the_first_k_of_the_stratified_order():
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    records = [{"id": f"r{i}", "lang": "tel" if i % 3 else "hin", "response": "x" * (i * 37 % 900),
+                "source": {"name": "cc100" if i % 5 else "aya"}} for i in range(150)]
+    tasks = {"tel": ({"mcq": 1.0, "math": 2.0}, 0), "hin": ({"mcq": 1.0}, 0)}
+    tel = [(r["id"], stratum(r, draw_task(r["id"], *tasks["tel"]))) for r in records if r["lang"] == "tel"]
+    drawn = set(stratified_order(tel, seed=3)[:17])
+    expected = [(r["id"], None if r["lang"] == "hin" or r["id"] in drawn else NOT_DRAWN) for r in records]
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(records) | Cut("draw", NOT_DRAWN, {"tel": 17, "hin": None}, tasks,
+                                              {"tel": 3, "hin": 0}, not_drawn_line)
+        kept = out.records | "Kept" >> beam.Map(lambda r: (r["id"], None))
+        dropped = out.rejects | "Dropped" >> beam.Map(lambda r: (r["id"], r["reason"]))
+        assert_that((kept, dropped) | beam.Flatten(), equal_to(expected))
 
 
 def cli(*args):

@@ -52,6 +52,25 @@ class _Hashes(beam.CombineFn):
         return acc
 
 
+def place(record: dict, tasks: dict[str, tuple], seeds: dict[str, int]) -> tuple[str, int]:
+    """A record's (stratum, hash): its task drawn as generate draws it (``tasks``: per language
+    the task weights and seed), its hash with the language's draw seed."""
+    from transforms.models.generate import draw_task
+
+    weights, task_seed = tasks[record["lang"]]
+    return stratum(record, draw_task(record["id"], weights, task_seed)), draw_hash(record["id"], seeds[record["lang"]])
+
+
+def pick(record: dict, limits: dict[str, dict[str, int]], tasks: dict, seeds: dict, reason: str):
+    """(record, None) when it is within its stratum's cut-off (or its language is not cut),
+    else (record, ``reason``)."""
+    limit = limits.get(record["lang"])
+    if limit is None:
+        return record, None
+    name, value = place(record, tasks, seeds)
+    return record, (None if value <= limit.get(name, -1) else reason)
+
+
 def not_drawn_line(record: dict, stage: str, reason: str, detail: dict | None = None) -> dict:
     """A record left out of the draw: its reject line without the text (the text stays in the
     select checkpoint, and a later, larger target may draw it)."""
@@ -71,28 +90,14 @@ class Cut(beam.PTransform):
 
     def expand(self, records) -> StageOutput:
         sizes, tasks, seeds = self.sizes, self.tasks, self.seed
-
-        def place(record: dict) -> tuple[str, int]:
-            from transforms.models.generate import draw_task
-
-            weights, task_seed = tasks[record["lang"]]
-            return stratum(record, draw_task(record["id"], weights, task_seed)), draw_hash(record["id"], seeds[record["lang"]])
-
-        def pick(record: dict, limits: dict[str, dict[str, int]]):
-            limit = limits.get(record["lang"])
-            if limit is None:
-                return record, None
-            name, value = place(record)
-            return record, (None if value <= limit.get(name, -1) else self.reason)
-
         limits = (
             records
             | "Sized" >> beam.Filter(lambda r: sizes.get(r["lang"]) is not None)
-            | "Place" >> beam.Map(lambda r: (r["lang"], place(r)))
+            | "Place" >> beam.Map(lambda r: (r["lang"], place(r, tasks, seeds)))
             | "Gather" >> beam.CombinePerKey(_Hashes())
             | "Cutoffs" >> beam.MapTuple(lambda lang, hashes: (lang, cutoffs(hashes, sizes[lang], seeds[lang])))
         )
-        results = records | "Pick" >> beam.Map(pick, beam.pvalue.AsDict(limits))
+        results = records | "Pick" >> beam.Map(pick, beam.pvalue.AsDict(limits), tasks, seeds, self.reason)
         out = route(results, self.stage, self.make_reject)
         # every language counted, 0 where no record came: the stats list the step
         zeros = records.pipeline | "EveryLang" >> beam.Create(
