@@ -68,6 +68,7 @@ class Lang:
         self.kept: list[int] = []  # records that reached the end, per tranche (before the trim)
         self.candidates: int | None = None
         self.final: int | None = None
+        self.done = target is None
 
     def summary(self) -> dict:
         return {"target": self.target, "selected": self.candidates, "draws": self.draws, "kept": self.kept,
@@ -173,7 +174,7 @@ def _next(output: str, state: dict[str, Lang], draws: dict) -> tuple[dict, bool]
     """The next tranche's draws from the stats a tranche wrote; whether every language is done."""
     nxt, done = dict(draws), True
     for code, s in state.items():
-        if s.target is None:
+        if s.done:  # its draw is as it was: the cache answered all of it
             continue
         stats = _read_stats(output, code)
         stages = stats["stages"]
@@ -183,6 +184,7 @@ def _next(output: str, state: dict[str, Lang], draws: dict) -> tuple[dict, bool]
         s.kept.append(stages[TRIM]["in"])
         s.final = stages[TRIM]["out"]
         more = next_draw(s.target, s.candidates, draws[code], s.kept[-1], s.margin)
+        s.done = more is None
         if more is not None:
             logger.info("target: %s kept %d of the %d it needs from %d drawn: drawing %d", code, s.kept[-1],
                         s.target, s.draws[-1], more)
