@@ -178,3 +178,14 @@ def test_a_target_in_config_that_is_not_a_positive_integer_fails_fast(tmp_path):
     result = cli("--langs", "tel", "--output", str(tmp_path), "--config", str(path))
     assert result.returncode == 2 and "target.records must be a positive integer" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_the_dry_run_prices_the_draw_the_target_takes(tmp_path):
+    assert main(["--langs", "tel", "--dry-run", "--target", "12", "--output", str(tmp_path)]) == 0
+    tel = json.loads((tmp_path / "dryrun.json").read_text(encoding="utf-8"))["languages"]["tel"]
+    stages = {s["stage"]: s for s in tel["stages"]}
+    assert list(stages) == ["select", "draw", "translate", "generate", "judge", "backtranslate", "qe", "trim"]
+    assert tel["target"]["drawn"] == 14 == stages["draw"]["records_out"] == stages["translate"]["records_in"]
+    assert stages["draw"]["records_in"] == stages["select"]["records_out"] == tel["target"]["selected"] > 14
+    assert stages["trim"]["records_out"] == 12 and tel["target"]["tranches"] == 1
+    assert tel["target"]["shortfall"] == 0
