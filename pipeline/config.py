@@ -23,6 +23,7 @@ import yaml
 
 from transforms import languages
 from transforms.models.config import EvolConfig, GenerateConfig, JudgeConfig, LlmConfig, QeConfig, TranslateConfig
+from transforms.draw.config import TargetConfig
 from transforms.select.config import SelectConfig
 from transforms.settings import COUNT, POSITIVE, SHARE, ConfigError, check_ranges
 from transforms.sources.config import CC100_SOURCE, SourceConfig, check_sources
@@ -108,6 +109,8 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     evol: EvolConfig = field(default_factory=EvolConfig)  # the evol method (--method evol)
     cost: CostConfig = field(default_factory=CostConfig)
+    # --target: the final records a language ends with (``transforms/records/draw.py``)
+    target: TargetConfig = field(default_factory=TargetConfig)
     # Error budget: the share of a stage's records (per language) that may end in a transient
     # error (``llm_error``: the server failed after retries) before the run fails with exit 1,
     # leaving the stage without its complete marker. None: no limit.
@@ -236,6 +239,23 @@ def with_strict_input(config: Config) -> Config:
     read = dataclasses.replace(config.select.read, strict_input=True)
     select = dataclasses.replace(config.select, read=read)
     return dataclasses.replace(config, select=select, languages=overrides)
+
+
+def with_target(config: Config, records: int | None) -> Config:
+    """``config`` with ``target.records`` set for the run (``--target N``; None: unchanged); a
+    language's own ``languages.<code>.target.records`` in config still wins for it."""
+    if records is None:
+        return config
+    return dataclasses.replace(config, target=dataclasses.replace(config.target, records=records))
+
+
+def with_draws(config: Config, draws: dict[str, int | None]) -> Config:
+    """``config`` with each language's ``target.draw`` (the tranche's draw size) set, as a
+    per-language override: what the draw stage's fingerprint and transform read."""
+    overrides = dict(config.languages)
+    for code, draw in draws.items():
+        overrides[code] = _merge(overrides.get(code, {}), {"target": {"draw": draw}})
+    return dataclasses.replace(config, languages=overrides)
 
 
 def load(preset: str = "demo", config_file: str | None = None) -> Config:

@@ -9,6 +9,7 @@ import os
 import sys
 import traceback
 import warnings
+from functools import partial
 
 logger = logging.getLogger("pipeline")
 LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
@@ -87,6 +88,16 @@ def _check_method(args, method) -> None:
             raise UsageError(f"{flag} {stage}: not a stage of --method {method.name} ({', '.join(method.names)})")
     if args.calibrate and not method.calibrate:
         raise UsageError(f"--calibrate measures the natural method's stages; use --dry-run for {method.name}")
+
+
+def _target(text: str | None) -> int | None:
+    """``--target``'s value, checked (``transforms/draw/config.py``)."""
+    from transforms.draw.config import parse_target
+
+    try:
+        return None if text is None else parse_target(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def _check_llm(config, stages, beam_args: list[str]) -> None:
@@ -197,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import config as config_mod
     from pipeline import options
     from pipeline.methods import METHODS
+    from pipeline.ops import tranches
     from pipeline.ops.resume import ResumeError
     from transforms import languages
 
@@ -206,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--langs is required, e.g. --langs tel,hin")
         langs = languages.parse_langs(args.langs)
         config = config_mod.load(args.preset, args.config)
+        config = config_mod.with_target(config, _target(args.target))
         if args.llm_endpoint:
             config = dataclasses.replace(
                 config, llm=dataclasses.replace(config.llm, endpoint=args.llm_endpoint)
@@ -215,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         method = METHODS[args.method]
         config, args.input = method.configure(config, args.input)
         _check_method(args, method)
+        method = tranches.check(args, method, config)  # with --target: the draw after select
         _check_beam_options(beam_args)
         _check_inputs(method.sources(config, args.input), langs)
         if args.calibrate:
@@ -246,14 +260,26 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
     then write the report and ``run.json``. 0 once the data is whole; 1 (the cause on stderr,
     the traceback in ``OUT/error.txt``) when the run failed."""
     beam_args = _local_runner_args(beam_args)
-    _clear_redone(args.output, langs, plan)
     # Beam and the libraries leave ~1M long-lived objects; freezing them keeps every full
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
     gc.freeze()
     from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
     options = PipelineOptions(beam_args)
-    result = _run_graph(args, options, method, langs, config, prints, plan)
+
+    def run_one(config, prints, plan, stop_servers=True):
+        _clear_redone(args.output, langs, plan)
+        return _run_graph(args, options, method, langs, config, prints, plan, stop_servers)
+
+    from transforms.draw.config import has_target
+
+    if has_target(config):  # --target: tranches until each language has it
+        from pipeline.ops import tranches
+
+        result, plan = tranches.run(args, method, langs, config, partial(run_one, stop_servers=False),
+                                    once=options.view_as(TestOptions).dry_run)
+    else:
+        result = run_one(config, prints, plan)
     if result is None:
         return 1
     if options.view_as(TestOptions).dry_run:
@@ -305,9 +331,10 @@ def _clear_redone(output: str, langs, plan) -> None:
                     ", ".join(plan.reused), ", ".join(plan.run) or "no stage")
 
 
-def _run_graph(args, options, method, langs, config, prints, plan):
+def _run_graph(args, options, method, langs, config, prints, plan, stop_servers=True):
     """Build and run the graph: its result, or None when it failed (one line on stderr;
-    tracebacks, secrets scrubbed, in ``OUT/error.txt``)."""
+    tracebacks, secrets scrubbed, in ``OUT/error.txt``). ``stop_servers`` False leaves the
+    vLLM server this process started running, for the next tranche of a --target run."""
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
@@ -334,7 +361,8 @@ def _run_graph(args, options, method, langs, config, prints, plan):
     finally:
         for handler in logging.getLogger().handlers:
             handler.removeFilter(trap)
-        llm.stop_all()  # a vLLM server this process started never outlives the run
+        if stop_servers:
+            llm.stop_all()  # a vLLM server this process started never outlives the run
         spill.remove(spill.directory(args.output))  # what select's shuffles spilled
     if trap.kept:
         with FileSystems.create(errors) as f:

@@ -110,6 +110,11 @@ def parser() -> argparse.ArgumentParser:
         help="run each model stage on --records selected records on this machine's hardware and "
         "write OUT/calibration.yaml: measured tokens/s and pass rates, for --dry-run --config",
     )
+    p.add_argument(
+        "--target", metavar="N",
+        help="the final records each language ends with (config target.records): the model stages "
+        "get a stratified draw of the selected fragments sized for it, in tranches until N are kept",
+    )
     p.add_argument("--records", type=int, default=None,
                    help=f"records per language for --calibrate (default {RECORDS_DEFAULT}); only with --calibrate")
     return p

@@ -106,6 +106,9 @@ class Stage:
     calls: Callable[[Pricing], list[Call]] = lambda pricing: []
     steps: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()  # the reject reasons it may give (README lists them)
+    # a stage only some runs take (the draw of --target): whether a run of this config (the
+    # run's, before per-language overrides) takes it; None: every run
+    applies: Callable[[Any], bool] | None = None
 
 
 def fingerprint_of(*sections: str) -> Callable[[Any], dict]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipeline.config import Config, to_dict, with_input
-from pipeline.methods.shared import Method, counters, run_stages, write_outputs
+from pipeline.methods.shared import Built, Method, counters, run_stages, write_outputs
 from pipeline.ops import resume
+from transforms.draw.config import has_target
+from transforms.draw.stage import DRAW, TRIM, trim_transform
 from transforms.languages import Language
 from transforms.models import llm
 from transforms.models.generate import GENERATE, JUDGE
@@ -38,6 +40,7 @@ def run_config(config: Config, lang: Language) -> dict:
         "generate": to_dict(config.generate),
         "judge": to_dict(config.judge),
         "sources": to_dict(config.sources),
+        **({"target": to_dict(config.for_lang(lang.code).target)} if has_target(config) else {}),
         "resolved": {
             "dedup": {"bands": bands, "rows": rows, "min_band_matches": min_matches},
             "lid": {
@@ -74,6 +77,8 @@ def build(
 
     context = Context(config, tuple(langs), f"{output}/cache")
     stages = run_stages(p, method, context, output, plan, fingerprints, select)
+    if has_target(config):  # the last stage's records cut to the target (the extra: over_target)
+        stages.append(Built(stages[-1].out.records | TRIM.title() >> trim_transform(context)))
     write_outputs(stages, output, list(per_lang), {lang.code: run_config(config, lang) for lang in langs},
                   list(fingerprints))
 
@@ -111,7 +116,10 @@ def _run_info(result, output: str) -> dict:
     for namespace, name, n in counters(result, "sources/"):
         entry = counts.setdefault(namespace.split("/", 1)[1], {})
         entry[name] = entry.get(name, 0) + n
-    return {"sources_not_read": dict(sorted(counts.items()))}
+    info = {"sources_not_read": dict(sorted(counts.items()))}
+    if getattr(result, "tranches", None):  # a run with --target (``pipeline/ops/tranches.py``)
+        info["target"] = result.tranches
+    return info
 
 
 NATURAL = Method(
@@ -125,4 +133,5 @@ NATURAL = Method(
     run_info=_run_info,
     memory=_memory,
     calibrate=True,
+    optional=(DRAW,),  # with --target, after select
 )

@@ -42,13 +42,27 @@ class Method:
     memory: Callable[..., str | None] = lambda config, template, langs, workers: None
     fingerprint_tag: tuple[str, ...] = ()  # a method's first stage differs from another's
     calibrate: bool = False  # --calibrate measures its stages
+    # stages placed after the first one in a run whose config asks for them (``Stage.applies``):
+    # the natural method's draw for --target (``transforms/records/draw.py``)
+    optional: tuple[Stage, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(stage.name for stage in self.stages)
 
     def stage(self, name: str) -> Stage:
-        return self.stages[self.names.index(name)]
+        every = (*self.stages, *self.optional)
+        return every[[stage.name for stage in every].index(name)]
+
+    def knows(self, name: str) -> bool:
+        return any(stage.name == name for stage in (*self.stages, *self.optional))
+
+    def for_config(self, config: Config) -> Method:
+        """The method as a run of ``config`` takes it: with the ``optional`` stages it asks for."""
+        taken = tuple(stage for stage in self.optional if stage.applies(config))
+        if not taken:
+            return self
+        return dataclasses.replace(self, stages=(self.stages[0], *taken, *self.stages[1:]), optional=())
 
     def upto(self, until: str) -> tuple[Stage, ...]:
         """The stages up to and including ``until``."""

@@ -476,17 +476,27 @@ def run(args, langs: list[Language], config: Config) -> int:
     ``--until``, print the table and write ``OUT/dryrun.json``."""
     from pipeline.methods import METHODS
 
+    from pipeline.ops import tranches
+
     engine = engines(config.cost)
-    results, costs = {}, {}
+    method = METHODS[args.method].for_config(config)  # with --target, the draw after select
+    results, costs, targets = {}, {}, {}
     for lang in langs:
         lang_config = config.for_lang(lang.code)
         selection = select_sources(lang, config.sources, lang_config.select, lang_config.cost.sample_documents,
                                    langs[0].code)
-        stages = estimate(selection, lang_config, engine, args.until, method=METHODS[args.method])
+        if lang_config.target.records is not None:  # priced on the draw the target takes
+            selection, stages, targets[lang.code] = tranches.price(selection, lang_config, engine, args.until,
+                                                                   method, estimate)
+        else:
+            stages = estimate(selection, lang_config, engine, args.until, method=method)
         results[lang.code] = (selection, stages)
         costs[lang.code] = lang_config.cost
     print(table(config.preset, results, engine, config.cost))
     path = f"{args.output}/dryrun.json"
-    write_json(path, document(config.preset, results, engine, costs, config.cost))
+    doc = document(config.preset, results, engine, costs, config.cost)
+    for code, info in targets.items():
+        doc["languages"][code]["target"] = info
+    write_json(path, doc)
     print(f"\nwritten: {path}")
     return 0

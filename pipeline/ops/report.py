@@ -68,7 +68,8 @@ def stage_models(config: dict, stages: list[str]) -> list[tuple[str, str, str]]:
     from pipeline.methods import METHODS
 
     method = METHODS[config.get("method", "natural")]
-    return [(stage.name, *stage.report(config)) for stage in (method.stages[0], *map(method.stage, stages))]
+    known = [method.stage(name) for name in stages if method.knows(name)]  # not the trim: no model
+    return [(stage.name, *stage.report(config)) for stage in (method.stages[0], *known)]
 
 
 def uses_stand_ins(stats: list[dict], preset: str) -> bool:
@@ -170,6 +171,35 @@ def _source_section(stats: list[dict]) -> list[str]:
     ]
 
 
+def _target_section(stats: list[dict]) -> list[str]:
+    """With --target: per language the target, the fragments selected and drawn for the model
+    stages, the records that reached the end and the final records (``docs/target.md``)."""
+    from transforms.draw.stage import STAGE, TRIM
+
+    rows = []
+    for s in stats:
+        target = s["config"].get("target", {}).get("records")
+        if target is None or TRIM not in s["stages"]:
+            continue
+        drawn, trim = s["stages"].get(STAGE, {}).get("out", 0), s["stages"][TRIM]
+        short = target - trim["out"]
+        rows.append([s["lang"], target, s["selected_records"], f"{drawn} ({drawn / max(s['selected_records'], 1):.0%})",
+                     trim["in"], trim["out"], short if short > 0 else "-"])
+    if not rows:
+        return []
+    return [
+        "## Target",
+        "",
+        "The model stages got a stratified draw of the selected fragments (`draw`; the rest are "
+        "`not_drawn`, kept in the select checkpoint), in tranches until the target was reached; "
+        "records past the target are trimmed (`over_target`). A shortfall: every selected "
+        "fragment was drawn and no more passed.",
+        "",
+        *_table(["lang", "target", "selected", "drawn", "passed", "final records", "shortfall"], rows, "l"),
+        "",
+    ]
+
+
 def _image(plots: Sequence[str], name: str, alt: str) -> list[str]:
     return [f"![{alt}](plots/{name}.png)", ""] if name in plots else []
 
@@ -202,6 +232,7 @@ def render(stats: list[dict], preset: str, plots: Sequence[str] = ()) -> str:
         )),
         "",
         *_source_section(stats),
+        *_target_section(stats),
         "## Funnel",
         "",
         f"Selection counts {unit}s, then records; each later stage counts records: "
