@@ -154,6 +154,7 @@ class _LocalLock:
     def acquire(self) -> None:
         import fcntl
 
+        self.created = not os.path.exists(os.path.dirname(self.path))  # removed again if left empty
         with writing(self.path):
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         for _ in range(10):  # the owner may remove the file between our open and our flock
@@ -207,6 +208,9 @@ class _LocalLock:
         finally:
             os.close(self.fd)
             self.fd = None
+        if self.created:  # a run that stopped before writing anything (e.g. --from-stage, exit 2)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.path))
 
 
 class _BucketLock:

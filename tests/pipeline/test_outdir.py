@@ -288,3 +288,10 @@ def test_the_bucket_swap_renames_file_by_file_and_drops_old_files_the_new_entry_
         outdir._move_bucket(str(staging / entry), str(out / entry), files)  # again, as after a kill: no change
     outdir._remove(str(staging))
     assert contents(out) == SWAPPED
+
+
+def test_a_run_that_stops_before_any_work_leaves_no_output_directory(tmp_path):
+    result = run([sys.executable, "-m", "pipeline.main", "--langs", LANG, "--output", str(tmp_path / "out"),
+                  "--until", "translate", "--from-stage", "translate"])
+    assert result.returncode == 2 and "stage select has no complete checkpoint" in result.stderr
+    assert not (tmp_path / "out").exists()
