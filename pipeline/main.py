@@ -115,17 +115,6 @@ def _check_llm(config, stages, beam_args: list[str]) -> None:
         )
 
 
-def _clear_outputs(output: str, langs) -> None:
-    """Remove the shards a previous run left for these languages, so none mixes in."""
-    from apache_beam.io.filesystems import FileSystems
-
-    for lang in langs:
-        for kind in ("data", "rejects"):
-            old = FileSystems.match([f"{output}/{kind}/{lang.code}/part-*"])[0].metadata_list
-            if old:
-                FileSystems.delete([m.path for m in old])
-
-
 def _plan(args, method, langs, config):
     """The fingerprints of the stages up to --until, and which of them checkpoints cover."""
     from pipeline.ops import resume
@@ -151,6 +140,47 @@ def one_line(e: BaseException, limit: int = 600) -> str:
     where the cause usually is, its end."""
     text = f"{type(e).__name__}: {' '.join(str(e).split())}".rstrip(": ")
     return text if len(text) <= limit else f"{text[:limit // 3]} ... {text[-(limit - limit // 3):]}"
+
+
+def _caused_by(e: BaseException, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``e``'s chain (Beam wraps a worker's), or None."""
+    seen = e
+    while seen is not None and not isinstance(seen, kind):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def failure_line(e: BaseException) -> str:
+    """What a failed run's line says: a file that could not be written as ``no space left on
+    device writing PATH``, else ``one_line``."""
+    import errno
+
+    from transforms.records.write import WriteError
+
+    if written := _caused_by(e, WriteError):
+        return str(written)
+    full = _caused_by(e, OSError)  # a write outside the pipeline's writers
+    if full is not None and full.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return str(WriteError(full.errno, full.strerror, full.filename or "a file"))
+    return one_line(e)
+
+
+def _failed(output: str, e: BaseException, details: str, hidden=()) -> int:
+    """A failed run: its staged outputs removed (OUT's previous output stays whole, and a full
+    disk gets their space back), the details in ``OUT/error.txt``, one line on stderr; 1."""
+    from pipeline.ops import outdir
+    from transforms.models import llm
+    from transforms.records.write import WriteError, write_text
+
+    outdir.discard(output)
+    errors = f"{output}/error.txt"
+    try:
+        write_text(errors, llm.scrub(details, hidden))
+        where = f"traceback: {errors}"
+    except WriteError as not_written:
+        where = f"no traceback: {not_written}"
+    print(f"error: the run failed: {llm.scrub(failure_line(e), hidden)} ({where})", file=sys.stderr)
+    return 1
 
 
 class TracebackTrap(logging.Filter):
@@ -208,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import config as config_mod
     from pipeline import options
     from pipeline.methods import METHODS
-    from pipeline.ops import tranches
+    from pipeline.ops import outdir, tranches
     from pipeline.ops.resume import ResumeError
     from transforms import languages
+    from transforms.records.write import WriteError
 
     args, beam_args = options.parser().parse_known_args(argv)
     try:
@@ -231,34 +262,44 @@ def main(argv: list[str] | None = None) -> int:
         method = tranches.check(args, method, config)  # with --target: the draw after select
         _check_beam_options(beam_args)
         _check_inputs(method.sources(config, args.input), langs)
-        if args.calibrate:
-            from pipeline.ops import calibrate
-
-            _check_llm(config, method.stages, [])
-            return calibrate.run(args, langs, config)
-        if args.dry_run:
+        if args.dry_run and not args.calibrate:
             from pipeline.ops.dryrun import InputError
 
             try:
                 return method.dry_run(args, langs, config)
             except InputError as e:
                 raise UsageError(str(e)) from e
-        _check_llm(config, method.upto(args.until), beam_args)
-        prints, plan = _plan(args, method, langs, config)
-        _check_memory(args, beam_args, method, langs, config, plan)
-    except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError) as e:
+        _check_llm(config, method.stages if args.calibrate else method.upto(args.until),
+                   [] if args.calibrate else beam_args)
+        logging.getLogger().setLevel(logging.INFO)
+        for chatty in ("apache_beam", "httpx", "httpx2", "openai"):  # per-bundle, per-request lines
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+        with outdir.owned(args.output):  # one run at a time (OutputInUse: exit 2)
+            if args.calibrate:
+                from pipeline.ops import calibrate
+
+                return calibrate.run(args, langs, config)
+            prints, plan = _plan(args, method, langs, config)
+            _check_memory(args, beam_args, method, langs, config, plan)
+            return run(args, beam_args, method, langs, config, prints, plan)
+    except (UsageError, languages.UnknownLanguageError, config_mod.ConfigError, ResumeError,
+            outdir.OutputInUse) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.getLogger().setLevel(logging.INFO)
-    for chatty in ("apache_beam", "httpx", "httpx2", "openai"):  # per-bundle, per-request lines
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    return run(args, beam_args, method, langs, config, prints, plan)
+    except WriteError as e:  # the lock could not be written
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {args.output} holds the previous run's output as it was", file=sys.stderr)
+        return 130
 
 
 def run(args, beam_args, method, langs, config, prints, plan) -> int:
-    """Run ``method``'s graph up to --until: clear what the run redoes, build and run the graph,
-    then write the report and ``run.json``. 0 once the data is whole; 1 (the cause on stderr,
-    the traceback in ``OUT/error.txt``) when the run failed."""
+    """Run ``method``'s graph up to --until (with ``--target``, once a tranche): clear the
+    checkpoints the run redoes, build and run the graph, write the report and ``run.json`` beside
+    the old outputs and swap them in (``pipeline/ops/outdir.py``). 0 once the data is whole; 1
+    (the cause on stderr, the traceback in ``OUT/error.txt``) when the run failed, OUT's previous
+    output left whole."""
     beam_args = _local_runner_args(beam_args)
     # Beam and the libraries leave ~1M long-lived objects; freezing them keeps every full
     # collection from rescanning them (14% of a local 50,000-document select run, measured).
@@ -268,6 +309,9 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
     options = PipelineOptions(beam_args)
 
     def run_one(config, prints, plan, stop_servers=True):
+        from pipeline.ops import outdir
+
+        outdir.discard(args.output)  # a tranche's staged outputs: the next one writes them all again
         _clear_redone(args.output, langs, plan)
         return _run_graph(args, options, method, langs, config, prints, plan, stop_servers)
 
@@ -285,7 +329,10 @@ def run(args, beam_args, method, langs, config, prints, plan) -> int:
     if options.view_as(TestOptions).dry_run:
         logger.info("dry run (--dry_run=True): the job was built, not submitted")
         return 0
-    _summarise(args, method, langs, config, plan, result)
+    try:
+        _summarise(args, method, langs, config, plan, result)
+    except OSError as e:  # writing the report, run.json or the swap
+        return _failed(args.output, e, traceback.format_exc())
     return 0
 
 
@@ -318,11 +365,10 @@ def _local_runner_args(beam_args: list[str]) -> list[str]:
 
 
 def _clear_redone(output: str, langs, plan) -> None:
-    """The previous run's data and rejects of these languages, and the checkpoints of the stages
-    this run redoes: none of them mixes into this run's output."""
+    """The checkpoints of the stages this run redoes: none of them mixes into this run's output
+    (its data, rejects and stats are written afresh, in the staging dir)."""
     from transforms.records import checkpoint
 
-    _clear_outputs(output, langs)
     for stage in plan.run:
         for lang in langs:
             checkpoint.clear(output, stage, lang.code)
@@ -340,6 +386,7 @@ def _run_graph(args, options, method, langs, config, prints, plan, stop_servers=
 
     from transforms.models import llm
     from transforms.records import spill
+    from transforms.records.write import write_text
 
     errors = f"{args.output}/error.txt"
     if FileSystems.exists(errors):  # a previous run's
@@ -354,9 +401,9 @@ def _run_graph(args, options, method, langs, config, prints, plan, stop_servers=
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
-        with FileSystems.create(errors) as f:
-            f.write(llm.scrub("\n".join([*trap.kept, traceback.format_exc()]), hidden).encode("utf-8"))
-        print(f"error: the run failed: {llm.scrub(one_line(e), hidden)} (traceback: {errors})", file=sys.stderr)
+        if _caused_by(e, KeyboardInterrupt):  # Ctrl-C in a bundle: Beam wraps it
+            raise KeyboardInterrupt from e
+        _failed(args.output, e, "\n".join([*trap.kept, traceback.format_exc()]), hidden)
         return None
     finally:
         for handler in logging.getLogger().handlers:
@@ -365,18 +412,19 @@ def _run_graph(args, options, method, langs, config, prints, plan, stop_servers=
             llm.stop_all()  # a vLLM server this process started never outlives the run
         spill.remove(spill.directory(args.output))  # what select's shuffles spilled
     if trap.kept:
-        with FileSystems.create(errors) as f:
-            f.write(llm.scrub("\n".join(trap.kept), hidden).encode("utf-8"))
+        write_text(errors, llm.scrub("\n".join(trap.kept), hidden))
         logger.warning("%d errors were logged and recovered from (tracebacks: %s)", len(trap.kept), errors)
     return result
 
 
 def _summarise(args, method, langs, config, plan, result) -> None:
-    """``OUT/report.md`` and ``OUT/run.json`` of a finished run, and its summary lines."""
-    from pipeline.ops import report
+    """``OUT/report.md`` and ``OUT/run.json`` of a finished run, its outputs swapped in, and its
+    summary lines."""
+    from pipeline.ops import outdir, report
     from transforms.records.write import write_json
 
-    all_stats = report.write(args.output, [lang.code for lang in langs], config.preset)
+    staged = outdir.staging_dir(args.output)
+    all_stats = report.write(staged, [lang.code for lang in langs], config.preset)
     for stats in all_stats:
         para = stats["paragraphs"]
         if "seeds" in stats:  # the evol method reads seed rows
@@ -394,7 +442,8 @@ def _summarise(args, method, langs, config, plan, result) -> None:
     run_info = {"stages": {"reused": list(plan.reused), "run": list(plan.run)}, "model_calls": calls,
                 "model_copies": _model_copies(result)}
     run_info.update(method.run_info(result, args.output))
-    write_json(f"{args.output}/run.json", run_info)
+    write_json(f"{staged}/run.json", run_info)
+    outdir.swap(args.output)
     for kind, n in calls.items():
         logger.info("model calls, %s: %d made, %d from the cache", kind, n["made"], n["cached"])
     logger.info("done: %s/report.md", args.output)

@@ -12,6 +12,7 @@ import apache_beam as beam
 
 from pipeline.config import Config
 from pipeline.ops import resume
+from pipeline.ops.outdir import staging_dir
 from transforms.records import checkpoint
 from transforms.records.shapes import StageOutput
 from transforms.records.write import DatasetStats, WritePerLang, WriteStats, json_line
@@ -128,7 +129,9 @@ def write_outputs(stages: list[Built], output: str, codes: list[str], configs: d
     stage's counts, with the dataset's own, to ``stats/`` (``configs``: per language, what the
     stats record about the run's parameters; ``order``: the stages' names). A method may give ``finish`` (its records' final
     shape) and ``extra`` (its own dataset counts of a final record). Lines a checkpoint saved
-    are written as they are: each record is serialised once."""
+    are written as they are: each record is serialised once. They go to ``output``'s staging dir,
+    which ``pipeline/ops/outdir.py: swap`` moves into ``output`` once the run has succeeded."""
+    staged = staging_dir(output)
     last = stages[-1]
     records = last.out.records
     if finish is not None:
@@ -137,14 +140,14 @@ def write_outputs(stages: list[Built], output: str, codes: list[str], configs: d
         data = last.saved.records
     else:
         data = records | "DataLines" >> beam.Map(json_line)
-    data | "WriteData" >> WritePerLang(output, "data", codes)
+    data | "WriteData" >> WritePerLang(staged, "data", codes)
     rejects = []  # one PCollection of lines a stage, or more: written without a Flatten
     for i, stage in enumerate(stages):
         if stage.saved is not None:
             rejects += stage.saved.rejects
         else:
             rejects.append(stage.out.rejects | f"RejectLines{i}" >> beam.Map(json_line))
-    tuple(rejects) | "WriteRejects" >> WritePerLang(output, "rejects", codes)  # Beam: a tuple, not a list
+    tuple(rejects) | "WriteRejects" >> WritePerLang(staged, "rejects", codes)  # Beam: a tuple, not a list
     dataset = records | "DatasetStats" >> DatasetStats(codes, extra)
     stats = [*(stage.out.stats for stage in stages), dataset] | "AllStats" >> beam.Flatten()
-    stats | "WriteStats" >> WriteStats(output, configs, order)
+    stats | "WriteStats" >> WriteStats(staged, configs, order)

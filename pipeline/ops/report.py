@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.languages import LANGUAGES
+from transforms.records.write import writing
 
 LICENCE_NOTE = (
     "CC-100 is built from Common Crawl snapshots; Common Crawl's terms of use apply to the "
@@ -520,8 +521,8 @@ def write(output: str, langs: list[str], preset: str) -> list[dict]:
     stats = [_read_json(f"{output}/stats/{lang}.json") for lang in langs]
     images = plots(stats)
     for name, data in images.items():
-        with FileSystems.create(f"{output}/plots/{name}.png") as f:
+        with writing(path := f"{output}/plots/{name}.png"), FileSystems.create(path) as f:
             f.write(data)
-    with FileSystems.create(f"{output}/report.md") as f:
+    with writing(path := f"{output}/report.md"), FileSystems.create(path) as f:
         f.write(render(stats, preset, list(images)).encode("utf-8"))
     return stats

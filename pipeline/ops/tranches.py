@@ -28,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import Config, with_draws
 from pipeline.ops import resume
+from pipeline.ops.outdir import staging_dir
 from transforms.draw.config import has_target
 from transforms.draw.order import first_draw, next_draw
 from transforms.draw.stage import STAGE, TRIM
@@ -107,7 +108,7 @@ def _read_history(output: str, code: str) -> dict | None:
 
 
 def _read_stats(output: str, code: str) -> dict:
-    with FileSystems.open(f"{output}/stats/{code}.json") as f:
+    with FileSystems.open(f"{staging_dir(output)}/stats/{code}.json") as f:  # before the swap
         return json.loads(f.read().decode("utf-8"))
 
 

@@ -1,6 +1,9 @@
 import json
+import pickle
+import re
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 
 from transforms.records import write
@@ -48,3 +51,13 @@ def test_finalize_drops_failed_attempts_files_and_can_be_retried(tmp_path):
     assert write._finalize(("tel", ["", str(kept)]), str(directory)) == ("tel", 1)
     assert write._finalize(("tel", ["", str(kept)]), str(directory)) == ("tel", 1)  # a retry: nothing left to move
     assert lines_of(directory) == {"tel": [{"id": "1"}]}
+
+
+def test_a_write_that_fails_names_the_file_in_one_line(tmp_path):
+    with pytest.raises(write.WriteError) as failed:
+        write.write_text("/dev/full", "x" * 100_000)  # every write there ends in ENOSPC
+    assert str(failed.value) == "no space left on device writing /dev/full"
+    assert str(pickle.loads(pickle.dumps(failed.value))) == str(failed.value)  # from a worker to the runner
+    (tmp_path / "f").write_text("a file, not a directory")
+    with pytest.raises(write.WriteError, match=f"^file exists writing {re.escape(str(tmp_path))}/f/x.json$"):
+        write.write_json(f"{tmp_path}/f/x.json", {})

@@ -36,6 +36,7 @@ from transforms.records.write import (
     temp_path,
     to_json,
     write_json,
+    writing,
 )
 
 MARKER = "_COMPLETE.json"
@@ -160,7 +161,7 @@ def write_rows(path: str, lang: str, rows: list[tuple[str, str]]) -> None:
         for start in range(0, len(rows), ROWS_PER_GROUP):
             ids, texts = zip(*rows[start:start + ROWS_PER_GROUP])
             writer.write_table(pa.table({"id": ids, "lang": [lang] * len(ids), "json": texts}, schema=_schema()))
-    with FileSystems.create(path) as f:
+    with writing(path), FileSystems.create(path) as f:
         f.write(buffer.getvalue().to_pybytes())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import uuid
@@ -14,6 +15,28 @@ from apache_beam.transforms import window
 
 from transforms.records import counts
 from transforms.records.shapes import SCORE_SUM_SCALE, SCORES, parts
+
+
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a quota, a file size limit, a read-only
+    filesystem): one line naming the cause and the file, ``no space left on device writing PATH``.
+    Built as ``OSError`` is (errno, strerror, path), so it pickles from a worker to the runner."""
+
+    def __str__(self) -> str:
+        reason = self.strerror or "write error"
+        return f"{reason[:1].lower()}{reason[1:]} writing {self.filename}"
+
+
+@contextlib.contextmanager
+def writing(path: str):
+    """Turns an ``OSError`` raised while writing ``path`` (opening, writing, closing, renaming)
+    into a ``WriteError`` that names it."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(e.errno, e.strerror or str(e), path) from e
 
 
 def to_json(record: dict) -> str:
@@ -225,10 +248,15 @@ def build_stats(lang: str, sums: dict[str, int], config: dict, order: Sequence[s
     return {**document, "config": config}
 
 
+def write_text(path: str, text: str) -> None:
+    """``text`` as UTF-8 at ``path``, on any Beam filesystem (``WriteError`` if it cannot be)."""
+    with writing(path), FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+
+
 def write_json(path: str, document: dict) -> None:
     """``document`` as indented JSON at ``path``, on any Beam filesystem."""
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
 
 def _write_lang_stats(element, output: str, configs: dict[str, dict], order: Sequence[str]) -> str:
@@ -280,7 +308,8 @@ def commit(directory: str, temps: list[str], final: list[str]) -> None:
     that failed."""
     pending = [(src, dst) for src, dst in zip(temps, final, strict=True) if FileSystems.exists(src)]
     if pending:
-        FileSystems.rename(*map(list, zip(*pending)))
+        with writing(directory):
+            FileSystems.rename(*map(list, zip(*pending)))
     orphans = FileSystems.match([f"{directory}/{TEMP_PREFIX}*"])[0].metadata_list
     if orphans:
         FileSystems.delete([m.path for m in orphans])
@@ -335,7 +364,7 @@ class _WriteLines(BundleFiles):
 
     def write(self, lang: str, lines: list[str]) -> tuple[str, str]:
         path = temp_path(f"{self.directory}/{lang}", ".jsonl")
-        with FileSystems.create(path) as f:
+        with writing(path), FileSystems.create(path) as f:
             for start in range(0, len(lines), 1000):
                 f.write("".join(line + "\n" for line in lines[start:start + 1000]).encode("utf-8"))
         return lang, path
@@ -350,7 +379,8 @@ def _finalize(element: tuple[str, list], directory: str) -> tuple[str, int]:
     final = [f"{directory}/{lang}/{part_name(i, len(temps))}" for i in range(len(temps))]
     if not temps:
         final = [f"{directory}/{lang}/{part_name(0, 1)}"]
-        FileSystems.create(final[0]).close()
+        with writing(final[0]):
+            FileSystems.create(final[0]).close()
     commit(f"{directory}/{lang}", temps, final[:len(temps)])
     return lang, len(final)
 
