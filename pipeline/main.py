@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -403,6 +404,8 @@ def _run_graph(args, options, method, langs, config, prints, plan, stop_servers=
     except Exception as e:  # noqa: BLE001 - a failed run is one line here, the details in a file
         if _caused_by(e, KeyboardInterrupt):  # Ctrl-C in a bundle: Beam wraps it
             raise KeyboardInterrupt from e
+        with contextlib.suppress(OSError):  # first: a full disk then has room for error.txt
+            spill.remove(spill.directory(args.output))
         _failed(args.output, e, "\n".join([*trap.kept, traceback.format_exc()]), hidden)
         return None
     finally:

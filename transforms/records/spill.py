@@ -15,6 +15,7 @@ whole directory is removed when the run ends (``remove``).
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import uuid
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,8 @@ from typing import Any, NamedTuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.records.write import writing
 
 # A writer starts a new file past this many bytes: files of a size any filesystem handles well.
 FILE_BYTES = 256 << 20
@@ -49,15 +52,29 @@ class SpillWriter:
         if self.file is None or self.offset >= self.file_bytes:
             self.close()
             self.path, self.offset = f"{self.directory}/{uuid.uuid4().hex}.spill", 0
-            self.file = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
-        self.file.write(data)
+            with writing(self.path):
+                self.file = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
+        try:
+            with writing(self.path):  # a full disk: one line naming the file
+                self.file.write(data)
+        except OSError:
+            self._abandon()  # its space back at once: the run's error lines have room
+            raise
         ref = Ref(self.path, self.offset, len(data))
         self.offset += len(data)
         return ref
 
+    def _abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            FileSystems.delete([self.path])
+        self.file = None
+
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with writing(self.path):
+                self.file.close()
             self.file = None
 
 
