@@ -319,12 +319,6 @@ def in_part(doc: int, part: tuple[int, int]) -> bool:
     return doc // PART_DOCS % n == k
 
 
-def _file_parts(file: tuple, parts: int):
-    """A matched file -> its parts: (file..., (k, n)) for k < n, n its language's
-    ``read.file_parts`` or else ``parts``."""
-    n = file[3].file_parts or parts
-    for k in range(n):
-        yield *file, (k, n)
 
 
 def _read_documents(piece: tuple[str, str, str, ReadConfig, str, tuple[int, int]], batch_size: int):
@@ -385,8 +379,12 @@ def local_workers(pipeline: beam.Pipeline) -> int | None:
 
 
 def _match_parts(source: tuple, parts: int):
+    """A source's files (``_match``) -> their parts: (file..., (k, n)) for k < n, n the
+    language's ``read.file_parts`` or else ``parts``."""
     for file in _match(source):
-        yield from _file_parts(file, parts)
+        n = file[3].file_parts or parts
+        for k in range(n):
+            yield *file, (k, n)
 
 
 class ReadCC100(ReadPieces):
