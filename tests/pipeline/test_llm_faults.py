@@ -134,7 +134,8 @@ def test_a_rerun_sends_exactly_the_records_that_ended_in_llm_error(tmp_path):
     assert calls["generate"] == {"made": failed["generate"], "cached": n - failed["generate"]}
     assert calls["judge"]["made"] == failed["generate"] + failed["judge"]
     assert healthy.calls == 2 * failed["generate"] + failed["judge"]
-    assert "transient errors" not in second.stderr
+    assert "records ended in transient errors" not in second.stderr  # only the plan's "retrying ..." line
+    assert "retrying the records that ended in transient errors" in second.stderr
 
 
 def test_an_unreachable_endpoint_fails_naming_the_cause_and_the_url_without_its_secrets(tmp_path):
