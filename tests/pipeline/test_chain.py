@@ -117,7 +117,7 @@ def test_two_worker_processes_share_one_server_and_make_the_same_records(chain_r
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     run_tel(tmp_path / "out", tmp, "--direct_num_workers=2", "--direct_running_mode=multi_processing")
-    (log,) = tmp.glob("vllm-*.log")
+    (log,) = (tmp_path / "out" / "logs").glob("vllm-*.log")  # the server's log, kept under OUT/logs
     assert len(set(re.findall(r"client process (\d+)", log.read_text()))) == 2
     assert vllm_processes() == ""
     assert same_records(tmp_path / "out", chain_run)
@@ -141,7 +141,7 @@ def test_the_external_worker_path_makes_the_same_records(chain_run, tmp_path):
     finally:
         os.killpg(pool.pid, signal.SIGTERM)
         pool.wait(timeout=60)
-    assert len(list(tmp.glob("vllm-*.log"))) == 1
+    assert len(list((tmp_path / "out" / "logs").glob("vllm-*.log"))) == 1
     assert vllm_processes() == ""
     assert same_records(tmp_path / "out", chain_run)
 

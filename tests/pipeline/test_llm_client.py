@@ -13,7 +13,7 @@ from transforms.models import llm
 
 class FlakyServer(ThreadingHTTPServer):
     """Answers /v1/chat/completions with the status codes of ``script`` in turn (200 echoes
-    the prompt), or sleeps ``hang_s`` first."""
+    the prompt), or sleeps ``hang_s`` first; ``GET /v1/models`` lists one model."""
 
     def __init__(self, script, hang_s=0.0):
         self.script, self.hang_s, self.calls = list(script), hang_s, 0
@@ -24,6 +24,14 @@ class FlakyServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def do_GET(self):  # /v1/models: one model, as a single-model OpenAI-compatible server lists it
+        data = json.dumps({"object": "list", "data": [{"id": "served-model", "object": "model"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
