@@ -94,6 +94,10 @@ def directory(output: str) -> str:
 
 
 def remove(directory: str) -> None:
-    """Remove ``directory`` and its spill files, if any."""
+    """Remove ``directory``'s spill files and the directory, if any (on a bucket, where a
+    directory is only a prefix, its files one by one)."""
+    files = [m.path for m in FileSystems.match([f"{directory}/*.spill"])[0].metadata_list]
+    if files:
+        FileSystems.delete(files)
     if FileSystems.exists(directory):
         FileSystems.delete([directory])
