@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.datatrove_select import tree_rss_kb  # noqa: E402  (stdlib only: no datatrove needed)
 from benchmarks.select_bench import LANGS, build_corpus  # noqa: E402
 
 JOINED = 3  # documents of build_corpus joined into one
@@ -49,22 +50,6 @@ def build(n_docs: int, corpus: Path, heavy: bool = False) -> None:
         single.unlink()
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """The resident set of ``pid`` and its descendants, in kB."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
-            for task in os.listdir(f"/proc/{p}/task"):  # a child started by any of its threads
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    return total
-
-
 def run(corpus: Path, out: Path, workers: int) -> tuple[float, float, int]:
     """(wall s, peak tree RSS in MB, paragraphs read) of one select run."""
     shutil.rmtree(out, ignore_errors=True)
@@ -74,7 +59,7 @@ def run(corpus: Path, out: Path, workers: int) -> tuple[float, float, int]:
     child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while child.poll() is None:
-        peak = max(peak, _tree_rss_kb(child.pid))
+        peak = max(peak, tree_rss_kb(child.pid))
         time.sleep(0.2)
     wall = time.perf_counter() - start
     if child.returncode:
